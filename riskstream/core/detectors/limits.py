@@ -1,0 +1,100 @@
+"""Position, exposure and order-size limit breaches against the per-account limits file.
+
+A breach alerts once, when it starts; the account must come back inside the limit before the
+same limit can alert again. Exposure marks positions to the market's mid (the last own fill
+when no quote is known).
+"""
+
+from __future__ import annotations
+
+from riskstream.core.candidates import Candidate
+from riskstream.core.detectors.base import DetectionContext
+from riskstream.core.state import AccountState
+from riskstream.records import (
+    AlertEntity,
+    Category,
+    Evidence,
+    OrderEvent,
+    OrderEventType,
+    WindowBounds,
+)
+
+
+def _mark(symbol: str, state: AccountState, ctx: DetectionContext) -> float:
+    market = ctx.market.get(symbol)
+    mid = market.mid if market is not None else None
+    return mid if mid is not None else state.last_fill_px.get(symbol, 0.0)
+
+
+def detect_limit_breach(
+    event: OrderEvent, state: AccountState, ctx: DetectionContext
+) -> list[Candidate]:
+    limits = ctx.limits.for_account(event.account)
+    entity = AlertEntity(event.account, event.symbol)
+    where = WindowBounds(event.ts_ns, event.ts_ns)
+    out: list[Candidate] = []
+
+    def crossing(
+        key: str, value: float, limit: float, summary: str, features: dict[str, float]
+    ) -> None:
+        if abs(value) <= limit:
+            state.open_breaches.discard(key)
+            return
+        if key in state.open_breaches:
+            return
+        state.open_breaches.add(key)
+        out.append(
+            Candidate(
+                category=Category.LIMIT_BREACH,
+                entity=entity,
+                window=where,
+                evidence=Evidence(
+                    {**features, "limit": limit, "utilisation": abs(value) / limit},
+                    (event.order_id,),
+                    summary,
+                ),
+                strength=abs(value) / limit,
+                discriminator=key,
+            )
+        )
+
+    if event.event is OrderEventType.NEW and event.qty > limits.max_order_qty:
+        out.append(
+            Candidate(
+                category=Category.LIMIT_BREACH,
+                entity=entity,
+                window=where,
+                evidence=Evidence(
+                    {
+                        "qty": event.qty,
+                        "limit": limits.max_order_qty,
+                        "utilisation": event.qty / limits.max_order_qty,
+                    },
+                    (event.order_id,),
+                    f"order {event.order_id} for {event.qty:g} exceeds the order-size limit "
+                    f"{limits.max_order_qty:g}",
+                ),
+                strength=event.qty / limits.max_order_qty,
+                discriminator="order_qty",
+            )
+        )
+    if event.event is not OrderEventType.FILL:
+        return out
+    position = state.positions.get(event.symbol, 0.0)
+    crossing(
+        f"position:{event.symbol}",
+        position,
+        limits.max_position_qty,
+        f"net position {position:g} in {event.symbol} exceeds the limit "
+        f"{limits.max_position_qty:g}",
+        {"position": position},
+    )
+    gross = sum(abs(qty) * _mark(sym, state, ctx) for sym, qty in state.positions.items())
+    crossing(
+        "gross_notional",
+        gross,
+        limits.max_gross_notional,
+        f"gross exposure {gross:,.0f} exceeds the limit {limits.max_gross_notional:,.0f}",
+        {"gross_notional": round(gross, 2)},
+    )
+    return out

@@ -1,0 +1,108 @@
+"""Spoofing and layering: large orders on one side, cancelled within seconds, while the account
+trades on the other side.
+
+Evaluated on every cancel and fill; it fires when the pattern is complete, i.e. none of the
+far-side orders that were resting when the account got filled is still live. A market maker who
+cancels most quotes also trades on both sides, so a fill on the far side clears the account.
+Several distinct price levels in the cancelled set make it layering.
+"""
+
+from __future__ import annotations
+
+from riskstream.core.candidates import Candidate
+from riskstream.core.detectors.base import DetectionContext
+from riskstream.core.state import AccountState, Activity, ActivityItem
+from riskstream.core.windows import NS_PER_S
+from riskstream.records import (
+    AlertEntity,
+    Category,
+    Evidence,
+    OrderEvent,
+    OrderEventType,
+    WindowBounds,
+)
+
+
+def detect_spoofing(
+    event: OrderEvent, state: AccountState, ctx: DetectionContext
+) -> list[Candidate]:
+    if event.event not in (OrderEventType.CANCEL, OrderEventType.FILL):
+        return []
+    p = ctx.params
+    symbol = event.symbol
+    within_ns = int(p.spoof_cancel_within_s * NS_PER_S)
+    window = [
+        (ts, it)
+        for ts, it in state.activity.items(ctx.window, event.ts_ns)
+        if it.symbol == symbol and it.order_id not in state.flagged
+    ]
+    fills = [(ts, it) for ts, it in window if it.kind is Activity.FILL]
+    if not fills:
+        return []
+    candidates = []
+    for near in {it.side for _, it in fills}:
+        far = near.opposite
+        if any(it.side is far for _, it in fills):
+            continue
+        near_fills = [(ts, it) for ts, it in fills if it.side is near]
+        first_fill_ns = min(ts for ts, _ in near_fills)
+        last_fill_ns = max(ts for ts, _ in near_fills)
+        cancelled: list[tuple[int, ActivityItem]] = [
+            (ts, it)
+            for ts, it in window
+            if it.kind is Activity.CANCEL
+            and it.side is far
+            and ts - it.placed_ns <= within_ns
+            and it.placed_ns <= last_fill_ns
+            and ts >= first_fill_ns - within_ns
+        ]
+        if len(cancelled) < p.spoof_min_cancelled_orders:
+            continue
+        still_resting = any(
+            o.symbol == symbol and o.side is far and o.placed_ns <= last_fill_ns
+            for o in state.live_orders.values()
+        )
+        if still_resting:
+            continue
+        cancelled_qty = sum(it.qty for _, it in cancelled)
+        filled_qty = sum(it.qty for _, it in near_fills)
+        ratio = cancelled_qty / filled_qty
+        if ratio < p.spoof_volume_ratio:
+            continue
+        levels = {it.price for _, it in cancelled if it.price is not None}
+        layering = len(levels) >= p.layering_min_levels
+        order_ids = tuple(
+            it.order_id for _, it in sorted(cancelled + near_fills, key=lambda x: x[0])
+        )
+        start_ns = min(min(it.placed_ns for _, it in cancelled), first_fill_ns)
+        max_life_s = max(ts - it.placed_ns for ts, it in cancelled) / NS_PER_S
+        strength = ratio / p.spoof_volume_ratio
+        if layering:
+            strength = max(strength, len(levels) / p.layering_min_levels)
+        category = Category.LAYERING if layering else Category.SPOOFING
+        candidates.append(
+            Candidate(
+                category=category,
+                entity=AlertEntity(event.account, symbol),
+                window=WindowBounds(start_ns, event.ts_ns),
+                evidence=Evidence(
+                    features={
+                        "cancelled_orders": float(len(cancelled)),
+                        "cancelled_qty": cancelled_qty,
+                        "filled_qty": filled_qty,
+                        "cancel_to_fill_volume": round(ratio, 4),
+                        "price_levels": float(len(levels)),
+                        "max_order_lifetime_s": round(max_life_s, 6),
+                    },
+                    order_ids=order_ids,
+                    summary=(
+                        f"{len(cancelled)} {far.value} orders ({cancelled_qty:g}) over "
+                        f"{len(levels)} price level(s) cancelled within {max_life_s:.2f}s "
+                        f"around {near.value} fills of {filled_qty:g}"
+                    ),
+                ),
+                strength=strength,
+            )
+        )
+        state.flagged.update(order_ids)
+    return candidates

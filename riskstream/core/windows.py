@@ -1,0 +1,74 @@
+"""Event-time sliding windows: a config (:class:`SlidingWindow`), a state (:class:`WindowState`)
+and the logic between them (``aggregate`` to add, ``items`` to read the current window).
+
+Time is the events' own: the watermark is the largest event time seen, never the wall clock, so
+a replay of yesterday's log gives the same windows as the live stream did.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+T = TypeVar("T")
+NS_PER_S = 1_000_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class SlidingWindow:
+    """How far back a window looks, how late an event may be, and how many items it keeps."""
+
+    size_ns: int
+    grace_ns: int
+    max_items: int
+
+    @classmethod
+    def of_seconds(cls, size_s: float, grace_s: float, max_items: int) -> SlidingWindow:
+        return cls(int(size_s * NS_PER_S), int(grace_s * NS_PER_S), max_items)
+
+
+class WindowState(Generic[T]):
+    """Items of one key in event-time order of arrival, with the key's watermark."""
+
+    __slots__ = ("_items", "watermark_ns")
+
+    def __init__(self, items: deque[tuple[int, T]] | None = None, watermark_ns: int = 0) -> None:
+        self._items: deque[tuple[int, T]] = items if items is not None else deque()
+        self.watermark_ns = watermark_ns
+
+    def aggregate(self, spec: SlidingWindow, ts_ns: int, item: T) -> bool:
+        """Add one item; False (and nothing kept) when it is later than the grace allows."""
+        if ts_ns < self.watermark_ns - spec.size_ns - spec.grace_ns:
+            return False
+        self._items.append((ts_ns, item))
+        if ts_ns > self.watermark_ns:
+            self.watermark_ns = ts_ns
+        self._evict(spec)
+        return True
+
+    def _evict(self, spec: SlidingWindow) -> None:
+        cutoff = self.watermark_ns - spec.size_ns - spec.grace_ns
+        items = self._items
+        while items and (items[0][0] < cutoff or len(items) > spec.max_items):
+            items.popleft()
+
+    def items(self, spec: SlidingWindow, end_ns: int | None = None) -> Iterator[tuple[int, T]]:
+        """Items with event time in ``(end - size, end]``, end defaulting to the watermark."""
+        end = self.watermark_ns if end_ns is None else end_ns
+        start = end - spec.size_ns
+        for ts_ns, item in self._items:
+            if start < ts_ns <= end:
+                yield ts_ns, item
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def to_json(self, item_to_json: Callable[[T], Any]) -> dict[str, Any]:
+        return {"w": self.watermark_ns, "i": [[ts, item_to_json(it)] for ts, it in self._items]}
+
+    @classmethod
+    def from_json(cls, obj: dict[str, Any], item_from_json: Callable[[Any], T]) -> WindowState[T]:
+        items = deque((int(ts), item_from_json(it)) for ts, it in obj["i"])
+        return cls(items, int(obj["w"]))

@@ -1,0 +1,103 @@
+"""Shared field decoding: event time, numbers and identifiers, with human-readable reasons."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+NS_PER_S = 1_000_000_000
+_ISO_FRACTION = re.compile(r"^(?P<head>[^.]+)(?:\.(?P<frac>\d{1,9}))?(?P<tz>Z|[+-]\d{2}:\d{2})$")
+MAX_ID_LEN = 64
+
+
+class DecodeError(ValueError):
+    """A message that cannot become a record; ``reason`` goes to the dead-letter topic."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def load_object(raw: bytes) -> Mapping[str, Any]:
+    """Parse one JSON object, rejecting anything else (arrays, scalars, bad UTF-8)."""
+    try:
+        obj = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DecodeError(f"not valid JSON: {exc}") from None
+    if not isinstance(obj, dict):
+        raise DecodeError(f"expected a JSON object, got {type(obj).__name__}")
+    return obj
+
+
+def parse_ts(value: object) -> int:
+    """Event time as integer epoch nanoseconds from ISO-8601 (with an offset) or epoch ns."""
+    if isinstance(value, bool):
+        raise DecodeError("ts must be an ISO-8601 string or integer epoch nanoseconds")
+    if isinstance(value, int):
+        if value < 0:
+            raise DecodeError("ts must not be negative")
+        return value
+    if not isinstance(value, str):
+        raise DecodeError("ts must be an ISO-8601 string or integer epoch nanoseconds")
+    match = _ISO_FRACTION.match(value)
+    if match is None:
+        raise DecodeError(f"ts {value!r} is not ISO-8601 with a UTC offset (e.g. ...Z)")
+    tz = match["tz"]
+    try:
+        base = datetime.fromisoformat(match["head"] + ("+00:00" if tz == "Z" else tz))
+    except ValueError:
+        raise DecodeError(f"ts {value!r} is not a valid ISO-8601 date-time") from None
+    frac = (match["frac"] or "").ljust(9, "0")
+    seconds = int(base.timestamp())
+    return seconds * NS_PER_S + int(frac or "0")
+
+
+def format_ts(ts_ns: int) -> str:
+    """ISO-8601 UTC with nanoseconds, the inverse of :func:`parse_ts`."""
+    seconds, frac = divmod(ts_ns, NS_PER_S)
+    head = datetime.fromtimestamp(seconds, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    return f"{head}.{frac:09d}Z"
+
+
+def req_str(obj: Mapping[str, Any], name: str, max_len: int = MAX_ID_LEN) -> str:
+    value = obj.get(name)
+    if not isinstance(value, str) or not value:
+        raise DecodeError(f"{name} must be a non-empty string")
+    if len(value) > max_len:
+        raise DecodeError(f"{name} is longer than {max_len} characters")
+    return value
+
+
+def opt_str(obj: Mapping[str, Any], name: str, max_len: int = MAX_ID_LEN) -> str | None:
+    if obj.get(name) is None:
+        return None
+    return req_str(obj, name, max_len)
+
+
+def req_number(obj: Mapping[str, Any], name: str, *, positive: bool) -> float:
+    value = obj.get(name)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise DecodeError(f"{name} must be a number")
+    number = float(value)
+    if not math.isfinite(number):
+        raise DecodeError(f"{name} must be finite")
+    if positive and number <= 0:
+        raise DecodeError(f"{name} must be greater than 0")
+    if number < 0:
+        raise DecodeError(f"{name} must not be negative")
+    return number
+
+
+def opt_number(obj: Mapping[str, Any], name: str, *, positive: bool) -> float | None:
+    if obj.get(name) is None:
+        return None
+    return req_number(obj, name, positive=positive)
+
+
+def dumps(obj: object) -> bytes:
+    """Compact JSON bytes: what every producer of riskstream writes."""
+    return json.dumps(obj, separators=(",", ":"), allow_nan=False).encode()

@@ -1,0 +1,128 @@
+"""``trade-logs``: the firm's order life cycle, FIX-like (key = account)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from riskstream.records.codec import (
+    DecodeError,
+    format_ts,
+    load_object,
+    opt_number,
+    opt_str,
+    parse_ts,
+    req_number,
+    req_str,
+)
+
+MAX_TEXT_LEN = 256
+
+
+class OrderEventType(StrEnum):
+    NEW = "new"
+    REPLACE = "replace"
+    CANCEL = "cancel"
+    FILL = "fill"
+    REJECT = "reject"
+
+
+class Side(StrEnum):
+    BUY = "buy"
+    SELL = "sell"
+
+    @property
+    def sign(self) -> int:
+        return 1 if self is Side.BUY else -1
+
+    @property
+    def opposite(self) -> Side:
+        return Side.SELL if self is Side.BUY else Side.BUY
+
+
+@dataclass(frozen=True, slots=True)
+class OrderEvent:
+    """One step in an order's life: new, replace, cancel, fill or reject."""
+
+    event: OrderEventType
+    """What happened to the order."""
+    order_id: str
+    """Firm-unique order id (ClOrdID); a replace keeps the id and changes qty/price."""
+    account: str
+    """Trading account, the message key."""
+    trader: str
+    """Trader or algo id that sent the order."""
+    symbol: str
+    """Instrument identifier."""
+    side: Side
+    """Buy or sell."""
+    qty: float
+    """Order quantity after this event."""
+    price: float | None
+    """Limit price; None for a market order."""
+    ts_ns: int
+    """Event time, epoch nanoseconds UTC."""
+    last_qty: float | None = None
+    """Quantity of this fill (fills only)."""
+    last_px: float | None = None
+    """Price of this fill (fills only)."""
+    counterparty: str | None = None
+    """Counterparty account where the venue reports it."""
+    text: str | None = None
+    """Free text from the order entry system (untrusted)."""
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "event": self.event.value,
+            "order_id": self.order_id,
+            "account": self.account,
+            "trader": self.trader,
+            "symbol": self.symbol,
+            "side": self.side.value,
+            "qty": self.qty,
+            "price": self.price,
+            "ts": format_ts(self.ts_ns),
+        }
+        if self.last_qty is not None:
+            out["last_qty"] = self.last_qty
+        if self.last_px is not None:
+            out["last_px"] = self.last_px
+        if self.counterparty is not None:
+            out["counterparty"] = self.counterparty
+        if self.text is not None:
+            out["text"] = self.text
+        return out
+
+
+def decode_trade_log(raw: bytes) -> OrderEvent:
+    """Decode and validate one ``trade-logs`` message or raise :class:`DecodeError`."""
+    obj = load_object(raw)
+    try:
+        event = OrderEventType(str(obj.get("event")))
+    except ValueError:
+        choices = ", ".join(e.value for e in OrderEventType)
+        raise DecodeError(f"event must be one of {choices}, got {obj.get('event')!r}") from None
+    try:
+        side = Side(str(obj.get("side")))
+    except ValueError:
+        raise DecodeError(f"side must be 'buy' or 'sell', got {obj.get('side')!r}") from None
+    last_qty = opt_number(obj, "last_qty", positive=True)
+    last_px = opt_number(obj, "last_px", positive=True)
+    if event is OrderEventType.FILL and (last_qty is None or last_px is None):
+        raise DecodeError("a fill needs last_qty and last_px")
+    return OrderEvent(
+        event=event,
+        order_id=req_str(obj, "order_id"),
+        account=req_str(obj, "account"),
+        trader=req_str(obj, "trader"),
+        symbol=req_str(obj, "symbol"),
+        side=side,
+        qty=req_number(obj, "qty", positive=True),
+        price=opt_number(obj, "price", positive=True),
+        ts_ns=parse_ts(obj.get("ts")),
+        last_qty=last_qty,
+        last_px=last_px,
+        counterparty=opt_str(obj, "counterparty"),
+        text=opt_str(obj, "text", MAX_TEXT_LEN),
+    )

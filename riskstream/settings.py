@@ -1,0 +1,185 @@
+"""The one typed settings tree.
+
+Every field reads from the environment with the ``RISKSTREAM_`` prefix; nested groups use ``__``
+(``RISKSTREAM_KAFKA__BOOTSTRAP_SERVERS``). Defaults run embedded: a local broker, SQLite, the
+rule scorer. Settings are frozen so a running worker cannot drift from what it logged at start.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class _Group(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class SecurityProtocol(StrEnum):
+    PLAINTEXT = "PLAINTEXT"
+    SSL = "SSL"
+    SASL_PLAINTEXT = "SASL_PLAINTEXT"
+    SASL_SSL = "SASL_SSL"
+
+
+class KafkaSettings(_Group):
+    bootstrap_servers: str = Field(
+        "127.0.0.1:9092",
+        description="Comma-separated host:port list of the Kafka-protocol brokers.",
+    )
+    security_protocol: SecurityProtocol = Field(
+        SecurityProtocol.PLAINTEXT, description="How clients talk to the brokers."
+    )
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = Field(
+        "PLAIN", description="SASL mechanism when security_protocol is SASL_*."
+    )
+    sasl_username: str | None = Field(None, description="SASL user name.")
+    sasl_password: SecretStr | None = Field(None, description="SASL password (never logged).")
+    ssl_cafile: Path | None = Field(None, description="CA bundle that signs the brokers' certs.")
+    ssl_certfile: Path | None = Field(None, description="Client certificate for mutual TLS.")
+    ssl_keyfile: Path | None = Field(None, description="Client private key for mutual TLS.")
+    session_timeout_s: float = Field(
+        10.0,
+        description="Consumer-group session timeout: a dead worker's partitions move after this.",
+    )
+
+
+class TopicNames(_Group):
+    market_data: str = Field("market-data", description="Quotes and prints, key = symbol.")
+    trade_logs: str = Field("trade-logs", description="Order life-cycle events, key = account.")
+    risk_alerts: str = Field("risk-alerts", description="Scored alerts, key = account or symbol.")
+    dead_letter: str = Field("dead-letter", description="Undecodable or invalid input.")
+    specs_dir: Path = Field(
+        REPO_ROOT / "topics", description="Folder of declarative topic specs (*.toml)."
+    )
+
+
+class DatabaseSettings(_Group):
+    url: SecretStr = Field(
+        SecretStr("sqlite+aiosqlite:///riskstream.db"),
+        description=(
+            "SQLAlchemy async URL of the audit database: postgresql+asyncpg://... in production,"
+            " SQLite (aiosqlite) embedded. Secret because it may hold a password."
+        ),
+    )
+    pool_size: int = Field(5, ge=1, description="Connections kept open to a server database.")
+
+
+class StreamSettings(_Group):
+    batch_max_events: int = Field(
+        1000, ge=1, description="Most events an agent takes per micro-batch (Stream.take)."
+    )
+    batch_within_ms: int = Field(
+        5,
+        ge=1,
+        description=(
+            "Longest an agent waits to fill a micro-batch. Bounds the latency added by batching."
+        ),
+    )
+    lag_poll_s: float = Field(2.0, gt=0, description="How often consumer lag is measured.")
+
+
+class WindowSettings(_Group):
+    activity_window_s: float = Field(
+        60.0,
+        gt=0,
+        description="Event-time span of per-account order activity the detectors look back on.",
+    )
+    grace_s: float = Field(
+        5.0,
+        ge=0,
+        description="How late an event may arrive (event time) and still enter its window.",
+    )
+    max_events_per_account: int = Field(
+        5000, ge=10, description="Cap on retained events per account: bounds state size."
+    )
+    size_ewma_alpha: float = Field(
+        0.05, gt=0, le=1, description="Weight of a new order in the account's usual-size average."
+    )
+
+
+class DetectorSettings(_Group):
+    fat_finger_price_band: float = Field(
+        0.05,
+        gt=0,
+        description="Limit price further than this fraction from the mid is a fat-finger price.",
+    )
+    fat_finger_size_multiple: float = Field(
+        20.0, gt=1, description="Order size this many times the account's usual size is suspect."
+    )
+    fat_finger_min_history: int = Field(
+        5, ge=1, description="Orders an account needs before its usual size is trusted."
+    )
+    spoof_cancel_within_s: float = Field(
+        5.0, gt=0, description="A large order cancelled within this lifetime counts as spoof-like."
+    )
+    spoof_min_cancelled_orders: int = Field(
+        2, ge=1, description="Cancelled orders on one side needed to call spoofing."
+    )
+    spoof_volume_ratio: float = Field(
+        3.0,
+        gt=0,
+        description="Cancelled volume on the far side over filled volume on the near side.",
+    )
+    layering_min_levels: int = Field(
+        3, ge=2, description="Distinct price levels of cancelled orders that make it layering."
+    )
+    wash_match_window_s: float = Field(
+        10.0, gt=0, description="Opposite fills this close in time can form a wash pair."
+    )
+    wash_price_tolerance: float = Field(
+        0.0005, ge=0, description="Relative price difference under which two fills match."
+    )
+
+
+class LimitDefaults(_Group):
+    max_position_qty: float = Field(
+        1_000_000, gt=0, description="Default net position limit per account and symbol (units)."
+    )
+    max_gross_notional: float = Field(
+        50_000_000, gt=0, description="Default gross exposure limit per account (price x qty)."
+    )
+    max_order_qty: float = Field(
+        500_000, gt=0, description="Default largest single order an account may send."
+    )
+
+
+class ScorerSettings(_Group):
+    kind: Literal["rules"] = Field(
+        "rules", description="Which Scorer turns candidates into assessments."
+    )
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="RISKSTREAM_",
+        env_nested_delimiter="__",
+        frozen=True,
+        extra="forbid",
+    )
+
+    app_id: str = Field("riskstream", description="Faust app id: consumer group and table prefix.")
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    topics: TopicNames = Field(default_factory=TopicNames)
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    stream: StreamSettings = Field(default_factory=StreamSettings)
+    windows: WindowSettings = Field(default_factory=WindowSettings)
+    detectors: DetectorSettings = Field(default_factory=DetectorSettings)
+    limits: LimitDefaults = Field(default_factory=LimitDefaults)
+    limits_file: Path | None = Field(
+        None,
+        description="TOML file of per-account limits and linked (same beneficial owner) accounts.",
+    )
+    scorer: ScorerSettings = Field(default_factory=ScorerSettings)
+    metrics_port: int = Field(
+        9108, ge=0, le=65535, description="Prometheus /metrics port; 0 turns the endpoint off."
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        "info", description="Worker log level."
+    )
