@@ -82,6 +82,14 @@ class StreamSettings(_Group):
             "Longest an agent waits to fill a micro-batch. Bounds the latency added by batching."
         ),
     )
+    checkpoint_interval_ms: int = Field(
+        1000,
+        ge=10,
+        description=(
+            "How often dirty state is written to its changelog and offsets are committed."
+            " Longer means fewer state writes and more replay after a crash."
+        ),
+    )
     lag_poll_s: float = Field(2.0, gt=0, description="How often consumer lag is measured.")
 
 
@@ -122,6 +130,15 @@ class DetectorSettings(_Group):
     spoof_min_cancelled_orders: int = Field(
         2, ge=1, description="Cancelled orders on one side needed to call spoofing."
     )
+    spoof_min_touch_multiple: float = Field(
+        1.0,
+        gt=0,
+        description=(
+            "A spoof order must be at least this many times the displayed size at the touch on"
+            " its side (twice the account's usual size when no quote is known): big enough to"
+            " move the visible book."
+        ),
+    )
     spoof_volume_ratio: float = Field(
         3.0,
         gt=0,
@@ -131,10 +148,17 @@ class DetectorSettings(_Group):
         3, ge=2, description="Distinct price levels of cancelled orders that make it layering."
     )
     wash_match_window_s: float = Field(
-        10.0, gt=0, description="Opposite fills this close in time can form a wash pair."
+        0.1,
+        gt=0,
+        description="Opposite fills this close in time (both legs of one cross) form a wash pair.",
     )
     wash_price_tolerance: float = Field(
-        0.0005, ge=0, description="Relative price difference under which two fills match."
+        1e-6,
+        ge=0,
+        description=(
+            "Relative price difference under which two fills match; a market maker's round"
+            " trip across the spread differs by a tick and must not match."
+        ),
     )
 
 

@@ -1,0 +1,10 @@
+"""Where results go: the risk-alerts topic, the audit table, the dead-letter topic.
+
+Every sink is idempotent on a deterministic id, so at-least-once redelivery writes nothing twice.
+"""
+
+from riskstream.sinks.alerts import AlertPublisher, SendFn
+from riskstream.sinks.audit import AuditLog, audit_table
+from riskstream.sinks.dead_letter import DeadLetterPublisher
+
+__all__ = ["AlertPublisher", "AuditLog", "DeadLetterPublisher", "SendFn", "audit_table"]

@@ -19,8 +19,20 @@ from riskstream.records import (
     Evidence,
     OrderEvent,
     OrderEventType,
+    Side,
     WindowBounds,
 )
+
+
+def _large_order_qty(side: Side, symbol: str, state: AccountState, ctx: DetectionContext) -> float:
+    """Smallest order that counts as able to move the visible book on ``side``."""
+    market = ctx.market.get(symbol)
+    touch = 0.0
+    if market is not None:
+        touch = market.bid_size if side is Side.BUY else market.ask_size
+    if touch > 0:
+        return ctx.params.spoof_min_touch_multiple * touch
+    return 2.0 * state.usual_qty
 
 
 def detect_spoofing(
@@ -47,11 +59,13 @@ def detect_spoofing(
         near_fills = [(ts, it) for ts, it in fills if it.side is near]
         first_fill_ns = min(ts for ts, _ in near_fills)
         last_fill_ns = max(ts for ts, _ in near_fills)
+        min_qty = _large_order_qty(far, symbol, state, ctx)
         cancelled: list[tuple[int, ActivityItem]] = [
             (ts, it)
             for ts, it in window
             if it.kind is Activity.CANCEL
             and it.side is far
+            and it.qty >= min_qty
             and ts - it.placed_ns <= within_ns
             and it.placed_ns <= last_fill_ns
             and ts >= first_fill_ns - within_ns

@@ -1,0 +1,3 @@
+from riskstream.cli import main
+
+main()

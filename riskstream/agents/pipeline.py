@@ -1,0 +1,229 @@
+"""What the agents do with a micro-batch: decode -> state -> detect -> score -> publish.
+
+Broker-agnostic: it takes :class:`SourceRecord` lists, so the Faust agents stay thin and the
+whole flow runs in tests without a broker. Alerts are published, then audited, before the
+batch returns; the agent acknowledges the batch only after that.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from riskstream.agents.state_store import CheckpointedStore, StoreView
+from riskstream.core.candidates import Candidate
+from riskstream.core.clock import Clock
+from riskstream.core.detectors import DetectionContext
+from riskstream.core.state import AccountState, SymbolState
+from riskstream.core.surveillance import surveil_account
+from riskstream.llm.base import Assessment, Scorer
+from riskstream.metrics import Metrics
+from riskstream.records import (
+    DeadLetter,
+    DecodeError,
+    OrderEvent,
+    RiskAlert,
+    Timings,
+    decode_market_data,
+    decode_trade_log,
+)
+from riskstream.records.market_data import MarketEvent
+from riskstream.sinks import AlertPublisher, AuditLog, DeadLetterPublisher
+
+log = logging.getLogger(__name__)
+AUDIT_RETRY_MAX_S = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class SourceRecord:
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+
+
+@dataclass(slots=True)
+class _Keyed:
+    partition: int
+    items: list[tuple[int, OrderEvent | MarketEvent]] = field(default_factory=list)
+
+
+def to_alert(candidate: Candidate, assessment: Assessment, detected_ns: int) -> RiskAlert:
+    return RiskAlert(
+        alert_id=candidate.alert_id,
+        category=candidate.category,
+        severity=assessment.severity,
+        score=assessment.score,
+        rule_score=assessment.rule_score,
+        entity=candidate.entity,
+        window=candidate.window,
+        evidence=candidate.evidence,
+        timings=Timings(event_ns=candidate.event_ns, detected_ns=detected_ns),
+        llm=assessment.llm,
+        degraded=assessment.degraded,
+    )
+
+
+class Pipeline:
+    def __init__(
+        self,
+        *,
+        accounts: CheckpointedStore[AccountState],
+        symbols: CheckpointedStore[SymbolState],
+        context: DetectionContext,
+        size_alpha: float,
+        scorer: Scorer,
+        alerts: AlertPublisher,
+        audit: AuditLog,
+        dead_letters: DeadLetterPublisher,
+        metrics: Metrics,
+        clock: Clock,
+    ) -> None:
+        self.accounts = accounts
+        self.symbols = symbols
+        self.context = context
+        self._size_alpha = size_alpha
+        self._scorer = scorer
+        self._alerts = alerts
+        self._audit = audit
+        self._dead = dead_letters
+        self._m = metrics
+        self._clock = clock
+        self.last_offsets: dict[tuple[str, int], int] = {}
+        """(topic, partition) -> last offset processed, for the lag gauge."""
+
+    @classmethod
+    def market_view(cls, symbols: CheckpointedStore[SymbolState]) -> StoreView[SymbolState]:
+        return StoreView(symbols)
+
+    def _dead_letter(self, rec: SourceRecord, reason: str) -> DeadLetter:
+        self._m.decode_failures.labels(rec.topic).inc()
+        return DeadLetter(
+            rec.topic, rec.partition, rec.offset, rec.key, rec.value, reason, self._clock()
+        )
+
+    def _track(self, records: Sequence[SourceRecord]) -> None:
+        if not records:
+            return
+        topic = records[0].topic
+        self._m.events_consumed.labels(topic).inc(len(records))
+        self._m.batch_events.labels(topic).observe(len(records))
+        for rec in records:
+            self.last_offsets[(rec.topic, rec.partition)] = rec.offset
+
+    async def on_trade_logs(self, records: Sequence[SourceRecord]) -> list[RiskAlert]:
+        t0 = time.perf_counter()
+        self._track(records)
+        dead: list[DeadLetter] = []
+        by_account: dict[str, _Keyed] = {}
+        replayed = 0
+        for rec in records:
+            try:
+                event = decode_trade_log(rec.value or b"")
+            except DecodeError as exc:
+                dead.append(self._dead_letter(rec, exc.reason))
+                continue
+            if rec.key is not None and rec.key != event.account.encode():
+                dead.append(
+                    self._dead_letter(rec, f"key {rec.key!r} is not the account {event.account!r}")
+                )
+                continue
+            if rec.offset <= self.accounts.applied_offset(event.account, rec.partition):
+                replayed += 1
+                continue
+            by_account.setdefault(event.account, _Keyed(rec.partition)).items.append(
+                (rec.offset, event)
+            )
+        if replayed:
+            self._m.replayed_events.labels(records[0].topic).inc(replayed)
+        t1 = time.perf_counter()
+        self._m.stage.labels("decode").observe(t1 - t0)
+        candidates: list[Candidate] = []
+        late = 0
+        for account, keyed in by_account.items():
+            state = self.accounts.get(account, keyed.partition)
+            events = [e for _, e in keyed.items if isinstance(e, OrderEvent)]
+            result = surveil_account(state, events, self.context, self._size_alpha)
+            candidates.extend(result.candidates)
+            late += result.late_events
+            self.accounts.mark_applied(account, keyed.partition, keyed.items[-1][0])
+        if late:
+            self._m.late_events.labels(records[0].topic).inc(late)
+        self._m.stage.labels("detect").observe(time.perf_counter() - t1)
+        return await self._finish(candidates, dead)
+
+    async def on_market_data(self, records: Sequence[SourceRecord]) -> list[RiskAlert]:
+        t0 = time.perf_counter()
+        self._track(records)
+        dead: list[DeadLetter] = []
+        replayed = 0
+        for rec in records:
+            try:
+                event = decode_market_data(rec.value or b"")
+            except DecodeError as exc:
+                dead.append(self._dead_letter(rec, exc.reason))
+                continue
+            if rec.key is not None and rec.key != event.symbol.encode():
+                dead.append(
+                    self._dead_letter(rec, f"key {rec.key!r} is not the symbol {event.symbol!r}")
+                )
+                continue
+            if rec.offset <= self.symbols.applied_offset(event.symbol, rec.partition):
+                replayed += 1
+                continue
+            self.symbols.get(event.symbol, rec.partition).apply(event)
+            self.symbols.mark_applied(event.symbol, rec.partition, rec.offset)
+        if replayed:
+            self._m.replayed_events.labels(records[0].topic).inc(replayed)
+        self._m.stage.labels("market_state").observe(time.perf_counter() - t0)
+        return await self._finish([], dead)
+
+    async def _finish(self, candidates: list[Candidate], dead: list[DeadLetter]) -> list[RiskAlert]:
+        published: list[RiskAlert] = []
+        if candidates:
+            detected_ns = self._clock()
+            t0 = time.perf_counter()
+            assessments = await self._scorer.score(candidates)
+            t1 = time.perf_counter()
+            self._m.stage.labels("score").observe(t1 - t0)
+            alerts = [
+                to_alert(c, a, detected_ns) for c, a in zip(candidates, assessments, strict=True)
+            ]
+            published = await self._alerts.publish(alerts)
+            t2 = time.perf_counter()
+            self._m.stage.labels("publish").observe(t2 - t1)
+            for alert in published:
+                assert alert.timings.published_ns is not None
+                self._m.alerts.labels(alert.category.value, alert.severity.value).inc()
+                self._m.event_to_alert.observe(
+                    max(0.0, (alert.timings.published_ns - alert.timings.event_ns) / 1e9)
+                )
+            await self._write_audit(published)
+        if dead:
+            await self._dead.publish(dead)
+            for d in dead:
+                self._m.dead_letters.labels(d.source_topic).inc()
+        return published
+
+    async def _write_audit(self, alerts: list[RiskAlert]) -> None:
+        """Retry until the row is written: the batch is not acknowledged before, so the stream
+        waits (back-pressure) rather than committing offsets for unaudited alerts."""
+        delay_s = 0.05
+        while True:
+            t0 = time.perf_counter()
+            try:
+                await self._audit.write(alerts)
+            except Exception:
+                self._m.audit_failures.inc()
+                log.exception(
+                    "audit write of %d alerts failed; retrying in %.2fs", len(alerts), delay_s
+                )
+                await asyncio.sleep(delay_s)
+                delay_s = min(delay_s * 2, AUDIT_RETRY_MAX_S)
+                continue
+            self._m.audit_write.observe(time.perf_counter() - t0)
+            return

@@ -1,0 +1,123 @@
+"""Checkpointed per-key state over a changelog-backed table.
+
+The hot path works on live objects in a cache; dirty keys are written to the table's changelog
+at a checkpoint, and offsets are committed only after that (see :mod:`riskstream.app`). Each
+stored value carries the source offset of the last event folded into it, so events redelivered
+after a crash are recognised and skipped: state is exactly-once even though delivery is not.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, Generic, Protocol, TypeVar
+
+S = TypeVar("S")
+
+
+class StateTable(Protocol):
+    """The two operations the store needs from a changelog-backed table."""
+
+    def get_raw(self, key: str) -> Any: ...
+
+    def put_raw(self, key: str, value: Any, partition: int) -> None: ...
+
+
+class _Entry(Generic[S]):
+    __slots__ = ("offset", "partition", "state")
+
+    def __init__(self, state: S, partition: int, offset: int) -> None:
+        self.state = state
+        self.partition = partition
+        self.offset = offset
+
+
+class CheckpointedStore(Generic[S]):
+    def __init__(
+        self,
+        table: StateTable,
+        to_json: Callable[[S], Any],
+        from_json: Callable[[Any], S],
+        new: Callable[[], S],
+    ) -> None:
+        self._table = table
+        self._to_json = to_json
+        self._from_json = from_json
+        self._new = new
+        self._cache: dict[str, _Entry[S]] = {}
+        self._dirty: set[str] = set()
+
+    def _entry(self, key: str, partition: int) -> _Entry[S]:
+        entry = self._cache.get(key)
+        if entry is None:
+            stored = self._table.get_raw(key)
+            if stored is None:
+                entry = _Entry(self._new(), partition, -1)
+            else:
+                entry = _Entry(self._from_json(stored["s"]), partition, int(stored["off"]))
+            self._cache[key] = entry
+        return entry
+
+    def get(self, key: str, partition: int) -> S:
+        return self._entry(key, partition).state
+
+    def applied_offset(self, key: str, partition: int) -> int:
+        """Source offset of the last event already in this key's state (-1: none)."""
+        return self._entry(key, partition).offset
+
+    def mark_applied(self, key: str, partition: int, offset: int) -> None:
+        entry = self._entry(key, partition)
+        entry.offset = offset
+        entry.partition = partition
+        self._dirty.add(key)
+
+    def peek(self, key: str) -> S | None:
+        """State if known on this worker, without creating it."""
+        entry = self._cache.get(key)
+        if entry is not None:
+            return entry.state
+        stored = self._table.get_raw(key)
+        if stored is None:
+            return None
+        state = self._from_json(stored["s"])
+        self._cache[key] = _Entry(state, -1, int(stored["off"]))
+        return state
+
+    def flush(self) -> int:
+        """Write every dirty key to the table; returns how many were written."""
+        written = 0
+        for key in self._dirty:
+            entry = self._cache[key]
+            value = {"off": entry.offset, "s": self._to_json(entry.state)}
+            self._table.put_raw(key, value, entry.partition)
+            written += 1
+        self._dirty.clear()
+        return written
+
+    def forget(self, partitions: set[int] | None = None) -> None:
+        """Drop cached keys (of some partitions) after a rebalance; the table stays the truth."""
+        if partitions is None:
+            self._cache.clear()
+            self._dirty.clear()
+            return
+        for key in [k for k, e in self._cache.items() if e.partition in partitions]:
+            del self._cache[key]
+            self._dirty.discard(key)
+
+
+class StoreView(Mapping[str, S]):
+    """Read-only mapping over a store, for detectors that read another key space (the market)."""
+
+    def __init__(self, store: CheckpointedStore[S]) -> None:
+        self._store = store
+
+    def __getitem__(self, key: str) -> S:
+        state = self._store.peek(key)
+        if state is None:
+            raise KeyError(key)
+        return state
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._store._cache)
+
+    def __len__(self) -> int:
+        return len(self._store._cache)

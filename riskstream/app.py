@@ -1,0 +1,242 @@
+"""The composition root: settings become the Faust app, tables, scorer, sinks and metrics here,
+and nowhere else.
+
+Commit protocol (why offsets are never ahead of durable effects):
+1. an agent takes a micro-batch, folds it into cached state, publishes alerts and waits for the
+   broker, upserts the audit rows, then returns; only then does Faust acknowledge the batch;
+2. Faust's own periodic commit is turned off; a checkpoint timer takes the agents' locks,
+   writes every dirty key to its changelog, and commits the acknowledged offsets (Faust flushes
+   the producer first), so committed offsets never run ahead of checkpointed state;
+3. each stored state carries the offset of the last event in it, so what is redelivered after
+   a crash is skipped by state and re-publishes nothing new (alert ids are deterministic).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import faust
+from faust.types import TP
+
+from riskstream.agents.pipeline import Pipeline, SourceRecord
+from riskstream.agents.state_store import CheckpointedStore, StoreView
+from riskstream.core.clock import Clock, wall_clock_ns
+from riskstream.core.detectors import DetectionContext
+from riskstream.core.limits import AccountLimits, RiskLimits, parse_limits
+from riskstream.core.state import AccountState, SymbolState
+from riskstream.core.windows import SlidingWindow
+from riskstream.kafka import ssl_context
+from riskstream.llm import RuleScorer, Scorer
+from riskstream.metrics import Metrics
+from riskstream.settings import KafkaSettings, SecurityProtocol, Settings
+from riskstream.sinks import AlertPublisher, AuditLog, DeadLetterPublisher
+
+log = logging.getLogger(__name__)
+NEVER_S = 10**9
+"""Faust's own commit triggers are pushed out of reach; the checkpoint timer commits."""
+
+
+class FaustStateTable:
+    """:class:`StateTable` over a Faust table, writing the changelog to an explicit partition
+    (a micro-batch mixes partitions, so Faust's current-event partition would be wrong)."""
+
+    def __init__(self, table: Any) -> None:
+        self.table = table
+
+    def get_raw(self, key: str) -> Any:
+        return self.table.data.get(key)
+
+    def put_raw(self, key: str, value: Any, partition: int) -> None:
+        self.table.data[key] = value
+        self.table.send_changelog(partition, key, value)
+
+
+def load_limits(settings: Settings) -> RiskLimits:
+    d = settings.limits
+    default = AccountLimits(d.max_position_qty, d.max_gross_notional, d.max_order_qty)
+    if settings.limits_file is None:
+        return RiskLimits(default)
+    return parse_limits(Path(settings.limits_file).read_text(), default)
+
+
+def broker_credentials(k: KafkaSettings) -> Any:
+    ctx = ssl_context(k)
+    if k.security_protocol in (SecurityProtocol.SASL_PLAINTEXT, SecurityProtocol.SASL_SSL):
+        return faust.SASLCredentials(
+            username=k.sasl_username,
+            password=k.sasl_password.get_secret_value() if k.sasl_password else None,
+            mechanism=k.sasl_mechanism,
+            ssl_context=ctx,
+        )
+    if ctx is not None:
+        return faust.SSLCredentials(ctx)
+    return None
+
+
+def build_scorer(settings: Settings) -> Scorer:
+    if settings.scorer.kind == "rules":
+        return RuleScorer()
+    raise ValueError(f"unknown scorer {settings.scorer.kind!r}")
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    app: faust.App
+    pipeline: Pipeline
+    metrics: Metrics
+    scorer: Scorer
+    audit: AuditLog
+
+
+def build_runtime(
+    settings: Settings,
+    partitions: dict[str, int],
+    *,
+    clock: Clock = wall_clock_ns,
+    scorer: Scorer | None = None,
+    metrics: Metrics | None = None,
+) -> Runtime:
+    """``partitions`` maps the input topics to their partition counts (tables follow them)."""
+    names = settings.topics
+    metrics = metrics or Metrics()
+    scorer = scorer or build_scorer(settings)
+    app = faust.App(
+        settings.app_id,
+        broker=[f"kafka://{h.strip()}" for h in settings.kafka.bootstrap_servers.split(",")],
+        broker_credentials=broker_credentials(settings.kafka),
+        store="memory://",
+        # Tansu reports end offsets low by up to a batch; standbys then crash on rebalance.
+        table_standby_replicas=0,
+        topic_replication_factor=1,
+        topic_partitions=partitions[names.trade_logs],
+        processing_guarantee="at_least_once",
+        web_enabled=False,
+        autodiscover=False,
+        broker_session_timeout=settings.kafka.session_timeout_s,
+        broker_heartbeat_interval=max(0.5, settings.kafka.session_timeout_s / 10),
+        broker_rebalance_timeout=settings.kafka.session_timeout_s * 3,
+        broker_commit_every=NEVER_S,
+        broker_commit_interval=NEVER_S,
+        consumer_auto_offset_reset="earliest",
+        producer_acks=-1,
+        stream_wait_empty=True,
+    )
+    raw: dict[str, Any] = {
+        "key_type": bytes,
+        "value_type": bytes,
+        "key_serializer": "raw",
+        "value_serializer": "raw",
+    }
+    trades_topic = app.topic(names.trade_logs, partitions=partitions[names.trade_logs], **raw)
+    market_topic = app.topic(names.market_data, partitions=partitions[names.market_data], **raw)
+    table_schema = faust.Schema(key_type=str, key_serializer="json", value_serializer="json")
+    account_table = app.Table(
+        "account-state", partitions=partitions[names.trade_logs], schema=table_schema
+    )
+    symbol_table = app.Table(
+        "symbol-state", partitions=partitions[names.market_data], schema=table_schema
+    )
+    accounts: CheckpointedStore[AccountState] = CheckpointedStore(
+        FaustStateTable(account_table), AccountState.to_json, AccountState.from_json, AccountState
+    )
+    symbols: CheckpointedStore[SymbolState] = CheckpointedStore(
+        FaustStateTable(symbol_table), SymbolState.to_json, SymbolState.from_json, SymbolState
+    )
+    w = settings.windows
+    context = DetectionContext(
+        params=settings.detectors,
+        window=SlidingWindow.of_seconds(w.activity_window_s, w.grace_s, w.max_events_per_account),
+        limits=load_limits(settings),
+        market=StoreView(symbols),
+    )
+
+    async def send(topic: str, key: bytes, value: bytes) -> object:
+        return await app.producer.send_and_wait(topic, key, value, None, None, None)
+
+    audit = AuditLog.from_url(settings.database.url.get_secret_value(), settings.database.pool_size)
+    pipeline = Pipeline(
+        accounts=accounts,
+        symbols=symbols,
+        context=context,
+        size_alpha=w.size_ewma_alpha,
+        scorer=scorer,
+        alerts=AlertPublisher(send, names.risk_alerts, clock),
+        audit=audit,
+        dead_letters=DeadLetterPublisher(send, names.dead_letter),
+        metrics=metrics,
+        clock=clock,
+    )
+    ready = asyncio.Event()
+    trades_lock = asyncio.Lock()
+    market_lock = asyncio.Lock()
+    stream = settings.stream
+    within_s = stream.batch_within_ms / 1000
+
+    def records(events: list[Any]) -> list[SourceRecord]:
+        return [
+            SourceRecord(m.topic, m.partition, m.offset, m.key, m.value)
+            for m in (e.message for e in events)
+        ]
+
+    @app.task
+    async def start_services() -> None:
+        await audit.ensure_schema()
+        await scorer.start()
+        ready.set()
+        log.info("riskstream ready: scorer=%s", settings.scorer.kind)
+
+    @app.agent(trades_topic, name="trade-logs-agent")
+    async def on_trade_logs(stream_: Any) -> None:
+        async for events in stream_.take_events(stream.batch_max_events, within_s):
+            await ready.wait()
+            async with trades_lock:
+                await pipeline.on_trade_logs(records(events))
+
+    @app.agent(market_topic, name="market-data-agent")
+    async def on_market_data(stream_: Any) -> None:
+        async for events in stream_.take_events(stream.batch_max_events, within_s):
+            await ready.wait()
+            async with market_lock:
+                await pipeline.on_market_data(records(events))
+
+    async def checkpoint() -> None:
+        async with market_lock, trades_lock:
+            written = symbols.flush()
+            metrics.state_writes.labels("symbol-state").inc(written)
+            written = accounts.flush()
+            metrics.state_writes.labels("account-state").inc(written)
+            await app.commit({names.trade_logs, names.market_data})
+            metrics.checkpoints.labels("all").inc()
+
+    @app.timer(stream.checkpoint_interval_ms / 1000, name="checkpoint")
+    async def checkpoint_timer() -> None:
+        await checkpoint()
+
+    async def on_revoked(app_: Any, revoked: set[TP], **_: Any) -> None:
+        await checkpoint()
+        accounts.forget()
+        symbols.forget()
+
+    app.on_partitions_revoked.connect(on_revoked)  # type: ignore[arg-type]
+
+    @app.timer(stream.lag_poll_s, name="consumer-lag")
+    async def measure_lag() -> None:
+        consumer = app.consumer
+        for tp in consumer.assignment():
+            if tp.topic not in (names.trade_logs, names.market_data):
+                continue
+            try:
+                end = consumer.highwater(tp)
+            except Exception:
+                continue
+            if end is None:
+                continue
+            last = pipeline.last_offsets.get((tp.topic, tp.partition), -1)
+            metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(max(0, end - last - 1))
+
+    return Runtime(settings, app, pipeline, metrics, scorer, audit)

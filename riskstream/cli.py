@@ -1,0 +1,111 @@
+"""The ``riskstream`` command: demo, worker, simulate, topics."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+
+import click
+
+from riskstream.settings import Settings
+
+
+def _settings(bootstrap_servers: str | None) -> Settings:
+    settings = Settings()
+    if bootstrap_servers:
+        kafka = settings.kafka.model_copy(update={"bootstrap_servers": bootstrap_servers})
+        settings = settings.model_copy(update={"kafka": kafka})
+    return settings
+
+
+@click.group()
+def main() -> None:
+    """Real-time market-risk and trade-surveillance on Kafka."""
+
+
+@main.group()
+def topics() -> None:
+    """Topic specs in topics/*.toml."""
+
+
+@topics.command("apply")
+@click.option(
+    "--bootstrap-servers", default=None, help="Overrides RISKSTREAM_KAFKA__BOOTSTRAP_SERVERS."
+)
+def topics_apply(bootstrap_servers: str | None) -> None:
+    """Create missing topics and check existing ones against their specs."""
+    from riskstream.topics import TopicSpecError, apply_specs, load_specs
+
+    settings = _settings(bootstrap_servers)
+    try:
+        report = asyncio.run(apply_specs(settings.kafka, load_specs(settings.topics)))
+    except TopicSpecError as exc:
+        raise click.ClickException(str(exc)) from None
+    for line in report:
+        click.echo(line)
+
+
+@main.command()
+@click.option(
+    "--bootstrap-servers", default=None, help="Overrides RISKSTREAM_KAFKA__BOOTSTRAP_SERVERS."
+)
+def worker(bootstrap_servers: str | None) -> None:
+    """Run one Faust worker against the broker and database from settings."""
+    from faust.worker import Worker
+
+    from riskstream.app import build_runtime
+    from riskstream.topics import apply_specs, load_specs, partition_counts
+
+    settings = _settings(bootstrap_servers)
+    names = settings.topics
+
+    async def prepare() -> dict[str, int]:
+        await apply_specs(settings.kafka, load_specs(names))
+        return await partition_counts(settings.kafka, [names.trade_logs, names.market_data])
+
+    partitions = asyncio.run(prepare())
+    runtime = build_runtime(settings, partitions)
+    if settings.metrics_port:
+        runtime.metrics.serve(settings.metrics_port)
+    asyncio.set_event_loop(asyncio.new_event_loop())
+    Worker(runtime.app, loglevel=settings.log_level, quiet=True).execute_from_commandline()
+
+
+@main.command()
+@click.option(
+    "--bootstrap-servers", default=None, help="Overrides RISKSTREAM_KAFKA__BOOTSTRAP_SERVERS."
+)
+@click.option("--seed", default=7, show_default=True, help="Same seed, same traffic.")
+@click.option(
+    "--rate", default=200.0, show_default=True, help="Events per second; 0 = as fast as possible."
+)
+@click.option(
+    "--duration-s", default=0.0, help="Stop after this many seconds (0 = run until Ctrl-C)."
+)
+def simulate(bootstrap_servers: str | None, seed: int, rate: float, duration_s: float) -> None:
+    """Produce simulated market data and trade logs, with labelled abuse, to any broker."""
+    from riskstream.sim.producer import run_simulation
+
+    settings = _settings(bootstrap_servers)
+    try:
+        stats = asyncio.run(
+            run_simulation(settings, seed=seed, rate=rate, duration_s=duration_s or None)
+        )
+    except KeyboardInterrupt:
+        return
+    click.echo(f"produced {stats.events} events ({stats.injected} injected abuse cases)")
+
+
+@main.command()
+@click.option("--rate", default=200.0, show_default=True, help="Simulated events per second.")
+@click.option("--duration-s", default=0.0, help="Stop after this many seconds (0 = until Ctrl-C).")
+@click.option("--seed", default=7, show_default=True)
+def demo(rate: float, duration_s: float, seed: int) -> None:
+    """Start broker, topics, worker and simulator on embedded defaults and show alerts."""
+    from riskstream.demo import run_demo
+
+    logging.basicConfig(level=logging.WARNING)
+    sys.exit(run_demo(rate=rate, duration_s=duration_s or None, seed=seed))
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,130 @@
+"""``riskstream demo``: the whole service on embedded defaults, alerts shown as they arrive.
+
+Starts a Tansu broker on a free loopback port, creates the topics, starts a worker process
+(SQLite audit table, rule scorer, demo limits), runs the simulator and prints every alert from
+``risk-alerts``. Ctrl-C (or ``--duration-s``) stops everything it started.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from aiokafka import AIOKafkaConsumer
+from rich.console import Console
+from rich.table import Table
+
+from riskstream.broker import EmbeddedBroker, free_port
+from riskstream.records import RiskAlert
+from riskstream.settings import REPO_ROOT, Settings
+from riskstream.sim.producer import run_simulation
+from riskstream.topics import apply_specs, load_specs
+
+SEVERITY_STYLE = {"critical": "bold red", "high": "red", "medium": "yellow", "low": "green"}
+
+
+def _alert_row(alert: RiskAlert, table: Table) -> None:
+    t = alert.timings
+    latency_ms = ((t.published_ns or t.detected_ns) - t.event_ns) / 1e6
+    table.add_row(
+        alert.category.value,
+        f"[{SEVERITY_STYLE[alert.severity.value]}]{alert.severity.value}[/]",
+        f"{alert.score:.2f}",
+        alert.entity.account or "-",
+        alert.entity.symbol or "-",
+        f"{latency_ms:.0f}",
+        alert.evidence.summary,
+    )
+
+
+async def _show_alerts(settings: Settings, console: Console, stop: asyncio.Event) -> int:
+    consumer = AIOKafkaConsumer(
+        settings.topics.risk_alerts,
+        bootstrap_servers=settings.kafka.bootstrap_servers,
+        auto_offset_reset="earliest",
+        group_id=None,
+    )
+    await consumer.start()
+    seen: set[str] = set()
+    try:
+        while not stop.is_set():
+            batch = await consumer.getmany(timeout_ms=200)
+            for records in batch.values():
+                for rec in records:
+                    alert = RiskAlert.from_json(json.loads(rec.value))
+                    if alert.alert_id in seen:
+                        continue
+                    seen.add(alert.alert_id)
+                    table = Table(show_header=len(seen) == 1, box=None, pad_edge=False)
+                    for name, width in (("category", 12), ("severity", 8), ("score", 5),
+                                        ("account", 10), ("symbol", 6), ("ms", 5),
+                                        ("evidence", None)):
+                        table.add_column(name, width=width, no_wrap=name != "evidence")
+                    _alert_row(alert, table)
+                    console.print(table)
+    finally:
+        await consumer.stop()
+    return len(seen)
+
+
+async def _demo(rate: float, duration_s: float | None, seed: int, console: Console) -> int:
+    workdir = Path(tempfile.mkdtemp(prefix="riskstream-demo-"))
+    with EmbeddedBroker(log_path=workdir / "broker.log") as broker:
+        metrics_port = free_port()
+        env = {
+            **os.environ,
+            "RISKSTREAM_KAFKA__BOOTSTRAP_SERVERS": broker.bootstrap_servers,
+            "RISKSTREAM_DATABASE__URL": f"sqlite+aiosqlite:///{workdir / 'audit.db'}",
+            "RISKSTREAM_LIMITS_FILE": os.environ.get(
+                "RISKSTREAM_LIMITS_FILE", str(REPO_ROOT / "deploy" / "limits.demo.toml")),
+            "RISKSTREAM_METRICS_PORT": str(metrics_port),
+            "RISKSTREAM_LOG_LEVEL": "warning",
+        }
+        settings = Settings(kafka={"bootstrap_servers": broker.bootstrap_servers})
+        for line in await apply_specs(settings.kafka, load_specs(settings.topics)):
+            console.print(f"[dim]topic {line}[/]")
+        log = open(workdir / "worker.log", "wb")  # noqa: ASYNC230, SIM115
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "riskstream.cli", "worker"], env=env, stdout=log,
+            stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        console.print(
+            f"[bold]riskstream demo[/]: broker {broker.bootstrap_servers}, worker pid {worker.pid}, "
+            f"metrics http://127.0.0.1:{metrics_port}/metrics, audit {workdir / 'audit.db'}\n"
+            "Simulated traffic with injected abuse; alerts appear below. Ctrl-C stops.")
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGINT, stop.set)
+        loop.add_signal_handler(signal.SIGTERM, stop.set)
+        shower = asyncio.create_task(_show_alerts(settings, console, stop))
+        sim = asyncio.create_task(run_simulation(settings, seed=seed, rate=rate,
+                                                 duration_s=None, stop=stop))
+        try:
+            await asyncio.wait_for(stop.wait(), timeout=duration_s)
+        except TimeoutError:
+            stop.set()
+        with contextlib.suppress(Exception):
+            await sim
+        shown = await shower
+        worker.send_signal(signal.SIGTERM)
+        try:
+            worker.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            worker.wait()
+        log.close()
+        console.print(f"[bold]stopped[/]: {shown} alerts shown; logs in {workdir}")
+        return shown
+
+
+def run_demo(rate: float, duration_s: float | None, seed: int) -> int:
+    console = Console()
+    shown = asyncio.run(_demo(rate, duration_s, seed, console))
+    return 0 if shown else 1

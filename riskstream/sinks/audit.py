@@ -1,0 +1,129 @@
+"""The audit table: one row per alert_id, upserted so replays write nothing twice.
+
+A later version of the same alert (an LLM re-score) replaces the row; an older or equal version
+is ignored, so the row always holds the newest assessment whatever order deliveries come in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    DateTime,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    select,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from riskstream.records import RiskAlert
+
+metadata = MetaData()
+
+audit_table = Table(
+    "risk_alert_audit",
+    metadata,
+    Column("alert_id", String(32), primary_key=True),
+    Column("version", Integer, nullable=False),
+    Column("category", String(32), nullable=False),
+    Column("severity", String(16), nullable=False),
+    Column("score", Float, nullable=False),
+    Column("rule_score", Float, nullable=False),
+    Column("degraded", Boolean, nullable=False),
+    Column("account", String(64)),
+    Column("symbol", String(64)),
+    Column("window_start", DateTime(timezone=True), nullable=False),
+    Column("window_end", DateTime(timezone=True), nullable=False),
+    Column("event_ts", DateTime(timezone=True), nullable=False),
+    Column("detected_ts", DateTime(timezone=True), nullable=False),
+    Column("published_ts", DateTime(timezone=True)),
+    Column("evidence", JSON, nullable=False),
+    Column("llm", JSON),
+    Column("alert", JSON, nullable=False),
+    Index("ix_audit_account_event_ts", "account", "event_ts"),
+    Index("ix_audit_symbol_event_ts", "symbol", "event_ts"),
+    Index("ix_audit_category_severity_event_ts", "category", "severity", "event_ts"),
+)
+
+
+def _dt(ts_ns: int | None) -> datetime | None:
+    if ts_ns is None:
+        return None
+    return datetime.fromtimestamp(ts_ns / 1e9, tz=UTC)
+
+
+def audit_row(alert: RiskAlert) -> dict[str, Any]:
+    body = alert.to_json()
+    return {
+        "alert_id": alert.alert_id,
+        "version": alert.version,
+        "category": alert.category.value,
+        "severity": alert.severity.value,
+        "score": alert.score,
+        "rule_score": alert.rule_score,
+        "degraded": alert.degraded,
+        "account": alert.entity.account,
+        "symbol": alert.entity.symbol,
+        "window_start": _dt(alert.window.start_ns),
+        "window_end": _dt(alert.window.end_ns),
+        "event_ts": _dt(alert.timings.event_ns),
+        "detected_ts": _dt(alert.timings.detected_ns),
+        "published_ts": _dt(alert.timings.published_ns),
+        "evidence": body["evidence"],
+        "llm": alert.llm,
+        "alert": body,
+    }
+
+
+class AuditLog:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self._dialect = engine.dialect.name
+        if self._dialect not in ("postgresql", "sqlite"):
+            raise ValueError(f"audit table supports postgresql and sqlite, not {self._dialect}")
+
+    @classmethod
+    def from_url(cls, url: str, pool_size: int = 5) -> AuditLog:
+        kwargs: dict[str, Any] = {}
+        if not url.startswith("sqlite"):
+            kwargs["pool_size"] = pool_size
+        return cls(create_async_engine(url, **kwargs))
+
+    async def ensure_schema(self) -> None:
+        async with self.engine.begin() as conn:
+            await conn.run_sync(metadata.create_all)
+
+    async def write(self, alerts: Sequence[RiskAlert]) -> None:
+        """Upsert on alert_id: a newer version replaces the row, a replay changes nothing."""
+        if not alerts:
+            return
+        rows = [audit_row(a) for a in alerts]
+        insert = postgresql.insert if self._dialect == "postgresql" else sqlite.insert
+        stmt = insert(audit_table)
+        updatable = [c.name for c in audit_table.columns if c.name != "alert_id"]
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[audit_table.c.alert_id],
+            set_={name: stmt.excluded[name] for name in updatable},
+            where=audit_table.c.version < stmt.excluded.version,
+        )
+        async with self.engine.begin() as conn:
+            await conn.execute(stmt, rows)
+
+    async def fetch_all(self) -> list[dict[str, Any]]:
+        """Every row, oldest event first: for tests and small audits."""
+        async with self.engine.connect() as conn:
+            result = await conn.execute(select(audit_table).order_by(audit_table.c.event_ts))
+            return [dict(row._mapping) for row in result]
+
+    async def close(self) -> None:
+        await self.engine.dispose()
