@@ -29,6 +29,7 @@ from riskstream.core.detectors import DetectionContext
 from riskstream.core.limits import AccountLimits, RiskLimits, parse_limits
 from riskstream.core.state import AccountState, SymbolState
 from riskstream.core.windows import SlidingWindow
+from riskstream.faust_compat import RiskstreamApp
 from riskstream.kafka import ssl_context
 from riskstream.llm import RuleScorer, Scorer
 from riskstream.metrics import Metrics
@@ -105,8 +106,9 @@ def build_runtime(
     names = settings.topics
     metrics = metrics or Metrics()
     scorer = scorer or build_scorer(settings)
-    app = faust.App(
+    app = RiskstreamApp(
         settings.app_id,
+        fetch_max_wait_ms=settings.kafka.fetch_max_wait_ms,
         broker=[f"kafka://{h.strip()}" for h in settings.kafka.bootstrap_servers.split(",")],
         broker_credentials=broker_credentials(settings.kafka),
         store="memory://",

@@ -44,6 +44,14 @@ class KafkaSettings(_Group):
     ssl_cafile: Path | None = Field(None, description="CA bundle that signs the brokers' certs.")
     ssl_certfile: Path | None = Field(None, description="Client certificate for mutual TLS.")
     ssl_keyfile: Path | None = Field(None, description="Client private key for mutual TLS.")
+    fetch_max_wait_ms: int = Field(
+        10,
+        ge=1,
+        description=(
+            "Longest the broker may hold a fetch when no data is ready: bounds the latency an"
+            " idle partition adds to every event."
+        ),
+    )
     session_timeout_s: float = Field(
         10.0,
         description="Consumer-group session timeout: a dead worker's partitions move after this.",

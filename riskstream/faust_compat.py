@@ -1,0 +1,39 @@
+"""The one place riskstream reaches into Faust's driver.
+
+Faust's aiokafka driver hard-codes ``fetch_max_wait_ms=1500``. Brokers that hold a fetch for
+the full wait when a partition is idle (Tansu does) then add up to 1.5 s to every event: measured
+here, a p50 of 404 ms at 1500 ms against 2 ms at 10 ms. The worker consumer gets the wait from
+settings instead.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import faust
+from faust.transport.drivers import aiokafka as faust_aiokafka
+
+
+class _FetchWaitConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):  # type: ignore[misc]
+    def _create_worker_consumer(self, transport: Any) -> Any:
+        consumer = super()._create_worker_consumer(transport)
+        consumer._fetch_max_wait_ms = self.consumer.app.fetch_max_wait_ms
+        return consumer
+
+
+class _FetchWaitConsumer(faust_aiokafka.Consumer):  # type: ignore[misc]
+    def _new_consumer_thread(self) -> Any:
+        return _FetchWaitConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+
+class RiskstreamApp(faust.App):  # type: ignore[misc]
+    """A Faust app whose worker consumer waits at most ``fetch_max_wait_ms`` per fetch."""
+
+    def __init__(self, *args: Any, fetch_max_wait_ms: int, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fetch_max_wait_ms = fetch_max_wait_ms
+
+    def _new_transport(self) -> Any:
+        transport = super()._new_transport()
+        transport.Consumer = _FetchWaitConsumer
+        return transport
