@@ -1,0 +1,143 @@
+from __future__ import annotations
+
+from riskstream.core.candidates import Candidate
+from riskstream.core.detectors import DetectionContext
+from riskstream.core.limits import AccountLimits, RiskLimits
+from riskstream.core.state import AccountState
+from riskstream.core.surveillance import surveil_account
+from riskstream.records import Category, OrderEvent
+from tests.factories import context, fill, order
+
+
+def run(events: list[OrderEvent], ctx: DetectionContext | None = None,
+        state: AccountState | None = None) -> list[Candidate]:
+    return surveil_account(state or AccountState(), events, ctx or context(), 0.05).candidates
+
+
+def test_fat_finger_price_far_from_mid() -> None:
+    found = run([order("new", "o1", "buy", 100, 125.0, 0)])
+    assert [c.category for c in found] == [Category.FAT_FINGER]
+    assert found[0].evidence.order_ids == ("o1",)
+    assert found[0].evidence.features["price_deviation"] > 0.2
+
+
+def test_fat_finger_ignores_price_inside_band() -> None:
+    assert run([order("new", "o1", "buy", 100, 101.0, 0)]) == []
+
+
+def test_fat_finger_size_against_own_history() -> None:
+    history = [order("new", f"h{i}", "buy", 100, 100.0, i) for i in range(10)]
+    found = run([*history, order("new", "big", "buy", 5000, 100.0, 20)])
+    assert [(c.category, c.evidence.order_ids) for c in found] == [(Category.FAT_FINGER, ("big",))]
+    assert found[0].evidence.features["size_multiple"] > 20
+
+
+def test_fat_finger_size_needs_history() -> None:
+    assert run([order("new", "h0", "buy", 100, 100.0, 0),
+                order("new", "big", "buy", 5000, 100.0, 1)]) == []
+
+
+def spoof_sequence(levels: list[float], account: str = "ACC-1") -> list[OrderEvent]:
+    events = [order("new", f"s{i}", "sell", 5000, px, i * 10, account)
+              for i, px in enumerate(levels)]
+    events += [order("new", "b1", "buy", 1000, 100.0, 50, account),
+               fill("b1", "buy", 1000, 100.0, 400, account)]
+    events += [order("cancel", f"s{i}", "sell", 5000, px, 500 + i * 100, account)
+               for i, px in enumerate(levels)]
+    return events
+
+
+def test_spoofing_fires_when_last_spoof_order_is_cancelled() -> None:
+    found = run(spoof_sequence([100.05, 100.05]))
+    assert [c.category for c in found] == [Category.SPOOFING]
+    assert set(found[0].evidence.order_ids) == {"s0", "s1", "b1"}
+    assert found[0].evidence.features["cancel_to_fill_volume"] == 10.0
+    assert found[0].window.end_ns == spoof_sequence([100.05, 100.05])[-1].ts_ns
+
+
+def test_layering_needs_several_levels() -> None:
+    found = run(spoof_sequence([100.05, 100.06, 100.07]))
+    assert [c.category for c in found] == [Category.LAYERING]
+    assert found[0].evidence.features["price_levels"] == 3
+
+
+def test_market_maker_trading_both_sides_is_not_spoofing() -> None:
+    events = spoof_sequence([100.05, 100.06, 100.07])
+    events.insert(5, order("new", "mm", "sell", 100, 100.02, 300))
+    events.insert(6, fill("mm", "sell", 100, 100.02, 350))
+    assert run(events) == []
+
+
+def test_small_cancels_are_not_spoofing() -> None:
+    events = [order("new", f"s{i}", "sell", 200, 100.05, i) for i in range(3)]
+    events += [order("new", "b1", "buy", 50, 100.0, 5), fill("b1", "buy", 50, 100.0, 10)]
+    events += [order("cancel", f"s{i}", "sell", 200, 100.05, 20 + i) for i in range(3)]
+    assert run(events) == []
+
+
+def test_slow_cancels_are_not_spoofing() -> None:
+    events = spoof_sequence([100.05, 100.05])
+    late = [e for e in events if e.event.value != "cancel"]
+    late += [order("cancel", f"s{i}", "sell", 5000, 100.05, 9000 + i) for i in range(2)]
+    assert run(late) == []
+
+
+def test_wash_trade_with_linked_account() -> None:
+    limits = RiskLimits(AccountLimits(1e6, 5e7, 5e5), owner_of={"ACC-1": "F", "ACC-2": "F"})
+    found = run([order("new", "w1", "buy", 800, 100.0, 0),
+                 fill("w1", "buy", 800, 100.0, 5, counterparty="ACC-2")],
+                context(limits=limits))
+    assert [(c.category, c.evidence.order_ids) for c in found] == [(Category.WASH_TRADE, ("w1",))]
+
+
+def test_trade_with_unlinked_counterparty_is_fine() -> None:
+    assert run([order("new", "w1", "buy", 800, 100.0, 0),
+                fill("w1", "buy", 800, 100.0, 5, counterparty="ACC-9")]) == []
+
+
+def test_wash_round_trip_same_price_same_qty() -> None:
+    found = run([fill("a", "buy", 300, 100.0, 0), fill("b", "sell", 300, 100.0, 20)])
+    assert [(c.category, c.evidence.order_ids) for c in found] == [
+        (Category.WASH_TRADE, ("a", "b"))]
+
+
+def test_round_trip_across_the_spread_is_not_wash() -> None:
+    assert run([fill("a", "buy", 300, 100.0, 0), fill("b", "sell", 300, 100.01, 20)]) == []
+
+
+def test_position_limit_alerts_once_per_breach() -> None:
+    limits = RiskLimits(AccountLimits(1000, 5e7, 5e5))
+    events = [fill(f"f{i}", "buy", 600, 100.0, i * 10) for i in range(4)]
+    found = run(events, context(limits=limits))
+    assert [(c.category, c.evidence.order_ids) for c in found] == [
+        (Category.LIMIT_BREACH, ("f1",))]
+    assert found[0].evidence.features["position"] == 1200
+
+
+def test_position_limit_realerts_after_coming_back_inside() -> None:
+    limits = RiskLimits(AccountLimits(1000, 5e7, 5e5))
+    events = [fill("f1", "buy", 1200, 100.0, 0), fill("f2", "sell", 500, 100.1, 10),
+              fill("f3", "buy", 500, 100.2, 20)]
+    found = run(events, context(limits=limits))
+    assert [c.evidence.order_ids for c in found] == [("f1",), ("f3",)]
+
+
+def test_gross_notional_marks_to_market_mid() -> None:
+    limits = RiskLimits(AccountLimits(1e6, 50_000, 5e5))
+    found = run([fill("f1", "buy", 600, 90.0, 0)], context(limits=limits))
+    assert [c.discriminator for c in found] == ["gross_notional"]
+    assert found[0].evidence.features["gross_notional"] == round(600 * 100.01, 2)
+
+
+def test_order_size_limit() -> None:
+    limits = RiskLimits(AccountLimits(1e6, 5e7, 1000))
+    found = run([order("new", "o1", "buy", 5000, 100.0, 0)], context(limits=limits))
+    assert [c.discriminator for c in found] == ["order_qty"]
+
+
+def test_alert_id_is_deterministic_and_evidence_specific() -> None:
+    a = run(spoof_sequence([100.05, 100.05]))[0]
+    b = run(spoof_sequence([100.05, 100.05]))[0]
+    c = run(spoof_sequence([100.05, 100.05], account="ACC-2"))[0]
+    assert a.alert_id == b.alert_id
+    assert a.alert_id != c.alert_id

@@ -1,0 +1,64 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from riskstream.core.state import AccountState, SymbolState
+from riskstream.core.windows import NS_PER_S, SlidingWindow, WindowState
+from riskstream.records import Quote
+from tests.factories import T0, fill, order
+
+SPEC = SlidingWindow.of_seconds(10, 2, 100)
+
+
+def test_window_keeps_only_its_span() -> None:
+    w: WindowState[str] = WindowState()
+    for i in range(30):
+        assert w.aggregate(SPEC, i * NS_PER_S, f"e{i}")
+    assert [it for _, it in w.items(SPEC)] == [f"e{i}" for i in range(20, 30)]
+    assert len(w) <= 13
+
+
+def test_window_uses_event_time_not_arrival() -> None:
+    w: WindowState[str] = WindowState()
+    w.aggregate(SPEC, 100 * NS_PER_S, "late-arriving-future")
+    w.aggregate(SPEC, 95 * NS_PER_S, "slightly-late")
+    assert [it for _, it in w.items(SPEC)] == ["late-arriving-future", "slightly-late"]
+    assert w.watermark_ns == 100 * NS_PER_S
+
+
+def test_window_rejects_events_beyond_grace() -> None:
+    w: WindowState[str] = WindowState()
+    w.aggregate(SPEC, 100 * NS_PER_S, "now")
+    assert not w.aggregate(SPEC, 87 * NS_PER_S, "too-late")
+    assert w.aggregate(SPEC, 89 * NS_PER_S, "within-grace")
+
+
+def test_window_caps_items() -> None:
+    spec = SlidingWindow.of_seconds(10, 2, 5)
+    w: WindowState[int] = WindowState()
+    for i in range(50):
+        w.aggregate(spec, i, i)
+    assert [it for _, it in w.items(spec)] == [45, 46, 47, 48, 49]
+
+
+def test_account_state_round_trips_through_json() -> None:
+    s = AccountState()
+    for e in [order("new", "o1", "buy", 100, 100.0, 0), order("new", "o2", "sell", 50, 101.0, 1),
+              order("cancel", "o2", "sell", 50, 101.0, 2), fill("o1", "buy", 40, 100.0, 3)]:
+        s.apply(e, SPEC, 0.1)
+    s.flagged.add("o2")
+    s.open_breaches.add("gross_notional")
+    back = AccountState.from_json(json.loads(json.dumps(s.to_json())))
+    assert back.to_json() == s.to_json()
+    assert back.positions == {"AAPL": 40}
+    assert back.live_orders["o1"].qty == 60
+
+
+def test_symbol_state_ignores_older_quotes() -> None:
+    s = SymbolState()
+    s.apply(Quote("AAPL", "X", T0 + 10, 100, 100.02, 5, 5))
+    s.apply(Quote("AAPL", "X", T0, 90, 90.02, 5, 5))
+    assert s.mid == pytest.approx(100.01)
+    assert SymbolState.from_json(s.to_json()) == s
