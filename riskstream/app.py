@@ -137,12 +137,8 @@ def build_runtime(
     trades_topic = app.topic(names.trade_logs, partitions=partitions[names.trade_logs], **raw)
     market_topic = app.topic(names.market_data, partitions=partitions[names.market_data], **raw)
     table_schema = faust.Schema(key_type=str, key_serializer="json", value_serializer="json")
-    account_table = app.Table(
-        "account-state", partitions=partitions[names.trade_logs], schema=table_schema
-    )
-    symbol_table = app.Table(
-        "symbol-state", partitions=partitions[names.market_data], schema=table_schema
-    )
+    account_table = app.Table("account-state", partitions=partitions[names.trade_logs], schema=table_schema)
+    symbol_table = app.Table("symbol-state", partitions=partitions[names.market_data], schema=table_schema)
     accounts: CheckpointedStore[AccountState] = CheckpointedStore(
         FaustStateTable(account_table), AccountState.to_json, AccountState.from_json, AccountState
     )
@@ -181,8 +177,7 @@ def build_runtime(
 
     def records(events: list[Any]) -> list[SourceRecord]:
         return [
-            SourceRecord(m.topic, m.partition, m.offset, m.key, m.value)
-            for m in (e.message for e in events)
+            SourceRecord(m.topic, m.partition, m.offset, m.key, m.value) for m in (e.message for e in events)
         ]
 
     @app.task

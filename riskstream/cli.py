@@ -30,9 +30,7 @@ def topics() -> None:
 
 
 @topics.command("apply")
-@click.option(
-    "--bootstrap-servers", default=None, help="Overrides RISKSTREAM_KAFKA__BOOTSTRAP_SERVERS."
-)
+@click.option("--bootstrap-servers", default=None, help="Overrides RISKSTREAM_KAFKA__BOOTSTRAP_SERVERS.")
 def topics_apply(bootstrap_servers: str | None) -> None:
     """Create missing topics and check existing ones against their specs."""
     from riskstream.topics import TopicSpecError, apply_specs, load_specs
@@ -47,9 +45,7 @@ def topics_apply(bootstrap_servers: str | None) -> None:
 
 
 @main.command()
-@click.option(
-    "--bootstrap-servers", default=None, help="Overrides RISKSTREAM_KAFKA__BOOTSTRAP_SERVERS."
-)
+@click.option("--bootstrap-servers", default=None, help="Overrides RISKSTREAM_KAFKA__BOOTSTRAP_SERVERS.")
 def worker(bootstrap_servers: str | None) -> None:
     """Run one Faust worker against the broker and database from settings."""
     from faust.worker import Worker
@@ -73,25 +69,17 @@ def worker(bootstrap_servers: str | None) -> None:
 
 
 @main.command()
-@click.option(
-    "--bootstrap-servers", default=None, help="Overrides RISKSTREAM_KAFKA__BOOTSTRAP_SERVERS."
-)
+@click.option("--bootstrap-servers", default=None, help="Overrides RISKSTREAM_KAFKA__BOOTSTRAP_SERVERS.")
 @click.option("--seed", default=7, show_default=True, help="Same seed, same traffic.")
-@click.option(
-    "--rate", default=200.0, show_default=True, help="Events per second; 0 = as fast as possible."
-)
-@click.option(
-    "--duration-s", default=0.0, help="Stop after this many seconds (0 = run until Ctrl-C)."
-)
+@click.option("--rate", default=200.0, show_default=True, help="Events per second; 0 = as fast as possible.")
+@click.option("--duration-s", default=0.0, help="Stop after this many seconds (0 = run until Ctrl-C).")
 def simulate(bootstrap_servers: str | None, seed: int, rate: float, duration_s: float) -> None:
     """Produce simulated market data and trade logs, with labelled abuse, to any broker."""
     from riskstream.sim.producer import run_simulation
 
     settings = _settings(bootstrap_servers)
     try:
-        stats = asyncio.run(
-            run_simulation(settings, seed=seed, rate=rate, duration_s=duration_s or None)
-        )
+        stats = asyncio.run(run_simulation(settings, seed=seed, rate=rate, duration_s=duration_s or None))
     except KeyboardInterrupt:
         return
     click.echo(f"produced {stats.events} events ({stats.injected} injected abuse cases)")
@@ -107,5 +95,7 @@ def demo(rate: float, duration_s: float, seed: int) -> None:
 
     logging.basicConfig(level=logging.WARNING)
     sys.exit(run_demo(rate=rate, duration_s=duration_s or None, seed=seed))
+
+
 if __name__ == "__main__":
     main()

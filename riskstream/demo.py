@@ -63,9 +63,15 @@ async def _show_alerts(settings: Settings, console: Console, stop: asyncio.Event
                         continue
                     seen.add(alert.alert_id)
                     table = Table(show_header=len(seen) == 1, box=None, pad_edge=False)
-                    for name, width in (("category", 12), ("severity", 8), ("score", 5),
-                                        ("account", 10), ("symbol", 6), ("ms", 5),
-                                        ("evidence", None)):
+                    for name, width in (
+                        ("category", 12),
+                        ("severity", 8),
+                        ("score", 5),
+                        ("account", 10),
+                        ("symbol", 6),
+                        ("ms", 5),
+                        ("evidence", None),
+                    ):
                         table.add_column(name, width=width, no_wrap=name != "evidence")
                     _alert_row(alert, table)
                     console.print(table)
@@ -83,7 +89,8 @@ async def _demo(rate: float, duration_s: float | None, seed: int, console: Conso
             "RISKSTREAM_KAFKA__BOOTSTRAP_SERVERS": broker.bootstrap_servers,
             "RISKSTREAM_DATABASE__URL": f"sqlite+aiosqlite:///{workdir / 'audit.db'}",
             "RISKSTREAM_LIMITS_FILE": os.environ.get(
-                "RISKSTREAM_LIMITS_FILE", str(REPO_ROOT / "deploy" / "limits.demo.toml")),
+                "RISKSTREAM_LIMITS_FILE", str(REPO_ROOT / "deploy" / "limits.demo.toml")
+            ),
             "RISKSTREAM_METRICS_PORT": str(metrics_port),
             "RISKSTREAM_LOG_LEVEL": "warning",
         }
@@ -91,21 +98,27 @@ async def _demo(rate: float, duration_s: float | None, seed: int, console: Conso
         for line in await apply_specs(settings.kafka, load_specs(settings.topics)):
             console.print(f"[dim]topic {line}[/]")
         log = open(workdir / "worker.log", "wb")  # noqa: ASYNC230, SIM115
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "riskstream.cli", "worker"], env=env, stdout=log,
-            stderr=subprocess.STDOUT, start_new_session=True,
+        worker = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "riskstream.cli",
+            "worker",
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         console.print(
             f"[bold]riskstream demo[/]: broker {broker.bootstrap_servers}, worker pid {worker.pid}, "
             f"metrics http://127.0.0.1:{metrics_port}/metrics, audit {workdir / 'audit.db'}\n"
-            "Simulated traffic with injected abuse; alerts appear below. Ctrl-C stops.")
+            "Simulated traffic with injected abuse; alerts appear below. Ctrl-C stops."
+        )
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGINT, stop.set)
         loop.add_signal_handler(signal.SIGTERM, stop.set)
         shower = asyncio.create_task(_show_alerts(settings, console, stop))
-        sim = asyncio.create_task(run_simulation(settings, seed=seed, rate=rate,
-                                                 duration_s=None, stop=stop))
+        sim = asyncio.create_task(run_simulation(settings, seed=seed, rate=rate, duration_s=None, stop=stop))
         try:
             await asyncio.wait_for(stop.wait(), timeout=duration_s)
         except TimeoutError:
@@ -115,10 +128,10 @@ async def _demo(rate: float, duration_s: float | None, seed: int, console: Conso
         shown = await shower
         worker.send_signal(signal.SIGTERM)
         try:
-            worker.wait(timeout=15)
-        except subprocess.TimeoutExpired:
+            await asyncio.wait_for(worker.wait(), timeout=15)
+        except TimeoutError:
             worker.kill()
-            worker.wait()
+            await worker.wait()
         log.close()
         console.print(f"[bold]stopped[/]: {shown} alerts shown; logs in {workdir}")
         return shown

@@ -63,9 +63,7 @@ class TopicNames(_Group):
     trade_logs: str = Field("trade-logs", description="Order life-cycle events, key = account.")
     risk_alerts: str = Field("risk-alerts", description="Scored alerts, key = account or symbol.")
     dead_letter: str = Field("dead-letter", description="Undecodable or invalid input.")
-    specs_dir: Path = Field(
-        REPO_ROOT / "topics", description="Folder of declarative topic specs (*.toml)."
-    )
+    specs_dir: Path = Field(REPO_ROOT / "topics", description="Folder of declarative topic specs (*.toml).")
 
 
 class DatabaseSettings(_Group):
@@ -86,9 +84,7 @@ class StreamSettings(_Group):
     batch_within_ms: int = Field(
         5,
         ge=1,
-        description=(
-            "Longest an agent waits to fill a micro-batch. Bounds the latency added by batching."
-        ),
+        description=("Longest an agent waits to fill a micro-batch. Bounds the latency added by batching."),
     )
     checkpoint_interval_ms: int = Field(
         1000,
@@ -183,9 +179,7 @@ class LimitDefaults(_Group):
 
 
 class ScorerSettings(_Group):
-    kind: Literal["rules"] = Field(
-        "rules", description="Which Scorer turns candidates into assessments."
-    )
+    kind: Literal["rules"] = Field("rules", description="Which Scorer turns candidates into assessments.")
 
 
 class Settings(BaseSettings):
@@ -212,6 +206,4 @@ class Settings(BaseSettings):
     metrics_port: int = Field(
         9108, ge=0, le=65535, description="Prometheus /metrics port; 0 turns the endpoint off."
     )
-    log_level: Literal["debug", "info", "warning", "error"] = Field(
-        "info", description="Worker log level."
-    )
+    log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Worker log level.")

@@ -102,9 +102,7 @@ class Pipeline:
 
     def _dead_letter(self, rec: SourceRecord, reason: str) -> DeadLetter:
         self._m.decode_failures.labels(rec.topic).inc()
-        return DeadLetter(
-            rec.topic, rec.partition, rec.offset, rec.key, rec.value, reason, self._clock()
-        )
+        return DeadLetter(rec.topic, rec.partition, rec.offset, rec.key, rec.value, reason, self._clock())
 
     def _track(self, records: Sequence[SourceRecord]) -> None:
         if not records:
@@ -128,16 +126,12 @@ class Pipeline:
                 dead.append(self._dead_letter(rec, exc.reason))
                 continue
             if rec.key is not None and rec.key != event.account.encode():
-                dead.append(
-                    self._dead_letter(rec, f"key {rec.key!r} is not the account {event.account!r}")
-                )
+                dead.append(self._dead_letter(rec, f"key {rec.key!r} is not the account {event.account!r}"))
                 continue
             if rec.offset <= self.accounts.applied_offset(event.account, rec.partition):
                 replayed += 1
                 continue
-            by_account.setdefault(event.account, _Keyed(rec.partition)).items.append(
-                (rec.offset, event)
-            )
+            by_account.setdefault(event.account, _Keyed(rec.partition)).items.append((rec.offset, event))
         if replayed:
             self._m.replayed_events.labels(records[0].topic).inc(replayed)
         t1 = time.perf_counter()
@@ -168,9 +162,7 @@ class Pipeline:
                 dead.append(self._dead_letter(rec, exc.reason))
                 continue
             if rec.key is not None and rec.key != event.symbol.encode():
-                dead.append(
-                    self._dead_letter(rec, f"key {rec.key!r} is not the symbol {event.symbol!r}")
-                )
+                dead.append(self._dead_letter(rec, f"key {rec.key!r} is not the symbol {event.symbol!r}"))
                 continue
             if rec.offset <= self.symbols.applied_offset(event.symbol, rec.partition):
                 replayed += 1
@@ -190,9 +182,7 @@ class Pipeline:
             assessments = await self._scorer.score(candidates)
             t1 = time.perf_counter()
             self._m.stage.labels("score").observe(t1 - t0)
-            alerts = [
-                to_alert(c, a, detected_ns) for c, a in zip(candidates, assessments, strict=True)
-            ]
+            alerts = [to_alert(c, a, detected_ns) for c, a in zip(candidates, assessments, strict=True)]
             published = await self._alerts.publish(alerts)
             t2 = time.perf_counter()
             self._m.stage.labels("publish").observe(t2 - t1)
@@ -219,9 +209,7 @@ class Pipeline:
                 await self._audit.write(alerts)
             except Exception:
                 self._m.audit_failures.inc()
-                log.exception(
-                    "audit write of %d alerts failed; retrying in %.2fs", len(alerts), delay_s
-                )
+                log.exception("audit write of %d alerts failed; retrying in %.2fs", len(alerts), delay_s)
                 await asyncio.sleep(delay_s)
                 delay_s = min(delay_s * 2, AUDIT_RETRY_MAX_S)
                 continue

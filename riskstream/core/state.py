@@ -115,9 +115,7 @@ class AccountState:
             placed = old.placed_ns if old else ts
             qty = old.qty if old else event.qty
             price = old.price if old else event.price
-            item = ActivityItem(
-                Activity.CANCEL, event.order_id, event.symbol, event.side, qty, price, placed
-            )
+            item = ActivityItem(Activity.CANCEL, event.order_id, event.symbol, event.side, qty, price, placed)
         elif kind is OrderEventType.FILL:
             assert event.last_qty is not None and event.last_px is not None
             old = self.live_orders.get(event.order_id)
@@ -174,8 +172,7 @@ class AccountState:
     @classmethod
     def from_json(cls, obj: dict[str, Any]) -> AccountState:
         live = OrderedDict(
-            (row[0], LiveOrder(row[0], row[1], Side(row[2]), row[3], row[4], row[5]))
-            for row in obj["o"]
+            (row[0], LiveOrder(row[0], row[1], Side(row[2]), row[3], row[4], row[5])) for row in obj["o"]
         )
         return cls(
             live_orders=live,

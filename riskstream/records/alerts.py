@@ -144,9 +144,7 @@ class RiskAlert:
             llm=obj["llm"],
             degraded=obj["degraded"],
             entity=AlertEntity(obj["entity"]["account"], obj["entity"]["symbol"]),
-            window=WindowBounds(
-                parse_ts(obj["window"]["start_ts"]), parse_ts(obj["window"]["end_ts"])
-            ),
+            window=WindowBounds(parse_ts(obj["window"]["start_ts"]), parse_ts(obj["window"]["end_ts"])),
             evidence=Evidence(
                 features=dict(obj["evidence"]["features"]),
                 order_ids=tuple(obj["evidence"]["order_ids"]),

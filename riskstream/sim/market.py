@@ -146,9 +146,7 @@ class MarketSimulator:
             if rng.random() < 0.8:
                 self._at(
                     later,
-                    self._order(
-                        OrderEventType.CANCEL, oid, MARKET_MAKER, symbol, side, qty, px, later
-                    ),
+                    self._order(OrderEventType.CANCEL, oid, MARKET_MAKER, symbol, side, qty, px, later),
                 )
             else:
                 self._at(
@@ -227,9 +225,7 @@ class MarketSimulator:
         bpx = self._px(symbol, 0)
         self._at(
             ts + 50_000_000,
-            self._order(
-                OrderEventType.NEW, buy, account, symbol, Side.BUY, 1000, bpx, ts + 50_000_000
-            ),
+            self._order(OrderEventType.NEW, buy, account, symbol, Side.BUY, 1000, bpx, ts + 50_000_000),
         )
         self._at(
             fill_ts,
@@ -312,9 +308,7 @@ class MarketSimulator:
             oids.append(oid)
             t = ts + i * 20_000_000
             px = self._px(symbol, 1)
-            self._at(
-                t, self._order(OrderEventType.NEW, oid, "ACC-LIM", symbol, Side.BUY, 2000, px, t)
-            )
+            self._at(t, self._order(OrderEventType.NEW, oid, "ACC-LIM", symbol, Side.BUY, 2000, px, t))
             self._at(
                 t + 5_000_000,
                 self._order(
@@ -336,9 +330,7 @@ class MarketSimulator:
             sells.append(oid)
             t = ts + 100_000_000 + i * 20_000_000
             px = self._px(symbol, 0)
-            self._at(
-                t, self._order(OrderEventType.NEW, oid, "ACC-LIM", symbol, Side.SELL, 2000, px, t)
-            )
+            self._at(t, self._order(OrderEventType.NEW, oid, "ACC-LIM", symbol, Side.SELL, 2000, px, t))
             self._at(
                 t + 5_000_000,
                 self._order(
@@ -354,9 +346,7 @@ class MarketSimulator:
                     last_px=px,
                 ),
             )
-        self.labels.append(
-            Label(Category.LIMIT_BREACH, "ACC-LIM", symbol, (oids[1],), ts, ts + 25_000_000)
-        )
+        self.labels.append(Label(Category.LIMIT_BREACH, "ACC-LIM", symbol, (oids[1],), ts, ts + 25_000_000))
 
     def events(self) -> Iterator[OrderEvent | MarketEvent]:
         """Endless, time-ordered stream; one background action per step plus injections."""

@@ -28,10 +28,12 @@ async def run_simulation(
     rate: float,
     duration_s: float | None,
     stop: asyncio.Event | None = None,
+    inject_every_s: float = 4.0,
+    max_events: int | None = None,
 ) -> SimulationStats:
     """Event time follows the wall clock when ``rate`` > 0, so latencies are real."""
     paced = rate > 0
-    sim = MarketSimulator(seed, time.time_ns(), rate if paced else 10_000.0)
+    sim = MarketSimulator(seed, time.time_ns(), rate if paced else 10_000.0, inject_every_s)
     producer = AIOKafkaProducer(**aiokafka_kwargs(settings.kafka), linger_ms=2, acks="all")
     await producer.start()
     names = settings.topics
@@ -42,6 +44,8 @@ async def run_simulation(
             if stop is not None and stop.is_set():
                 break
             if duration_s is not None and time.monotonic() - started >= duration_s:
+                break
+            if max_events is not None and sent >= max_events:
                 break
             if paced:
                 delay_s = (event.ts_ns - time.time_ns()) / 1e9

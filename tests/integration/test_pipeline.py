@@ -28,10 +28,8 @@ ALERT_SCHEMA = json.loads((REPO_ROOT / "schemas" / "risk_alerts.json").read_text
 DLQ_SCHEMA = json.loads((REPO_ROOT / "schemas" / "dead_letter.json").read_text())
 
 
-def o(kind: str, oid: str, account: str, side: str, qty: float, px: float, t: int,
-      **kw: Any) -> OrderEvent:
-    return OrderEvent(OrderEventType(kind), oid, account, "T1", "AAPL", Side(side), qty, px, t,
-                      **kw)
+def o(kind: str, oid: str, account: str, side: str, qty: float, px: float, t: int, **kw: Any) -> OrderEvent:
+    return OrderEvent(OrderEventType(kind), oid, account, "T1", "AAPL", Side(side), qty, px, t, **kw)
 
 
 def scenario(t0: int) -> tuple[list[OrderEvent], set[tuple[str, str, tuple[str, ...]]]]:
@@ -39,18 +37,47 @@ def scenario(t0: int) -> tuple[list[OrderEvent], set[tuple[str, str, tuple[str, 
     ev: list[OrderEvent] = [o("new", "ff-1", "ACC-FF", "buy", 100, 130.0, t0)]
     for i, px in enumerate((100.05, 100.06, 100.07)):
         ev.append(o("new", f"ly-{i}", "ACC-LY", "sell", 5000, px, t0 + i * MS))
-    ev += [o("new", "ly-b", "ACC-LY", "buy", 1000, 100.0, t0 + 5 * MS),
-           o("fill", "ly-b", "ACC-LY", "buy", 1000, 100.0, t0 + 300 * MS, last_qty=1000,
-             last_px=100.0)]
-    ev += [o("cancel", f"ly-{i}", "ACC-LY", "sell", 5000, px, t0 + (400 + i) * MS)
-           for i, px in enumerate((100.05, 100.06, 100.07))]
-    ev += [o("new", "w-1", "ACC-W1", "buy", 700, 100.0, t0),
-           o("fill", "w-1", "ACC-W1", "buy", 700, 100.0, t0 + 2 * MS, last_qty=700,
-             last_px=100.0, counterparty="ACC-W2")]
-    ev += [o("fill", f"lim-{i}", "ACC-LIM", "buy", 2000, 100.0 + i / 10, t0 + i * MS,
-             last_qty=2000, last_px=100.0 + i / 10) for i in range(2)]
-    ev += [o("new", "ok-1", "ACC-OK", "buy", 100, 100.01, t0),
-           o("cancel", "ok-1", "ACC-OK", "buy", 100, 100.01, t0 + 2000 * MS)]
+    ev += [
+        o("new", "ly-b", "ACC-LY", "buy", 1000, 100.0, t0 + 5 * MS),
+        o("fill", "ly-b", "ACC-LY", "buy", 1000, 100.0, t0 + 300 * MS, last_qty=1000, last_px=100.0),
+    ]
+    ev += [
+        o("cancel", f"ly-{i}", "ACC-LY", "sell", 5000, px, t0 + (400 + i) * MS)
+        for i, px in enumerate((100.05, 100.06, 100.07))
+    ]
+    ev += [
+        o("new", "w-1", "ACC-W1", "buy", 700, 100.0, t0),
+        o(
+            "fill",
+            "w-1",
+            "ACC-W1",
+            "buy",
+            700,
+            100.0,
+            t0 + 2 * MS,
+            last_qty=700,
+            last_px=100.0,
+            counterparty="ACC-W2",
+        ),
+    ]
+    ev += [
+        o(
+            "fill",
+            f"lim-{i}",
+            "ACC-LIM",
+            "buy",
+            2000,
+            100.0 + i / 10,
+            t0 + i * MS,
+            last_qty=2000,
+            last_px=100.0 + i / 10,
+        )
+        for i in range(2)
+    ]
+    ev += [
+        o("new", "ok-1", "ACC-OK", "buy", 100, 100.01, t0),
+        o("cancel", "ok-1", "ACC-OK", "buy", 100, 100.01, t0 + 2000 * MS),
+    ]
     expected = {
         ("fat_finger", "ACC-FF", ("ff-1",)),
         ("layering", "ACC-LY", ("ly-b", "ly-0", "ly-1", "ly-2")),
@@ -62,17 +89,25 @@ def scenario(t0: int) -> tuple[list[OrderEvent], set[tuple[str, str, tuple[str, 
 
 BAD = [
     ("trade-logs", b"ACC-X", b"{not json"),
-    ("trade-logs", b"ACC-X", b'{"event":"fill","order_id":"x","account":"ACC-X","trader":"t",'
-                             b'"symbol":"AAPL","side":"buy","qty":1,"ts":0}'),
-    ("market-data", b"AAPL", b'{"kind":"quote","symbol":"AAPL","venue":"X","ts":0,"bid":2,'
-                             b'"ask":1,"bid_size":1,"ask_size":1}'),
+    (
+        "trade-logs",
+        b"ACC-X",
+        b'{"event":"fill","order_id":"x","account":"ACC-X","trader":"t",'
+        b'"symbol":"AAPL","side":"buy","qty":1,"ts":0}',
+    ),
+    (
+        "market-data",
+        b"AAPL",
+        b'{"kind":"quote","symbol":"AAPL","venue":"X","ts":0,"bid":2,"ask":1,"bid_size":1,"ask_size":1}',
+    ),
     ("trade-logs", b"ACC-WRONG", dumps(o("new", "k-1", "ACC-Y", "buy", 1, 100.0, 0).to_json())),
 ]
 
 
 async def consume_all(bootstrap: str, topic: str, want: int, timeout_s: float) -> list[Any]:
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=None,
-                                auto_offset_reset="earliest")
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest"
+    )
     await consumer.start()
     out: list[Any] = []
     deadline = time.monotonic() + timeout_s
@@ -98,8 +133,7 @@ async def wait_for(cond: Any, timeout_s: float) -> None:
 
 
 async def run_scenario(broker: EmbeddedBroker, db_url: str, tmp_path: Path) -> None:
-    worker = WorkerProcess(worker_env(broker, db_url, f"rs-{uuid.uuid4().hex[:8]}"),
-                           tmp_path / "worker.log")
+    worker = WorkerProcess(worker_env(broker, db_url, f"rs-{uuid.uuid4().hex[:8]}"), tmp_path / "worker.log")
     worker.start()
     try:
         await asyncio.to_thread(worker.wait_ready)
@@ -108,8 +142,9 @@ async def run_scenario(broker: EmbeddedBroker, db_url: str, tmp_path: Path) -> N
         t0 = time.time_ns()
         quote = Quote("AAPL", "XNAS", t0 - 1000 * MS, 100.0, 100.02, 1000, 1000)
         await producer.send_and_wait("market-data", dumps(quote.to_json()), key=b"AAPL")
-        await wait_for(lambda: worker.metric("riskstream_events_consumed_total",
-                                             topic="market-data") >= 1, 30)
+        await wait_for(
+            lambda: worker.metric("riskstream_events_consumed_total", topic="market-data") >= 1, 30
+        )
         events, expected = scenario(t0)
         for ev in events:
             await producer.send("trade-logs", dumps(ev.to_json()), key=ev.account.encode())
@@ -122,13 +157,15 @@ async def run_scenario(broker: EmbeddedBroker, db_url: str, tmp_path: Path) -> N
         alerts = [RiskAlert.from_json(json.loads(r.value)) for r in records]
         for r in records:
             jsonschema.validate(json.loads(r.value), ALERT_SCHEMA)
-        got = {(a.category.value, a.entity.account or "", tuple(sorted(a.evidence.order_ids)))
-               for a in alerts}
+        got = {
+            (a.category.value, a.entity.account or "", tuple(sorted(a.evidence.order_ids))) for a in alerts
+        }
         assert got == {(c, acc, tuple(sorted(ids))) for c, acc, ids in expected}
-        assert all(r.key == (a.entity.account or "").encode() for r, a in zip(records, alerts,
-                                                                             strict=True))
-        assert all(a.timings.published_ns is not None and a.timings.published_ns >= a.timings.detected_ns
-                   for a in alerts)
+        assert all(r.key == (a.entity.account or "").encode() for r, a in zip(records, alerts, strict=True))
+        assert all(
+            a.timings.published_ns is not None and a.timings.published_ns >= a.timings.detected_ns
+            for a in alerts
+        )
 
         letters = await consume_all(broker.bootstrap_servers, "dead-letter", len(BAD), 30)
         dead = [DeadLetter.from_json(json.loads(r.value)) for r in letters]
@@ -136,8 +173,7 @@ async def run_scenario(broker: EmbeddedBroker, db_url: str, tmp_path: Path) -> N
             jsonschema.validate(json.loads(r.value), DLQ_SCHEMA)
         assert sorted((d.source_topic, d.key, d.value) for d in dead) == sorted(BAD)
         reasons = " | ".join(d.reason for d in dead)
-        for phrase in ("not valid JSON", "a fill needs last_qty", "crossed quote",
-                       "is not the account"):
+        for phrase in ("not valid JSON", "a fill needs last_qty", "crossed quote", "is not the account"):
             assert phrase in reasons
 
         audit = AuditLog(create_async_engine(db_url))
@@ -158,8 +194,7 @@ async def run_scenario(broker: EmbeddedBroker, db_url: str, tmp_path: Path) -> N
         worker.stop()
 
 
-async def test_pipeline_on_postgres(broker: EmbeddedBroker, postgres_url: str,
-                                    tmp_path: Path) -> None:
+async def test_pipeline_on_postgres(broker: EmbeddedBroker, postgres_url: str, tmp_path: Path) -> None:
     await run_scenario(broker, postgres_url, tmp_path)
 
 

@@ -9,8 +9,9 @@ from riskstream.records import Category, OrderEvent
 from tests.factories import context, fill, order
 
 
-def run(events: list[OrderEvent], ctx: DetectionContext | None = None,
-        state: AccountState | None = None) -> list[Candidate]:
+def run(
+    events: list[OrderEvent], ctx: DetectionContext | None = None, state: AccountState | None = None
+) -> list[Candidate]:
     return surveil_account(state or AccountState(), events, ctx or context(), 0.05).candidates
 
 
@@ -33,17 +34,18 @@ def test_fat_finger_size_against_own_history() -> None:
 
 
 def test_fat_finger_size_needs_history() -> None:
-    assert run([order("new", "h0", "buy", 100, 100.0, 0),
-                order("new", "big", "buy", 5000, 100.0, 1)]) == []
+    assert run([order("new", "h0", "buy", 100, 100.0, 0), order("new", "big", "buy", 5000, 100.0, 1)]) == []
 
 
 def spoof_sequence(levels: list[float], account: str = "ACC-1") -> list[OrderEvent]:
-    events = [order("new", f"s{i}", "sell", 5000, px, i * 10, account)
-              for i, px in enumerate(levels)]
-    events += [order("new", "b1", "buy", 1000, 100.0, 50, account),
-               fill("b1", "buy", 1000, 100.0, 400, account)]
-    events += [order("cancel", f"s{i}", "sell", 5000, px, 500 + i * 100, account)
-               for i, px in enumerate(levels)]
+    events = [order("new", f"s{i}", "sell", 5000, px, i * 10, account) for i, px in enumerate(levels)]
+    events += [
+        order("new", "b1", "buy", 1000, 100.0, 50, account),
+        fill("b1", "buy", 1000, 100.0, 400, account),
+    ]
+    events += [
+        order("cancel", f"s{i}", "sell", 5000, px, 500 + i * 100, account) for i, px in enumerate(levels)
+    ]
     return events
 
 
@@ -84,21 +86,25 @@ def test_slow_cancels_are_not_spoofing() -> None:
 
 def test_wash_trade_with_linked_account() -> None:
     limits = RiskLimits(AccountLimits(1e6, 5e7, 5e5), owner_of={"ACC-1": "F", "ACC-2": "F"})
-    found = run([order("new", "w1", "buy", 800, 100.0, 0),
-                 fill("w1", "buy", 800, 100.0, 5, counterparty="ACC-2")],
-                context(limits=limits))
+    found = run(
+        [order("new", "w1", "buy", 800, 100.0, 0), fill("w1", "buy", 800, 100.0, 5, counterparty="ACC-2")],
+        context(limits=limits),
+    )
     assert [(c.category, c.evidence.order_ids) for c in found] == [(Category.WASH_TRADE, ("w1",))]
 
 
 def test_trade_with_unlinked_counterparty_is_fine() -> None:
-    assert run([order("new", "w1", "buy", 800, 100.0, 0),
-                fill("w1", "buy", 800, 100.0, 5, counterparty="ACC-9")]) == []
+    assert (
+        run(
+            [order("new", "w1", "buy", 800, 100.0, 0), fill("w1", "buy", 800, 100.0, 5, counterparty="ACC-9")]
+        )
+        == []
+    )
 
 
 def test_wash_round_trip_same_price_same_qty() -> None:
     found = run([fill("a", "buy", 300, 100.0, 0), fill("b", "sell", 300, 100.0, 20)])
-    assert [(c.category, c.evidence.order_ids) for c in found] == [
-        (Category.WASH_TRADE, ("a", "b"))]
+    assert [(c.category, c.evidence.order_ids) for c in found] == [(Category.WASH_TRADE, ("a", "b"))]
 
 
 def test_round_trip_across_the_spread_is_not_wash() -> None:
@@ -109,15 +115,17 @@ def test_position_limit_alerts_once_per_breach() -> None:
     limits = RiskLimits(AccountLimits(1000, 5e7, 5e5))
     events = [fill(f"f{i}", "buy", 600, 100.0, i * 10) for i in range(4)]
     found = run(events, context(limits=limits))
-    assert [(c.category, c.evidence.order_ids) for c in found] == [
-        (Category.LIMIT_BREACH, ("f1",))]
+    assert [(c.category, c.evidence.order_ids) for c in found] == [(Category.LIMIT_BREACH, ("f1",))]
     assert found[0].evidence.features["position"] == 1200
 
 
 def test_position_limit_realerts_after_coming_back_inside() -> None:
     limits = RiskLimits(AccountLimits(1000, 5e7, 5e5))
-    events = [fill("f1", "buy", 1200, 100.0, 0), fill("f2", "sell", 500, 100.1, 10),
-              fill("f3", "buy", 500, 100.2, 20)]
+    events = [
+        fill("f1", "buy", 1200, 100.0, 0),
+        fill("f2", "sell", 500, 100.1, 10),
+        fill("f3", "buy", 500, 100.2, 20),
+    ]
     found = run(events, context(limits=limits))
     assert [c.evidence.order_ids for c in found] == [("f1",), ("f3",)]
 

@@ -19,13 +19,16 @@ def test_limits_file_overrides_and_links() -> None:
     assert not limits.same_owner("ACC-W1", "ACC-LIM")
 
 
-@pytest.mark.parametrize(("text", "message"), [
-    ("[accounts.A]\nmax_positon_qty = 5", "unknown keys"),
-    ("[accounts.A]\nmax_position_qty = -5", "positive"),
-    ("[owners]\nF = ['A']\nG = ['A']", "two owners"),
-    ("[limitz]", "unknown sections"),
-    ("not toml [", "not valid TOML"),
-])
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[accounts.A]\nmax_positon_qty = 5", "unknown keys"),
+        ("[accounts.A]\nmax_position_qty = -5", "positive"),
+        ("[owners]\nF = ['A']\nG = ['A']", "two owners"),
+        ("[limitz]", "unknown sections"),
+        ("not toml [", "not valid TOML"),
+    ],
+)
 def test_limits_file_errors_name_the_problem(text: str, message: str) -> None:
     with pytest.raises(LimitsFileError, match=message):
         parse_limits(text, DEFAULT)

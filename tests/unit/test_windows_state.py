@@ -45,8 +45,12 @@ def test_window_caps_items() -> None:
 
 def test_account_state_round_trips_through_json() -> None:
     s = AccountState()
-    for e in [order("new", "o1", "buy", 100, 100.0, 0), order("new", "o2", "sell", 50, 101.0, 1),
-              order("cancel", "o2", "sell", 50, 101.0, 2), fill("o1", "buy", 40, 100.0, 3)]:
+    for e in [
+        order("new", "o1", "buy", 100, 100.0, 0),
+        order("new", "o2", "sell", 50, 101.0, 1),
+        order("cancel", "o2", "sell", 50, 101.0, 2),
+        fill("o1", "buy", 40, 100.0, 3),
+    ]:
         s.apply(e, SPEC, 0.1)
     s.flagged.add("o2")
     s.open_breaches.add("gross_notional")

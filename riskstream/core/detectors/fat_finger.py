@@ -19,9 +19,7 @@ from riskstream.records import (
 )
 
 
-def detect_fat_finger(
-    event: OrderEvent, state: AccountState, ctx: DetectionContext
-) -> list[Candidate]:
+def detect_fat_finger(event: OrderEvent, state: AccountState, ctx: DetectionContext) -> list[Candidate]:
     if event.event not in (OrderEventType.NEW, OrderEventType.REPLACE):
         return []
     p = ctx.params
@@ -38,9 +36,7 @@ def detect_fat_finger(
             reasons.append(f"limit {event.price:g} is {deviation:.1%} from mid {mid:g}")
     if state.orders_seen >= p.fat_finger_min_history and state.usual_qty > 0:
         multiple = event.qty / state.usual_qty
-        features.update(
-            qty=event.qty, usual_qty=round(state.usual_qty, 4), size_multiple=round(multiple, 4)
-        )
+        features.update(qty=event.qty, usual_qty=round(state.usual_qty, 4), size_multiple=round(multiple, 4))
         if multiple > p.fat_finger_size_multiple:
             strengths.append(multiple / p.fat_finger_size_multiple)
             reasons.append(f"size {event.qty:g} is {multiple:.0f}x the usual {state.usual_qty:g}")

@@ -26,17 +26,13 @@ def _mark(symbol: str, state: AccountState, ctx: DetectionContext) -> float:
     return mid if mid is not None else state.last_fill_px.get(symbol, 0.0)
 
 
-def detect_limit_breach(
-    event: OrderEvent, state: AccountState, ctx: DetectionContext
-) -> list[Candidate]:
+def detect_limit_breach(event: OrderEvent, state: AccountState, ctx: DetectionContext) -> list[Candidate]:
     limits = ctx.limits.for_account(event.account)
     entity = AlertEntity(event.account, event.symbol)
     where = WindowBounds(event.ts_ns, event.ts_ns)
     out: list[Candidate] = []
 
-    def crossing(
-        key: str, value: float, limit: float, summary: str, features: dict[str, float]
-    ) -> None:
+    def crossing(key: str, value: float, limit: float, summary: str, features: dict[str, float]) -> None:
         if abs(value) <= limit:
             state.open_breaches.discard(key)
             return
@@ -85,8 +81,7 @@ def detect_limit_breach(
         f"position:{event.symbol}",
         position,
         limits.max_position_qty,
-        f"net position {position:g} in {event.symbol} exceeds the limit "
-        f"{limits.max_position_qty:g}",
+        f"net position {position:g} in {event.symbol} exceeds the limit {limits.max_position_qty:g}",
         {"position": position},
     )
     gross = sum(abs(qty) * _mark(sym, state, ctx) for sym, qty in state.positions.items())

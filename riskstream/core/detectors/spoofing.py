@@ -35,9 +35,7 @@ def _large_order_qty(side: Side, symbol: str, state: AccountState, ctx: Detectio
     return 2.0 * state.usual_qty
 
 
-def detect_spoofing(
-    event: OrderEvent, state: AccountState, ctx: DetectionContext
-) -> list[Candidate]:
+def detect_spoofing(event: OrderEvent, state: AccountState, ctx: DetectionContext) -> list[Candidate]:
     if event.event not in (OrderEventType.CANCEL, OrderEventType.FILL):
         return []
     p = ctx.params
@@ -85,9 +83,7 @@ def detect_spoofing(
             continue
         levels = {it.price for _, it in cancelled if it.price is not None}
         layering = len(levels) >= p.layering_min_levels
-        order_ids = tuple(
-            it.order_id for _, it in sorted(cancelled + near_fills, key=lambda x: x[0])
-        )
+        order_ids = tuple(it.order_id for _, it in sorted(cancelled + near_fills, key=lambda x: x[0]))
         start_ns = min(min(it.placed_ns for _, it in cancelled), first_fill_ns)
         max_life_s = max(ts - it.placed_ns for ts, it in cancelled) / NS_PER_S
         strength = ratio / p.spoof_volume_ratio

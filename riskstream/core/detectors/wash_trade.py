@@ -18,9 +18,7 @@ from riskstream.records import (
 )
 
 
-def detect_wash_trade(
-    event: OrderEvent, state: AccountState, ctx: DetectionContext
-) -> list[Candidate]:
+def detect_wash_trade(event: OrderEvent, state: AccountState, ctx: DetectionContext) -> list[Candidate]:
     if event.event is not OrderEventType.FILL or event.order_id in state.flagged:
         return []
     assert event.last_qty is not None and event.last_px is not None
