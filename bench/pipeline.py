@@ -15,6 +15,7 @@ import argparse
 import asyncio
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -78,8 +79,11 @@ async def main(events: int, rate: float, latency_s: float) -> None:
             [sys.executable, str(REPO_ROOT / "bench" / "faust_ceiling.py"), "--bootstrap", bs,
              "--events", str(events), "--topics", ",".join(topics)],
             capture_output=True, text=True, timeout=600)
-        ceiling = next(float(line.split()[1]) for line in ceiling_out.stdout.splitlines()
-                       if line.startswith("faust_ceiling_events_per_s"))
+        found = re.search(r"faust_ceiling_events_per_s (\d+)",
+                          ceiling_out.stdout + ceiling_out.stderr)
+        if found is None:
+            raise RuntimeError(f"faust ceiling run failed: {ceiling_out.stderr[-2000:]}")
+        ceiling = float(found.group(1))
 
         proc, port = start_worker(bs, workdir, "bench-throughput")
         try:
