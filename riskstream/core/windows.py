@@ -62,6 +62,23 @@ class WindowState(Generic[T]):
             if start < ts_ns <= end:
                 yield ts_ns, item
 
+    def recent(self, spec: SlidingWindow, span_ns: int, end_ns: int) -> list[tuple[int, T]]:
+        """Items in ``(end - span, end]`` (span at most the window), oldest first.
+
+        Scans from the newest item back and stops a grace period past the span's start, so a
+        detector that needs the last few seconds pays for those seconds, not the whole window.
+        """
+        start = end_ns - min(span_ns, spec.size_ns)
+        stop = start - spec.grace_ns
+        out: list[tuple[int, T]] = []
+        for ts_ns, item in reversed(self._items):
+            if ts_ns < stop:
+                break
+            if start < ts_ns <= end_ns:
+                out.append((ts_ns, item))
+        out.reverse()
+        return out
+
     def __len__(self) -> int:
         return len(self._items)
 

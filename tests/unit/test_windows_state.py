@@ -66,3 +66,11 @@ def test_symbol_state_ignores_older_quotes() -> None:
     s.apply(Quote("AAPL", "X", T0, 90, 90.02, 5, 5))
     assert s.mid == pytest.approx(100.01)
     assert SymbolState.from_json(s.to_json()) == s
+
+
+def test_recent_returns_only_the_span_oldest_first() -> None:
+    w: WindowState[int] = WindowState()
+    for i in range(10):
+        w.aggregate(SPEC, i * NS_PER_S, i)
+    assert [it for _, it in w.recent(SPEC, 3 * NS_PER_S, 9 * NS_PER_S)] == [7, 8, 9]
+    assert [it for _, it in w.recent(SPEC, 100 * NS_PER_S, 9 * NS_PER_S)] == list(range(10))

@@ -41,9 +41,10 @@ def detect_spoofing(event: OrderEvent, state: AccountState, ctx: DetectionContex
     p = ctx.params
     symbol = event.symbol
     within_ns = int(p.spoof_cancel_within_s * NS_PER_S)
+    # Every part of one pattern lies within two order lifetimes of the event that completes it.
     window = [
         (ts, it)
-        for ts, it in state.activity.items(ctx.window, event.ts_ns)
+        for ts, it in state.activity.recent(ctx.window, 2 * within_ns, event.ts_ns)
         if it.symbol == symbol and it.order_id not in state.flagged
     ]
     fills = [(ts, it) for ts, it in window if it.kind is Activity.FILL]

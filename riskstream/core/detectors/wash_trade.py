@@ -47,7 +47,7 @@ def detect_wash_trade(event: OrderEvent, state: AccountState, ctx: DetectionCont
         ]
     p = ctx.params
     match_ns = int(p.wash_match_window_s * NS_PER_S)
-    for ts, it in state.activity.items(ctx.window, event.ts_ns):
+    for ts, it in state.activity.recent(ctx.window, match_ns, event.ts_ns):
         if (
             it.kind is Activity.FILL
             and it.symbol == event.symbol
