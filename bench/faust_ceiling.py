@@ -25,15 +25,27 @@ def main() -> None:
     parser.add_argument("--events", type=int, required=True)
     parser.add_argument("--topics", default="trade-logs,market-data")
     args = parser.parse_args()
-    app = RiskstreamApp(f"bench-ceiling-{uuid.uuid4().hex[:6]}", fetch_max_wait_ms=10,
-                        broker=f"kafka://{args.bootstrap}", store="memory://", web_enabled=False,
-                        autodiscover=False, table_standby_replicas=0,
-                        consumer_auto_offset_reset="earliest", broker_session_timeout=6)
-    topic = app.topic(*args.topics.split(","), key_type=bytes, value_type=bytes,
-                      key_serializer="raw", value_serializer="raw")
+    app = RiskstreamApp(
+        f"bench-ceiling-{uuid.uuid4().hex[:6]}",
+        fetch_max_wait_ms=10,
+        broker=f"kafka://{args.bootstrap}",
+        store="memory://",
+        web_enabled=False,
+        autodiscover=False,
+        table_standby_replicas=0,
+        consumer_auto_offset_reset="earliest",
+        broker_session_timeout=6,
+    )
+    topic = app.topic(
+        *args.topics.split(","),
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
+    )
     state: dict[str, Any] = {"n": 0, "t0": None}
 
-    @app.agent(topic)  # type: ignore[untyped-decorator]
+    @app.agent(topic)
     async def count(stream: Any) -> None:
         async for values in stream.take(1000, within=0.01):
             if state["t0"] is None:

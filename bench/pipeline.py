@@ -39,20 +39,28 @@ def metric(port: int, name: str) -> float:
             text = r.read().decode()
     except OSError:
         return 0.0
-    return sum(float(line.split()[-1]) for line in text.splitlines()
-               if line.startswith(name + "{") or line.startswith(name + " "))
+    return sum(
+        float(line.split()[-1])
+        for line in text.splitlines()
+        if line.startswith(name + "{") or line.startswith(name + " ")
+    )
 
 
 def start_worker(bootstrap: str, workdir: Path, app_id: str) -> tuple[subprocess.Popen[bytes], int]:
     port = free_port()
-    env = {**os.environ, "RISKSTREAM_APP_ID": app_id,
-           "RISKSTREAM_KAFKA__BOOTSTRAP_SERVERS": bootstrap,
-           "RISKSTREAM_DATABASE__URL": f"sqlite+aiosqlite:///{workdir / (app_id + '.db')}",
-           "RISKSTREAM_LIMITS_FILE": str(REPO_ROOT / "deploy" / "limits.demo.toml"),
-           "RISKSTREAM_METRICS_PORT": str(port), "RISKSTREAM_LOG_LEVEL": "warning"}
+    env = {
+        **os.environ,
+        "RISKSTREAM_APP_ID": app_id,
+        "RISKSTREAM_KAFKA__BOOTSTRAP_SERVERS": bootstrap,
+        "RISKSTREAM_DATABASE__URL": f"sqlite+aiosqlite:///{workdir / (app_id + '.db')}",
+        "RISKSTREAM_LIMITS_FILE": str(REPO_ROOT / "deploy" / "limits.demo.toml"),
+        "RISKSTREAM_METRICS_PORT": str(port),
+        "RISKSTREAM_LOG_LEVEL": "warning",
+    }
     log = open(workdir / f"{app_id}.log", "wb")  # noqa: SIM115
-    proc = subprocess.Popen([sys.executable, "-m", "riskstream.cli", "worker"], env=env,
-                            stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "riskstream.cli", "worker"], env=env, stdout=log, stderr=subprocess.STDOUT
+    )
     return proc, port
 
 
@@ -75,12 +83,23 @@ async def main(events: int, rate: float, latency_s: float) -> None:
         settings = await fill_topics(bs, events)
         topics = [settings.topics.trade_logs, settings.topics.market_data]
         raw = await raw_consume_rate(bs, topics, events)
-        ceiling_out = subprocess.run(
-            [sys.executable, str(REPO_ROOT / "bench" / "faust_ceiling.py"), "--bootstrap", bs,
-             "--events", str(events), "--topics", ",".join(topics)],
-            capture_output=True, text=True, timeout=600)
-        found = re.search(r"faust_ceiling_events_per_s (\d+)",
-                          ceiling_out.stdout + ceiling_out.stderr)
+        ceiling_out = await asyncio.to_thread(
+            subprocess.run,
+            [
+                sys.executable,
+                str(REPO_ROOT / "bench" / "faust_ceiling.py"),
+                "--bootstrap",
+                bs,
+                "--events",
+                str(events),
+                "--topics",
+                ",".join(topics),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        found = re.search(r"faust_ceiling_events_per_s (\d+)", ceiling_out.stdout + ceiling_out.stderr)
         if found is None:
             raise RuntimeError(f"faust ceiling run failed: {ceiling_out.stderr[-2000:]}")
         ceiling = float(found.group(1))
@@ -104,16 +123,20 @@ async def main(events: int, rate: float, latency_s: float) -> None:
 
         proc, port = start_worker(bs, workdir, "bench-latency")
         try:
-            while "ready" not in (workdir / "bench-latency.log").read_text() and \
-                    metric(port, "riskstream_checkpoints_total") < 1:
+            while (
+                "ready" not in (workdir / "bench-latency.log").read_text()
+                and metric(port, "riskstream_checkpoints_total") < 1
+            ):
                 await asyncio.sleep(0.2)
-            consumer = AIOKafkaConsumer(settings.topics.risk_alerts, bootstrap_servers=bs,
-                                        group_id=None, auto_offset_reset="latest")
+            consumer = AIOKafkaConsumer(
+                settings.topics.risk_alerts, bootstrap_servers=bs, group_id=None, auto_offset_reset="latest"
+            )
             await consumer.start()
             await asyncio.sleep(1)
             t0_ns = time.time_ns()
-            stats = await run_simulation(settings, seed=2, rate=rate, duration_s=latency_s,
-                                         inject_every_s=0.1)
+            stats = await run_simulation(
+                settings, seed=2, rate=rate, duration_s=latency_s, inject_every_s=0.1
+            )
             produced_rate = stats.events / latency_s
             latencies_ms: list[float] = []
             deadline = time.monotonic() + 10

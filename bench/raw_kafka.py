@@ -1,6 +1,6 @@
 """Raw aiokafka consume + json.loads rate on the embedded broker: the ceiling of any consumer.
 
-    python bench/raw_kafka.py --events 200000
+python bench/raw_kafka.py --events 200000
 """
 
 from __future__ import annotations
@@ -21,14 +21,18 @@ from riskstream.topics import apply_specs, load_specs
 async def fill_topics(bootstrap: str, events: int) -> Settings:
     settings = Settings(kafka={"bootstrap_servers": bootstrap})
     await apply_specs(settings.kafka, load_specs(settings.topics))
-    await run_simulation(settings, seed=1, rate=0, duration_s=None, max_events=events,
-                         inject_every_s=0.5)
+    await run_simulation(settings, seed=1, rate=0, duration_s=None, max_events=events, inject_every_s=0.5)
     return settings
 
 
 async def raw_consume_rate(bootstrap: str, topics: list[str], events: int) -> float:
-    consumer = AIOKafkaConsumer(*topics, bootstrap_servers=bootstrap, group_id="bench-raw",
-                                auto_offset_reset="earliest", max_poll_records=5000)
+    consumer = AIOKafkaConsumer(
+        *topics,
+        bootstrap_servers=bootstrap,
+        group_id="bench-raw",
+        auto_offset_reset="earliest",
+        max_poll_records=5000,
+    )
     await consumer.start()
     n = 0
     started: float | None = None
@@ -49,9 +53,9 @@ async def raw_consume_rate(bootstrap: str, topics: list[str], events: int) -> fl
 async def main(events: int) -> None:
     with EmbeddedBroker() as broker:
         settings = await fill_topics(broker.bootstrap_servers, events)
-        rate = await raw_consume_rate(broker.bootstrap_servers,
-                                      [settings.topics.trade_logs, settings.topics.market_data],
-                                      events)
+        rate = await raw_consume_rate(
+            broker.bootstrap_servers, [settings.topics.trade_logs, settings.topics.market_data], events
+        )
         print(f"raw aiokafka consume + json: {rate:,.0f} events/s ({events} events)")
 
 

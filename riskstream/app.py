@@ -136,7 +136,7 @@ def build_runtime(
     }
     trades_topic = app.topic(names.trade_logs, partitions=partitions[names.trade_logs], **raw)
     market_topic = app.topic(names.market_data, partitions=partitions[names.market_data], **raw)
-    table_schema = faust.Schema(key_type=str, key_serializer="json", value_serializer="json")
+    table_schema: Any = faust.Schema(key_type=str, key_serializer="json", value_serializer="json")
     account_table = app.Table("account-state", partitions=partitions[names.trade_logs], schema=table_schema)
     symbol_table = app.Table("symbol-state", partitions=partitions[names.market_data], schema=table_schema)
     accounts: CheckpointedStore[AccountState] = CheckpointedStore(

@@ -14,19 +14,19 @@ import faust
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
 
-class _FetchWaitConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):  # type: ignore[misc]
+class _FetchWaitConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
     def _create_worker_consumer(self, transport: Any) -> Any:
         consumer = super()._create_worker_consumer(transport)
-        consumer._fetch_max_wait_ms = self.consumer.app.fetch_max_wait_ms
+        consumer._fetch_max_wait_ms = getattr(self.consumer.app, "fetch_max_wait_ms", 1500)
         return consumer
 
 
-class _FetchWaitConsumer(faust_aiokafka.Consumer):  # type: ignore[misc]
+class _FetchWaitConsumer(faust_aiokafka.Consumer):
     def _new_consumer_thread(self) -> Any:
         return _FetchWaitConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
 
-class RiskstreamApp(faust.App):  # type: ignore[misc]
+class RiskstreamApp(faust.App):
     """A Faust app whose worker consumer waits at most ``fetch_max_wait_ms`` per fetch."""
 
     def __init__(self, *args: Any, fetch_max_wait_ms: int, **kwargs: Any) -> None:
@@ -35,5 +35,5 @@ class RiskstreamApp(faust.App):  # type: ignore[misc]
 
     def _new_transport(self) -> Any:
         transport = super()._new_transport()
-        transport.Consumer = _FetchWaitConsumer
+        transport.Consumer = _FetchWaitConsumer  # type: ignore[misc]
         return transport

@@ -62,7 +62,7 @@ def context(
     market: dict[str, SymbolState] | None = None, limits: RiskLimits | None = None, **params: float
 ) -> DetectionContext:
     return DetectionContext(
-        params=DetectorSettings(**params),  # type: ignore[arg-type]
+        params=DetectorSettings(**params),
         window=SlidingWindow.of_seconds(60, 5, 5000),
         limits=limits or RiskLimits(AccountLimits(1e6, 5e7, 5e5)),
         market=market
