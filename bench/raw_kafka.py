@@ -21,7 +21,9 @@ from riskstream.topics import apply_specs, load_specs
 async def fill_topics(bootstrap: str, events: int) -> Settings:
     settings = Settings(kafka={"bootstrap_servers": bootstrap})
     await apply_specs(settings.kafka, load_specs(settings.topics))
-    await run_simulation(settings, seed=1, rate=0, duration_s=None, max_events=events, inject_every_s=0.5)
+    await run_simulation(
+        settings, seed=1, rate=5000, duration_s=None, max_events=events, inject_every_s=0.5, realtime=False
+    )
     return settings
 
 

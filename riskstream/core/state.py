@@ -83,6 +83,11 @@ class AccountState:
     flagged: set[str] = field(default_factory=set)
     """Order ids already used as evidence by a pattern detector (pruned with the window)."""
     late_events: int = 0
+    last_fill_ns: dict[str, int] = field(default_factory=dict)
+    """"symbol|side" -> event time of the latest fill: O(1) gates for the pattern detectors."""
+    spoof_marks: dict[str, int] = field(default_factory=dict)
+    """"symbol|side" -> event time of the latest large, quick cancel on that side: the
+    spoofing detector only looks at a window where one is recent."""
 
     def apply(self, event: OrderEvent, window: SlidingWindow, size_alpha: float) -> bool:
         """Fold one order event in; False when it arrived later than the window's grace."""
@@ -132,6 +137,8 @@ class AccountState:
                 self.positions.get(event.symbol, 0.0) + event.side.sign * event.last_qty
             )
             self.last_fill_px[event.symbol] = event.last_px
+            side_key = f"{event.symbol}|{event.side.value}"
+            self.last_fill_ns[side_key] = max(ts, self.last_fill_ns.get(side_key, 0))
             item = ActivityItem(
                 Activity.FILL,
                 event.order_id,
@@ -167,6 +174,8 @@ class AccountState:
             "b": sorted(self.open_breaches),
             "f": sorted(self.flagged),
             "l": self.late_events,
+            "k": self.spoof_marks,
+            "lf": self.last_fill_ns,
         }
 
     @classmethod
@@ -184,6 +193,8 @@ class AccountState:
             open_breaches=set(obj["b"]),
             flagged=set(obj["f"]),
             late_events=obj["l"],
+            spoof_marks=dict(obj.get("k", {})),
+            last_fill_ns=dict(obj.get("lf", {})),
         )
 
 

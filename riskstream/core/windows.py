@@ -30,7 +30,7 @@ class SlidingWindow:
 
 
 class WindowState(Generic[T]):
-    """Items of one key in event-time order of arrival, with the key's watermark."""
+    """Items of one key sorted by event time, with the key's watermark."""
 
     __slots__ = ("_items", "watermark_ns")
 
@@ -42,7 +42,16 @@ class WindowState(Generic[T]):
         """Add one item; False (and nothing kept) when it is later than the grace allows."""
         if ts_ns < self.watermark_ns - spec.size_ns - spec.grace_ns:
             return False
-        self._items.append((ts_ns, item))
+        items = self._items
+        if not items or items[-1][0] <= ts_ns:
+            items.append((ts_ns, item))
+        else:
+            # Out of order but within grace (rare): insert in place, so items stay sorted by
+            # event time and reads can stop at the first item older than what they need.
+            pos = len(items) - 1
+            while pos > 0 and items[pos - 1][0] > ts_ns:
+                pos -= 1
+            items.insert(pos, (ts_ns, item))
         if ts_ns > self.watermark_ns:
             self.watermark_ns = ts_ns
         self._evict(spec)
@@ -65,19 +74,21 @@ class WindowState(Generic[T]):
     def recent(self, spec: SlidingWindow, span_ns: int, end_ns: int) -> list[tuple[int, T]]:
         """Items in ``(end - span, end]`` (span at most the window), oldest first.
 
-        Scans from the newest item back and stops a grace period past the span's start, so a
-        detector that needs the last few seconds pays for those seconds, not the whole window.
+        Scans from the newest item back and stops at the span's start, so a detector that
+        needs the last few seconds pays for those seconds, not the whole window.
         """
         start = end_ns - min(span_ns, spec.size_ns)
-        stop = start - spec.grace_ns
         out: list[tuple[int, T]] = []
         for ts_ns, item in reversed(self._items):
-            if ts_ns < stop:
+            if ts_ns <= start:
                 break
             if start < ts_ns <= end_ns:
                 out.append((ts_ns, item))
         out.reverse()
         return out
+
+    def newest(self) -> tuple[int, T] | None:
+        return self._items[-1] if self._items else None
 
     def __len__(self) -> int:
         return len(self._items)

@@ -30,10 +30,15 @@ async def run_simulation(
     stop: asyncio.Event | None = None,
     inject_every_s: float = 4.0,
     max_events: int | None = None,
+    realtime: bool = True,
 ) -> SimulationStats:
-    """Event time follows the wall clock when ``rate`` > 0, so latencies are real."""
-    paced = rate > 0
-    sim = MarketSimulator(seed, time.time_ns(), rate if paced else 10_000.0, inject_every_s)
+    """Event time advances at ``rate`` steps per second. With ``realtime`` it also follows the
+    wall clock (so latencies are real); without, the same market is produced as fast as the
+    broker takes it (a replay of ``rate``-per-second traffic)."""
+    if rate <= 0:
+        raise ValueError("rate must be positive")
+    paced = realtime
+    sim = MarketSimulator(seed, time.time_ns(), rate, inject_every_s)
     producer = AIOKafkaProducer(**aiokafka_kwargs(settings.kafka), linger_ms=2, acks="all")
     await producer.start()
     names = settings.topics

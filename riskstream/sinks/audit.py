@@ -21,6 +21,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    event,
     select,
 )
 from sqlalchemy.dialects import postgresql, sqlite
@@ -54,6 +55,15 @@ audit_table = Table(
     Index("ix_audit_symbol_event_ts", "symbol", "event_ts"),
     Index("ix_audit_category_severity_event_ts", "category", "severity", "event_ts"),
 )
+
+
+def _sqlite_wal(dbapi_conn: Any, _record: Any) -> None:
+    """WAL with synchronous=NORMAL: a commit survives a crash of the process (what at-least-once
+    needs) without an fsync per commit, which cost ~135 ms per audit write here."""
+    cursor = dbapi_conn.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
 
 
 def _dt(ts_ns: int | None) -> datetime | None:
@@ -94,10 +104,11 @@ class AuditLog:
 
     @classmethod
     def from_url(cls, url: str, pool_size: int = 5) -> AuditLog:
-        kwargs: dict[str, Any] = {}
-        if not url.startswith("sqlite"):
-            kwargs["pool_size"] = pool_size
-        return cls(create_async_engine(url, **kwargs))
+        if url.startswith("sqlite"):
+            engine = create_async_engine(url)
+            event.listen(engine.sync_engine, "connect", _sqlite_wal)
+            return cls(engine)
+        return cls(create_async_engine(url, pool_size=pool_size))
 
     async def ensure_schema(self) -> None:
         async with self.engine.begin() as conn:

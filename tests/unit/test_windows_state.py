@@ -24,7 +24,7 @@ def test_window_uses_event_time_not_arrival() -> None:
     w: WindowState[str] = WindowState()
     w.aggregate(SPEC, 100 * NS_PER_S, "late-arriving-future")
     w.aggregate(SPEC, 95 * NS_PER_S, "slightly-late")
-    assert [it for _, it in w.items(SPEC)] == ["late-arriving-future", "slightly-late"]
+    assert [it for _, it in w.items(SPEC)] == ["slightly-late", "late-arriving-future"]
     assert w.watermark_ns == 100 * NS_PER_S
 
 
@@ -74,3 +74,11 @@ def test_recent_returns_only_the_span_oldest_first() -> None:
         w.aggregate(SPEC, i * NS_PER_S, i)
     assert [it for _, it in w.recent(SPEC, 3 * NS_PER_S, 9 * NS_PER_S)] == [7, 8, 9]
     assert [it for _, it in w.recent(SPEC, 100 * NS_PER_S, 9 * NS_PER_S)] == list(range(10))
+
+
+def test_late_event_within_grace_is_kept_in_event_time_order() -> None:
+    w: WindowState[str] = WindowState()
+    for i, name in ((10, "a"), (12, "c"), (11, "b"), (13, "d")):
+        w.aggregate(SPEC, i * NS_PER_S, name)
+    assert [it for _, it in w.recent(SPEC, 2 * NS_PER_S, 13 * NS_PER_S)] == ["c", "d"]
+    assert [it for _, it in w.items(SPEC)] == ["a", "b", "c", "d"]

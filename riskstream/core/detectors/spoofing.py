@@ -35,12 +35,39 @@ def _large_order_qty(side: Side, symbol: str, state: AccountState, ctx: Detectio
     return 2.0 * state.usual_qty
 
 
+def _pattern_can_complete(
+    event: OrderEvent, state: AccountState, ctx: DetectionContext, within_ns: int
+) -> bool:
+    """O(1) gate so the window is scanned only where a pattern can end: the account got a fill
+    on one side recently and none on the other (a market maker trades both), and the event is
+    a large, quick cancel on the other side, or a fill shortly after one."""
+    far = event.side if event.event is OrderEventType.CANCEL else event.side.opposite
+    span_start = event.ts_ns - 2 * within_ns
+    if state.last_fill_ns.get(f"{event.symbol}|{far.opposite.value}", -1) < span_start:
+        return False
+    if state.last_fill_ns.get(f"{event.symbol}|{far.value}", -1) >= span_start:
+        return False
+    if event.event is OrderEventType.CANCEL:
+        newest = state.activity.newest()
+        if newest is None or newest[1].order_id != event.order_id:
+            return False
+        ts, item = newest
+        large = item.qty >= _large_order_qty(item.side, item.symbol, state, ctx)
+        if not large or ts - item.placed_ns > within_ns:
+            return False
+        state.spoof_marks[f"{item.symbol}|{item.side.value}"] = ts
+        return True
+    return state.spoof_marks.get(f"{event.symbol}|{far.value}", -1) >= span_start
+
+
 def detect_spoofing(event: OrderEvent, state: AccountState, ctx: DetectionContext) -> list[Candidate]:
     if event.event not in (OrderEventType.CANCEL, OrderEventType.FILL):
         return []
     p = ctx.params
     symbol = event.symbol
     within_ns = int(p.spoof_cancel_within_s * NS_PER_S)
+    if not _pattern_can_complete(event, state, ctx, within_ns):
+        return []
     # Every part of one pattern lies within two order lifetimes of the event that completes it.
     window = [
         (ts, it)

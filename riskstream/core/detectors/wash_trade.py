@@ -47,6 +47,9 @@ def detect_wash_trade(event: OrderEvent, state: AccountState, ctx: DetectionCont
         ]
     p = ctx.params
     match_ns = int(p.wash_match_window_s * NS_PER_S)
+    other_leg = state.last_fill_ns.get(f"{event.symbol}|{event.side.opposite.value}", -1)
+    if other_leg < event.ts_ns - match_ns:
+        return []
     for ts, it in state.activity.recent(ctx.window, match_ns, event.ts_ns):
         if (
             it.kind is Activity.FILL
