@@ -121,6 +121,10 @@ async def main(events: int, rate: float, latency_s: float) -> None:
             stop(proc)
         pipe_rate = consumed / elapsed
 
+    # Latency on a fresh broker, so the worker starts with no backlog.
+    with EmbeddedBroker() as broker:
+        bs = broker.bootstrap_servers
+        settings = await fill_topics(bs, 0)
         proc, port = start_worker(bs, workdir, "bench-latency")
         try:
             while (
