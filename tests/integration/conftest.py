@@ -27,8 +27,8 @@ def broker(tmp_path: Path) -> Iterator[EmbeddedBroker]:
         yield b
 
 
-@pytest.fixture
-async def postgres_url() -> AsyncIterator[str]:
+async def create_pg_database() -> str:
+    """A throwaway database on the real server; returns its SQLAlchemy async URL."""
     name = f"rs_test_{uuid.uuid4().hex[:12]}"
     admin = await asyncpg.connect(PG_DSN)
     try:
@@ -36,12 +36,23 @@ async def postgres_url() -> AsyncIterator[str]:
     finally:
         await admin.close()
     base = PG_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
-    yield f"{base}/{name}"
+    return f"{base}/{name}"
+
+
+async def drop_pg_database(url: str) -> None:
+    name = url.rsplit("/", 1)[1]
     admin = await asyncpg.connect(PG_DSN)
     try:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
         await admin.close()
+
+
+@pytest.fixture
+async def postgres_url() -> AsyncIterator[str]:
+    url = await create_pg_database()
+    yield url
+    await drop_pg_database(url)
 
 
 class WorkerProcess:

@@ -1,0 +1,211 @@
+"""Records and schemas/ checked against each other, both ways: what the code writes validates
+against the schema, and what the schema admits or rejects the decoder admits or rejects."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import jsonschema
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from riskstream.agents.pipeline import to_alert
+from riskstream.core.candidates import Candidate
+from riskstream.llm.rules import assess_by_rules
+from riskstream.records import (
+    AlertEntity,
+    Category,
+    DeadLetter,
+    DecodeError,
+    Evidence,
+    OrderEvent,
+    OrderEventType,
+    Print,
+    Quote,
+    RiskAlert,
+    Side,
+    WindowBounds,
+    decode_market_data,
+    decode_trade_log,
+    format_ts,
+    parse_ts,
+)
+from riskstream.records.codec import dumps
+from riskstream.settings import REPO_ROOT
+
+
+def schema(name: str) -> dict[str, Any]:
+    return dict(json.loads((REPO_ROOT / "schemas" / f"{name}.json").read_text()))
+
+
+MARKET, TRADES, ALERTS, DLQ = (schema(n) for n in ("market_data", "trade_logs", "risk_alerts", "dead_letter"))
+ids = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=1, max_size=64)
+prices = st.floats(min_value=0.0001, max_value=1e7, allow_nan=False)
+sizes = st.floats(min_value=0, max_value=1e9, allow_nan=False)
+ts_ns = st.integers(min_value=0, max_value=4_000_000_000 * 10**9)
+
+
+@st.composite
+def quotes(draw: st.DrawFn) -> Quote:
+    bid = draw(prices)
+    ask = bid + draw(st.floats(min_value=0, max_value=100, allow_nan=False))
+    return Quote(draw(ids), draw(ids), draw(ts_ns), bid, ask, draw(sizes), draw(sizes))
+
+
+@st.composite
+def order_events(draw: st.DrawFn) -> OrderEvent:
+    kind = draw(st.sampled_from(OrderEventType))
+    is_fill = kind is OrderEventType.FILL
+    return OrderEvent(
+        kind,
+        draw(ids),
+        draw(ids),
+        draw(ids),
+        draw(ids),
+        draw(st.sampled_from(Side)),
+        draw(st.floats(min_value=0.001, max_value=1e9)),
+        draw(st.none() | prices),
+        draw(ts_ns),
+        draw(prices) if is_fill else None,
+        draw(prices) if is_fill else None,
+        draw(st.none() | ids),
+        draw(st.none() | st.text(min_size=1, max_size=256)),
+    )
+
+
+@given(quotes())
+def test_quote_round_trip_validates(q: Quote) -> None:
+    body = q.to_json()
+    jsonschema.validate(body, MARKET)
+    assert decode_market_data(dumps(body)) == q
+
+
+@given(st.builds(Print, ids, ids, ts_ns, prices, st.floats(min_value=0.001, max_value=1e9)))
+def test_print_round_trip_validates(p: Print) -> None:
+    jsonschema.validate(p.to_json(), MARKET)
+    assert decode_market_data(dumps(p.to_json())) == p
+
+
+@given(order_events())
+def test_order_event_round_trip_validates(e: OrderEvent) -> None:
+    jsonschema.validate(e.to_json(), TRADES)
+    assert decode_trade_log(dumps(e.to_json())) == e
+
+
+@given(ts_ns)
+def test_timestamps_round_trip(ts: int) -> None:
+    assert parse_ts(format_ts(ts)) == ts
+
+
+BASE_ORDER = {
+    "event": "new",
+    "order_id": "o",
+    "account": "A",
+    "trader": "t",
+    "symbol": "S",
+    "side": "buy",
+    "qty": 1,
+    "price": 10.0,
+    "ts": "2026-11-25T10:00:00.5Z",
+}
+BAD_ORDERS = [
+    {"event": "amend"},
+    {"side": "long"},
+    {"qty": 0},
+    {"qty": "5"},
+    {"price": -1},
+    {"ts": "2026-11-25T10:00:00"},
+    {"ts": "yesterday"},
+    {"ts": -5},
+    {"account": ""},
+    {"account": "x" * 65},
+    {"event": "fill"},
+    {"event": "fill", "last_qty": 1},
+    {"counterparty": ""},
+    {"text": "x" * 257},
+]
+
+
+@pytest.mark.parametrize("change", BAD_ORDERS)
+def test_schema_and_decoder_reject_the_same_orders(change: dict[str, Any]) -> None:
+    body = {**BASE_ORDER, **change}
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(body, TRADES)
+    with pytest.raises(DecodeError):
+        decode_trade_log(dumps(body))
+
+
+@pytest.mark.parametrize("missing", ["order_id", "account", "trader", "symbol", "side", "qty", "ts", "event"])
+def test_schema_and_decoder_require_the_same_fields(missing: str) -> None:
+    body = {k: v for k, v in BASE_ORDER.items() if k != missing}
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(body, TRADES)
+    with pytest.raises(DecodeError):
+        decode_trade_log(dumps(body))
+
+
+BASE_QUOTE = {
+    "kind": "quote",
+    "symbol": "S",
+    "venue": "V",
+    "ts": 1,
+    "bid": 1.0,
+    "ask": 1.1,
+    "bid_size": 0,
+    "ask_size": 5,
+}
+
+
+@pytest.mark.parametrize(
+    "change", [{"kind": "book"}, {"bid": 0}, {"bid_size": -1}, {"ts": 1.5}, {"symbol": None}, {"ts": True}]
+)
+def test_schema_and_decoder_reject_the_same_quotes(change: dict[str, Any]) -> None:
+    body = {**BASE_QUOTE, **change}
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(body, MARKET)
+    with pytest.raises(DecodeError):
+        decode_market_data(dumps(body))
+
+
+def test_crossed_quote_is_rejected_by_decoder() -> None:
+    with pytest.raises(DecodeError, match="crossed"):
+        decode_market_data(dumps({**BASE_QUOTE, "bid": 2.0, "ask": 1.0}))
+
+
+@pytest.mark.parametrize("raw", [b"", b"[]", b"\xff\xfe", b"null", b'"x"'])
+def test_non_objects_are_decode_errors(raw: bytes) -> None:
+    with pytest.raises(DecodeError):
+        decode_trade_log(raw)
+
+
+@given(
+    st.sampled_from(Category),
+    st.floats(min_value=1, max_value=1e6),
+    ts_ns,
+    st.lists(ids, min_size=1, max_size=5),
+    st.none() | ids,
+)
+def test_alert_validates_and_round_trips(
+    category: Category, strength: float, ts: int, order_ids: list[str], account: str | None
+) -> None:
+    candidate = Candidate(
+        category,
+        AlertEntity(account, "S"),
+        WindowBounds(ts, ts),
+        Evidence({"x": 1.5}, tuple(order_ids), "summary"),
+        strength,
+    )
+    alert = to_alert(candidate, assess_by_rules(candidate), ts + 10).published(ts + 20)
+    jsonschema.validate(alert.to_json(), ALERTS)
+    assert RiskAlert.from_json(json.loads(dumps(alert.to_json()))) == alert
+
+
+@given(st.none() | st.binary(), st.none() | st.binary(), st.text(min_size=1), ts_ns)
+def test_dead_letter_validates_and_round_trips(
+    key: bytes | None, value: bytes | None, reason: str, ts: int
+) -> None:
+    letter = DeadLetter("trade-logs", 3, 42, key, value, reason, ts)
+    jsonschema.validate(letter.to_json(), DLQ)
+    assert DeadLetter.from_json(json.loads(dumps(letter.to_json()))) == letter
