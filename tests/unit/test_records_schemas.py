@@ -41,7 +41,7 @@ def schema(name: str) -> dict[str, Any]:
 
 
 MARKET, TRADES, ALERTS, DLQ = (schema(n) for n in ("market_data", "trade_logs", "risk_alerts", "dead_letter"))
-ids = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=1, max_size=64)
+ids = st.text(st.characters(codec="utf-8"), min_size=1, max_size=64)
 prices = st.floats(min_value=0.0001, max_value=1e7, allow_nan=False)
 sizes = st.floats(min_value=0, max_value=1e9, allow_nan=False)
 ts_ns = st.integers(min_value=0, max_value=4_000_000_000 * 10**9)
