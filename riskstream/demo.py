@@ -109,7 +109,8 @@ async def _demo(rate: float, duration_s: float | None, seed: int, console: Conso
             start_new_session=True,
         )
         console.print(
-            f"[bold]riskstream demo[/]: broker {broker.bootstrap_servers}, worker pid {worker.pid}, "
+            f"[bold]riskstream demo[/]: broker {broker.bootstrap_servers} (pid {broker.pid}), "
+            f"worker pid {worker.pid}, "
             f"metrics http://127.0.0.1:{metrics_port}/metrics, audit {workdir / 'audit.db'}\n"
             "Simulated traffic with injected abuse; alerts appear below. Ctrl-C stops."
         )
