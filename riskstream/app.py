@@ -48,10 +48,11 @@ class FaustStateTable:
     def __init__(self, table: Any) -> None:
         self.table = table
 
-    def get_raw(self, key: str) -> Any:
-        return self.table.data.get(key)
+    def get_raw(self, key: str) -> bytes | None:
+        value = self.table.data.get(key)
+        return None if value is None else bytes(value)
 
-    def put_raw(self, key: str, value: Any, partition: int) -> None:
+    def put_raw(self, key: str, value: bytes, partition: int) -> None:
         self.table.data[key] = value
         self.table.send_changelog(partition, key, value)
 
@@ -136,14 +137,16 @@ def build_runtime(
     }
     trades_topic = app.topic(names.trade_logs, partitions=partitions[names.trade_logs], **raw)
     market_topic = app.topic(names.market_data, partitions=partitions[names.market_data], **raw)
-    table_schema: Any = faust.Schema(key_type=str, key_serializer="json", value_serializer="json")
+    table_schema: Any = faust.Schema(
+        key_type=str, value_type=bytes, key_serializer="json", value_serializer="raw"
+    )
     account_table = app.Table("account-state", partitions=partitions[names.trade_logs], schema=table_schema)
     symbol_table = app.Table("symbol-state", partitions=partitions[names.market_data], schema=table_schema)
     accounts: CheckpointedStore[AccountState] = CheckpointedStore(
-        FaustStateTable(account_table), AccountState.to_json, AccountState.from_json, AccountState
+        FaustStateTable(account_table), AccountState.to_bytes, AccountState.from_json, AccountState
     )
     symbols: CheckpointedStore[SymbolState] = CheckpointedStore(
-        FaustStateTable(symbol_table), SymbolState.to_json, SymbolState.from_json, SymbolState
+        FaustStateTable(symbol_table), SymbolState.to_bytes, SymbolState.from_json, SymbolState
     )
     w = settings.windows
     context = DetectionContext(

@@ -8,6 +8,7 @@ after a crash are recognised and skipped: state is exactly-once even though deli
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -17,9 +18,9 @@ S = TypeVar("S")
 class StateTable(Protocol):
     """The two operations the store needs from a changelog-backed table."""
 
-    def get_raw(self, key: str) -> Any: ...
+    def get_raw(self, key: str) -> bytes | None: ...
 
-    def put_raw(self, key: str, value: Any, partition: int) -> None: ...
+    def put_raw(self, key: str, value: bytes, partition: int) -> None: ...
 
 
 class _Entry(Generic[S]):
@@ -35,12 +36,12 @@ class CheckpointedStore(Generic[S]):
     def __init__(
         self,
         table: StateTable,
-        to_json: Callable[[S], Any],
+        to_bytes: Callable[[S], bytes],
         from_json: Callable[[Any], S],
         new: Callable[[], S],
     ) -> None:
         self._table = table
-        self._to_json = to_json
+        self._to_bytes = to_bytes
         self._from_json = from_json
         self._new = new
         self._cache: dict[str, _Entry[S]] = {}
@@ -49,10 +50,11 @@ class CheckpointedStore(Generic[S]):
     def _entry(self, key: str, partition: int) -> _Entry[S]:
         entry = self._cache.get(key)
         if entry is None:
-            stored = self._table.get_raw(key)
-            if stored is None:
+            raw = self._table.get_raw(key)
+            if raw is None:
                 entry = _Entry(self._new(), partition, -1)
             else:
+                stored = json.loads(raw)
                 entry = _Entry(self._from_json(stored["s"]), partition, int(stored["off"]))
             self._cache[key] = entry
         return entry
@@ -75,9 +77,10 @@ class CheckpointedStore(Generic[S]):
         entry = self._cache.get(key)
         if entry is not None:
             return entry.state
-        stored = self._table.get_raw(key)
-        if stored is None:
+        raw = self._table.get_raw(key)
+        if raw is None:
             return None
+        stored = json.loads(raw)
         state = self._from_json(stored["s"])
         self._cache[key] = _Entry(state, -1, int(stored["off"]))
         return state
@@ -87,7 +90,7 @@ class CheckpointedStore(Generic[S]):
         written = 0
         for key in self._dirty:
             entry = self._cache[key]
-            value = {"off": entry.offset, "s": self._to_json(entry.state)}
+            value = b'{"off":%d,"s":%s}' % (entry.offset, self._to_bytes(entry.state))
             self._table.put_raw(key, value, entry.partition)
             written += 1
         self._dirty.clear()

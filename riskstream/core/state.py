@@ -7,6 +7,7 @@ thousand events costs one changelog write per key touched, not one per event.
 
 from __future__ import annotations
 
+import json
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -49,6 +50,10 @@ class ActivityItem:
     """When the order was first placed: cancel lifetime = event ts - placed."""
     counterparty: str | None = None
 
+    def encode(self, ts_ns: int) -> bytes:
+        """``[ts, item]`` as compact JSON, the window's unit of serialisation."""
+        return json.dumps([ts_ns, self.to_json()], separators=(",", ":")).encode()
+
     def to_json(self) -> list[Any]:
         return [
             self.kind.value,
@@ -67,10 +72,16 @@ class ActivityItem:
         return cls(Activity(kind), oid, sym, Side(side), qty, price, placed, cp)
 
 
+def _encode_activity(ts_ns: int, item: ActivityItem) -> bytes:
+    return item.encode(ts_ns)
+
+
 @dataclass(slots=True)
 class AccountState:
     live_orders: OrderedDict[str, LiveOrder] = field(default_factory=OrderedDict)
-    activity: WindowState[ActivityItem] = field(default_factory=WindowState)
+    activity: WindowState[ActivityItem] = field(
+        default_factory=lambda: WindowState(_encode_activity)
+    )
     positions: dict[str, float] = field(default_factory=dict)
     """Net quantity per symbol, from fills."""
     last_fill_px: dict[str, float] = field(default_factory=dict)
@@ -160,13 +171,20 @@ class AccountState:
             self.flagged &= current
         return accepted
 
+    def to_bytes(self) -> bytes:
+        """The whole state as JSON; the window is spliced in from its cached encodings."""
+        head = json.dumps(self._scalars(), separators=(",", ":")).encode()
+        return head[:-1] + b',"a":' + self.activity.to_bytes() + b"}"
+
     def to_json(self) -> dict[str, Any]:
+        return dict(json.loads(self.to_bytes()))
+
+    def _scalars(self) -> dict[str, Any]:
         return {
             "o": [
                 [o.order_id, o.symbol, o.side.value, o.qty, o.price, o.placed_ns]
                 for o in self.live_orders.values()
             ],
-            "a": self.activity.to_json(ActivityItem.to_json),
             "p": self.positions,
             "m": self.last_fill_px,
             "u": self.usual_qty,
@@ -185,7 +203,7 @@ class AccountState:
         )
         return cls(
             live_orders=live,
-            activity=WindowState.from_json(obj["a"], ActivityItem.from_json),
+            activity=WindowState.from_json(obj["a"], _encode_activity, ActivityItem.from_json),
             positions=dict(obj["p"]),
             last_fill_px=dict(obj["m"]),
             usual_qty=obj["u"],
@@ -224,6 +242,9 @@ class SymbolState:
             self.bid_size, self.ask_size = event.bid_size, event.ask_size
         elif isinstance(event, Print):
             self.last_px = event.price
+
+    def to_bytes(self) -> bytes:
+        return json.dumps(self.to_json(), separators=(",", ":")).encode()
 
     def to_json(self) -> dict[str, Any]:
         return {

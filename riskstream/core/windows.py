@@ -32,10 +32,19 @@ class SlidingWindow:
 class WindowState(Generic[T]):
     """Items of one key sorted by event time, with the key's watermark."""
 
-    __slots__ = ("_items", "watermark_ns")
+    __slots__ = ("_encode", "_encoded", "_items", "watermark_ns")
 
-    def __init__(self, items: deque[tuple[int, T]] | None = None, watermark_ns: int = 0) -> None:
+    def __init__(
+        self,
+        encode: Callable[[int, T], bytes],
+        items: deque[tuple[int, T]] | None = None,
+        watermark_ns: int = 0,
+    ) -> None:
+        self._encode = encode
         self._items: deque[tuple[int, T]] = items if items is not None else deque()
+        self._encoded: deque[bytes] = deque(encode(ts, it) for ts, it in self._items)
+        """Each item's JSON, made once when it enters: a checkpoint joins bytes instead of
+        re-encoding every item of every window every time."""
         self.watermark_ns = watermark_ns
 
     def aggregate(self, spec: SlidingWindow, ts_ns: int, item: T) -> bool:
@@ -43,8 +52,10 @@ class WindowState(Generic[T]):
         if ts_ns < self.watermark_ns - spec.size_ns - spec.grace_ns:
             return False
         items = self._items
+        encoded = self._encode(ts_ns, item)
         if not items or items[-1][0] <= ts_ns:
             items.append((ts_ns, item))
+            self._encoded.append(encoded)
         else:
             # Out of order but within grace (rare): insert in place, so items stay sorted by
             # event time and reads can stop at the first item older than what they need.
@@ -52,6 +63,7 @@ class WindowState(Generic[T]):
             while pos > 0 and items[pos - 1][0] > ts_ns:
                 pos -= 1
             items.insert(pos, (ts_ns, item))
+            self._encoded.insert(pos, encoded)
         if ts_ns > self.watermark_ns:
             self.watermark_ns = ts_ns
         self._evict(spec)
@@ -60,8 +72,10 @@ class WindowState(Generic[T]):
     def _evict(self, spec: SlidingWindow) -> None:
         cutoff = self.watermark_ns - spec.size_ns - spec.grace_ns
         items = self._items
+        encoded = self._encoded
         while items and (items[0][0] < cutoff or len(items) > spec.max_items):
             items.popleft()
+            encoded.popleft()
 
     def items(self, spec: SlidingWindow, end_ns: int | None = None) -> Iterator[tuple[int, T]]:
         """Items with event time in ``(end - size, end]``, end defaulting to the watermark."""
@@ -93,10 +107,17 @@ class WindowState(Generic[T]):
     def __len__(self) -> int:
         return len(self._items)
 
-    def to_json(self, item_to_json: Callable[[T], Any]) -> dict[str, Any]:
-        return {"w": self.watermark_ns, "i": [[ts, item_to_json(it)] for ts, it in self._items]}
+    def to_bytes(self) -> bytes:
+        """JSON ``{"w": watermark, "i": [encoded items]}`` from the cached item encodings."""
+        return b'{"w":%d,"i":[%s]}' % (self.watermark_ns, b",".join(self._encoded))
 
     @classmethod
-    def from_json(cls, obj: dict[str, Any], item_from_json: Callable[[Any], T]) -> WindowState[T]:
-        items = deque((int(ts), item_from_json(it)) for ts, it in obj["i"])
-        return cls(items, int(obj["w"]))
+    def from_json(
+        cls,
+        obj: dict[str, Any],
+        encode: Callable[[int, T], bytes],
+        item_from_json: Callable[[Any], T],
+    ) -> WindowState[T]:
+        """Inverse of :meth:`to_bytes` after ``json.loads``; items are ``[ts, item]`` rows."""
+        items = deque((int(row[0]), item_from_json(row[1])) for row in obj["i"])
+        return cls(encode, items, int(obj["w"]))

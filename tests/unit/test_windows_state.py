@@ -12,8 +12,12 @@ from tests.factories import T0, fill, order
 SPEC = SlidingWindow.of_seconds(10, 2, 100)
 
 
+def enc(ts: int, item: object) -> bytes:
+    return json.dumps([ts, item]).encode()
+
+
 def test_window_keeps_only_its_span() -> None:
-    w: WindowState[str] = WindowState()
+    w: WindowState[str] = WindowState(enc)
     for i in range(30):
         assert w.aggregate(SPEC, i * NS_PER_S, f"e{i}")
     assert [it for _, it in w.items(SPEC)] == [f"e{i}" for i in range(20, 30)]
@@ -21,7 +25,7 @@ def test_window_keeps_only_its_span() -> None:
 
 
 def test_window_uses_event_time_not_arrival() -> None:
-    w: WindowState[str] = WindowState()
+    w: WindowState[str] = WindowState(enc)
     w.aggregate(SPEC, 100 * NS_PER_S, "late-arriving-future")
     w.aggregate(SPEC, 95 * NS_PER_S, "slightly-late")
     assert [it for _, it in w.items(SPEC)] == ["slightly-late", "late-arriving-future"]
@@ -29,7 +33,7 @@ def test_window_uses_event_time_not_arrival() -> None:
 
 
 def test_window_rejects_events_beyond_grace() -> None:
-    w: WindowState[str] = WindowState()
+    w: WindowState[str] = WindowState(enc)
     w.aggregate(SPEC, 100 * NS_PER_S, "now")
     assert not w.aggregate(SPEC, 87 * NS_PER_S, "too-late")
     assert w.aggregate(SPEC, 89 * NS_PER_S, "within-grace")
@@ -37,7 +41,7 @@ def test_window_rejects_events_beyond_grace() -> None:
 
 def test_window_caps_items() -> None:
     spec = SlidingWindow.of_seconds(10, 2, 5)
-    w: WindowState[int] = WindowState()
+    w: WindowState[int] = WindowState(enc)
     for i in range(50):
         w.aggregate(spec, i, i)
     assert [it for _, it in w.items(spec)] == [45, 46, 47, 48, 49]
@@ -69,7 +73,7 @@ def test_symbol_state_ignores_older_quotes() -> None:
 
 
 def test_recent_returns_only_the_span_oldest_first() -> None:
-    w: WindowState[int] = WindowState()
+    w: WindowState[int] = WindowState(enc)
     for i in range(10):
         w.aggregate(SPEC, i * NS_PER_S, i)
     assert [it for _, it in w.recent(SPEC, 3 * NS_PER_S, 9 * NS_PER_S)] == [7, 8, 9]
@@ -77,8 +81,19 @@ def test_recent_returns_only_the_span_oldest_first() -> None:
 
 
 def test_late_event_within_grace_is_kept_in_event_time_order() -> None:
-    w: WindowState[str] = WindowState()
+    w: WindowState[str] = WindowState(enc)
     for i, name in ((10, "a"), (12, "c"), (11, "b"), (13, "d")):
         w.aggregate(SPEC, i * NS_PER_S, name)
     assert [it for _, it in w.recent(SPEC, 2 * NS_PER_S, 13 * NS_PER_S)] == ["c", "d"]
     assert [it for _, it in w.items(SPEC)] == ["a", "b", "c", "d"]
+
+
+def test_window_bytes_round_trip_after_eviction_and_late_insert() -> None:
+    spec = SlidingWindow.of_seconds(10, 2, 4)
+    w: WindowState[str] = WindowState(enc)
+    for ts, name in ((1, "a"), (2, "b"), (4, "d"), (3, "c"), (5, "e"), (6, "f")):
+        w.aggregate(spec, ts * NS_PER_S, name)
+    back: WindowState[str] = WindowState.from_json(json.loads(w.to_bytes()), enc, str)
+    assert list(back.items(spec)) == list(w.items(spec))
+    assert [it for _, it in back.items(spec)] == ["c", "d", "e", "f"]
+    assert back.watermark_ns == w.watermark_ns
