@@ -14,6 +14,7 @@ Commit protocol (why offsets are never ahead of durable effects):
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,9 +49,14 @@ class FaustStateTable:
     def __init__(self, table: Any) -> None:
         self.table = table
 
-    def get_raw(self, key: str) -> bytes | None:
+    def get_raw(self, key: str) -> dict[str, Any] | None:
         value = self.table.data.get(key)
-        return None if value is None else bytes(value)
+        if value is None:
+            return None
+        # Live writes keep the bytes; changelog recovery may hand back text or parsed JSON.
+        if isinstance(value, bytes | str):
+            return dict(json.loads(value))
+        return dict(value)
 
     def put_raw(self, key: str, value: bytes, partition: int) -> None:
         self.table.data[key] = value
@@ -190,19 +196,34 @@ def build_runtime(
         ready.set()
         log.info("riskstream ready: scorer=%s", settings.scorer.kind)
 
+    async def crash(exc: BaseException) -> None:
+        """An error the pipeline did not turn into a dead letter is a bug: stop the worker so
+        it restarts from the committed offsets, instead of Faust restarting the agent past the
+        unprocessed batch (which would drop it)."""
+        log.critical("pipeline failed; stopping the worker to replay from committed offsets", exc_info=exc)
+        await app.crash(exc)
+
     @app.agent(trades_topic, name="trade-logs-agent")
     async def on_trade_logs(stream_: Any) -> None:
         async for events in stream_.take_events(stream.batch_max_events, within_s):
             await ready.wait()
             async with trades_lock:
-                await pipeline.on_trade_logs(records(events))
+                try:
+                    await pipeline.on_trade_logs(records(events))
+                except Exception as exc:
+                    await crash(exc)
+                    raise
 
     @app.agent(market_topic, name="market-data-agent")
     async def on_market_data(stream_: Any) -> None:
         async for events in stream_.take_events(stream.batch_max_events, within_s):
             await ready.wait()
             async with market_lock:
-                await pipeline.on_market_data(records(events))
+                try:
+                    await pipeline.on_market_data(records(events))
+                except Exception as exc:
+                    await crash(exc)
+                    raise
 
     async def checkpoint() -> None:
         async with market_lock, trades_lock:

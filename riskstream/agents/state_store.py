@@ -8,7 +8,6 @@ after a crash are recognised and skipped: state is exactly-once even though deli
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -18,7 +17,8 @@ S = TypeVar("S")
 class StateTable(Protocol):
     """The two operations the store needs from a changelog-backed table."""
 
-    def get_raw(self, key: str) -> bytes | None: ...
+    def get_raw(self, key: str) -> dict[str, Any] | None:
+        """The stored envelope ``{"off": offset, "s": state}``, parsed."""
 
     def put_raw(self, key: str, value: bytes, partition: int) -> None: ...
 
@@ -54,8 +54,7 @@ class CheckpointedStore(Generic[S]):
             if raw is None:
                 entry = _Entry(self._new(), partition, -1)
             else:
-                stored = json.loads(raw)
-                entry = _Entry(self._from_json(stored["s"]), partition, int(stored["off"]))
+                entry = _Entry(self._from_json(raw["s"]), partition, int(raw["off"]))
             self._cache[key] = entry
         return entry
 
@@ -80,9 +79,8 @@ class CheckpointedStore(Generic[S]):
         raw = self._table.get_raw(key)
         if raw is None:
             return None
-        stored = json.loads(raw)
-        state = self._from_json(stored["s"])
-        self._cache[key] = _Entry(state, -1, int(stored["off"]))
+        state = self._from_json(raw["s"])
+        self._cache[key] = _Entry(state, -1, int(raw["off"]))
         return state
 
     def flush(self) -> int:

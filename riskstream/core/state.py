@@ -79,9 +79,7 @@ def _encode_activity(ts_ns: int, item: ActivityItem) -> bytes:
 @dataclass(slots=True)
 class AccountState:
     live_orders: OrderedDict[str, LiveOrder] = field(default_factory=OrderedDict)
-    activity: WindowState[ActivityItem] = field(
-        default_factory=lambda: WindowState(_encode_activity)
-    )
+    activity: WindowState[ActivityItem] = field(default_factory=lambda: WindowState(_encode_activity))
     positions: dict[str, float] = field(default_factory=dict)
     """Net quantity per symbol, from fills."""
     last_fill_px: dict[str, float] = field(default_factory=dict)
