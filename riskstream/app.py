@@ -3,10 +3,12 @@ and nowhere else.
 
 Commit protocol (why offsets are never ahead of durable effects):
 1. an agent takes a micro-batch, folds it into cached state, publishes alerts and waits for the
-   broker, upserts the audit rows, then returns; only then does Faust acknowledge the batch;
+   broker, hands their audit rows to the background audit writer, then returns; only then does
+   Faust acknowledge the batch;
 2. Faust's own periodic commit is turned off; a checkpoint timer takes the agents' locks,
-   writes every dirty key to its changelog, and commits the acknowledged offsets (Faust flushes
-   the producer first), so committed offsets never run ahead of checkpointed state;
+   waits until every submitted audit row is written, writes every dirty key to its changelog,
+   and commits the acknowledged offsets (Faust flushes the producer first), so committed
+   offsets never run ahead of audited alerts or checkpointed state;
 3. each stored state carries the offset of the last event in it, so what is redelivered after
    a crash is skipped by state and re-publishes nothing new (alert ids are deterministic).
 """
@@ -16,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,7 +38,7 @@ from riskstream.kafka import ssl_context
 from riskstream.llm import RuleScorer, Scorer
 from riskstream.metrics import Metrics
 from riskstream.settings import KafkaSettings, SecurityProtocol, Settings
-from riskstream.sinks import AlertPublisher, AuditLog, DeadLetterPublisher
+from riskstream.sinks import AlertPublisher, AuditLog, AuditWriter, DeadLetterPublisher
 
 log = logging.getLogger(__name__)
 NEVER_S = 10**9
@@ -165,7 +168,8 @@ def build_runtime(
     async def send(topic: str, key: bytes, value: bytes) -> object:
         return await app.producer.send_and_wait(topic, key, value, None, None, None)
 
-    audit = AuditLog.from_url(settings.database.url.get_secret_value(), settings.database.pool_size)
+    audit_log = AuditLog.from_url(settings.database.url.get_secret_value(), settings.database.pool_size)
+    audit = AuditWriter(audit_log, metrics)
     pipeline = Pipeline(
         accounts=accounts,
         symbols=symbols,
@@ -191,7 +195,7 @@ def build_runtime(
 
     @app.task
     async def start_services() -> None:
-        await audit.ensure_schema()
+        await audit_log.ensure_schema()
         await scorer.start()
         ready.set()
         log.info("riskstream ready: scorer=%s", settings.scorer.kind)
@@ -227,11 +231,18 @@ def build_runtime(
 
     async def checkpoint() -> None:
         async with market_lock, trades_lock:
+            t0 = time.perf_counter()
+            await audit.flush()
+            metrics.stage.labels("checkpoint_audit").observe(time.perf_counter() - t0)
+            t0 = time.perf_counter()
             written = symbols.flush()
             metrics.state_writes.labels("symbol-state").inc(written)
             written = accounts.flush()
             metrics.state_writes.labels("account-state").inc(written)
+            t1 = time.perf_counter()
+            metrics.stage.labels("checkpoint_state").observe(t1 - t0)
             await app.commit({names.trade_logs, names.market_data})
+            metrics.stage.labels("checkpoint_commit").observe(time.perf_counter() - t1)
             metrics.checkpoints.labels("all").inc()
 
     @app.timer(stream.checkpoint_interval_ms / 1000, name="checkpoint")
@@ -244,6 +255,10 @@ def build_runtime(
         symbols.forget()
 
     app.on_partitions_revoked.connect(on_revoked)  # type: ignore[arg-type]
+
+    @app.timer(settings.database.flush_interval_ms / 1000, name="audit-flush")
+    async def audit_flush_timer() -> None:
+        await audit.flush()
 
     @app.timer(stream.lag_poll_s, name="consumer-lag")
     async def measure_lag() -> None:
@@ -260,4 +275,4 @@ def build_runtime(
             last = pipeline.last_offsets.get((tp.topic, tp.partition), -1)
             metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(max(0, end - last - 1))
 
-    return Runtime(settings, app, pipeline, metrics, scorer, audit)
+    return Runtime(settings, app, pipeline, metrics, scorer, audit_log)

@@ -11,10 +11,13 @@ import asyncio
 import contextlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import tempfile
+import time
+import urllib.request
 from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer
@@ -80,6 +83,27 @@ async def _show_alerts(settings: Settings, console: Console, stop: asyncio.Event
     return len(seen)
 
 
+async def _wait_worker_ready(metrics_port: int, worker: asyncio.subprocess.Process, timeout_s: float) -> bool:
+    """Ready once it has joined the group and checkpointed: traffic sent earlier would race the
+    worker's start (orders read before the quotes that preceded them)."""
+    url = f"http://127.0.0.1:{metrics_port}/metrics"
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and worker.returncode is None:
+        try:
+            text = await asyncio.to_thread(_fetch, url)
+        except OSError:
+            text = ""
+        if re.search(r"^riskstream_checkpoints_total\{[^}]*\} [1-9]", text, re.M):
+            return True
+        await asyncio.sleep(0.25)
+    return False
+
+
+def _fetch(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=2) as resp:
+        return str(resp.read().decode())
+
+
 async def _demo(rate: float, duration_s: float | None, seed: int, console: Console) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="riskstream-demo-"))
     with EmbeddedBroker(log_path=workdir / "broker.log") as broker:
@@ -114,6 +138,13 @@ async def _demo(rate: float, duration_s: float | None, seed: int, console: Conso
             f"metrics http://127.0.0.1:{metrics_port}/metrics, audit {workdir / 'audit.db'}\n"
             "Simulated traffic with injected abuse; alerts appear below. Ctrl-C stops."
         )
+        if not await _wait_worker_ready(metrics_port, worker, timeout_s=90):
+            console.print(f"[red]worker did not start; see {workdir / 'worker.log'}[/]")
+            worker.kill()
+            await worker.wait()
+            log.close()
+            return 0
+        console.print("[dim]worker ready; starting simulated traffic[/]")
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGINT, stop.set)

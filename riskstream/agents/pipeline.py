@@ -1,13 +1,13 @@
 """What the agents do with a micro-batch: decode -> state -> detect -> score -> publish.
 
 Broker-agnostic: it takes :class:`SourceRecord` lists, so the Faust agents stay thin and the
-whole flow runs in tests without a broker. Alerts are published, then audited, before the
-batch returns; the agent acknowledges the batch only after that.
+whole flow runs in tests without a broker. Alerts are published (and acknowledged by the
+broker) before the batch returns; their audit rows are handed to the :class:`AuditWriter`,
+which the checkpoint flushes before any offset is committed.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Sequence
@@ -31,10 +31,9 @@ from riskstream.records import (
     decode_trade_log,
 )
 from riskstream.records.market_data import MarketEvent
-from riskstream.sinks import AlertPublisher, AuditLog, DeadLetterPublisher
+from riskstream.sinks import AlertPublisher, AuditWriter, DeadLetterPublisher
 
 log = logging.getLogger(__name__)
-AUDIT_RETRY_MAX_S = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +77,7 @@ class Pipeline:
         size_alpha: float,
         scorer: Scorer,
         alerts: AlertPublisher,
-        audit: AuditLog,
+        audit: AuditWriter,
         dead_letters: DeadLetterPublisher,
         metrics: Metrics,
         clock: Clock,
@@ -192,26 +191,9 @@ class Pipeline:
                 self._m.event_to_alert.observe(
                     max(0.0, (alert.timings.published_ns - alert.timings.event_ns) / 1e9)
                 )
-            await self._write_audit(published)
+            self._audit.submit(published)
         if dead:
             await self._dead.publish(dead)
             for d in dead:
                 self._m.dead_letters.labels(d.source_topic).inc()
         return published
-
-    async def _write_audit(self, alerts: list[RiskAlert]) -> None:
-        """Retry until the row is written: the batch is not acknowledged before, so the stream
-        waits (back-pressure) rather than committing offsets for unaudited alerts."""
-        delay_s = 0.05
-        while True:
-            t0 = time.perf_counter()
-            try:
-                await self._audit.write(alerts)
-            except Exception:
-                self._m.audit_failures.inc()
-                log.exception("audit write of %d alerts failed; retrying in %.2fs", len(alerts), delay_s)
-                await asyncio.sleep(delay_s)
-                delay_s = min(delay_s * 2, AUDIT_RETRY_MAX_S)
-                continue
-            self._m.audit_write.observe(time.perf_counter() - t0)
-            return

@@ -4,7 +4,7 @@ Every sink is idempotent on a deterministic id, so at-least-once redelivery writ
 """
 
 from riskstream.sinks.alerts import AlertPublisher, SendFn
-from riskstream.sinks.audit import AuditLog, audit_table
+from riskstream.sinks.audit import AuditLog, AuditWriter, audit_table
 from riskstream.sinks.dead_letter import DeadLetterPublisher
 
-__all__ = ["AlertPublisher", "AuditLog", "DeadLetterPublisher", "SendFn", "audit_table"]
+__all__ = ["AlertPublisher", "AuditLog", "AuditWriter", "DeadLetterPublisher", "SendFn", "audit_table"]

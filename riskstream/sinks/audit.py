@@ -6,6 +6,9 @@ is ignored, so the row always holds the newest assessment whatever order deliver
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -27,7 +30,10 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from riskstream.metrics import Metrics
 from riskstream.records import RiskAlert
+
+logger = logging.getLogger(__name__)
 
 metadata = MetaData()
 
@@ -138,3 +144,44 @@ class AuditLog:
 
     async def close(self) -> None:
         await self.engine.dispose()
+
+
+class AuditWriter:
+    """Audit rows written in the background, in batches, so a slow database does not stall the
+    stream; :meth:`flush` is awaited before every offset commit (the durable-before-commit
+    rule), and a failing write is retried until it succeeds rather than dropped."""
+
+    def __init__(self, log: AuditLog, metrics: Metrics, retry_max_s: float = 5.0) -> None:
+        self.log = log
+        self._m = metrics
+        self._retry_max_s = retry_max_s
+        self._pending: list[RiskAlert] = []
+        self._lock = asyncio.Lock()
+
+    def submit(self, alerts: Sequence[RiskAlert]) -> None:
+        self._pending.extend(alerts)
+
+    @property
+    def pending(self) -> int:
+        return len(self._pending)
+
+    async def flush(self) -> None:
+        async with self._lock:
+            while self._pending:
+                batch, self._pending = self._pending, []
+                await self._write(batch)
+
+    async def _write(self, batch: list[RiskAlert]) -> None:
+        delay_s = 0.05
+        while True:
+            t0 = time.perf_counter()
+            try:
+                await self.log.write(batch)
+            except Exception:
+                self._m.audit_failures.inc()
+                logger.exception("audit write of %d alerts failed; retrying in %.2fs", len(batch), delay_s)
+                await asyncio.sleep(delay_s)
+                delay_s = min(delay_s * 2, self._retry_max_s)
+                continue
+            self._m.audit_write.observe(time.perf_counter() - t0)
+            return
