@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+import orjson
+
 from riskstream.core.windows import SlidingWindow, WindowState
 from riskstream.records import OrderEvent, OrderEventType, Print, Quote, Side
 from riskstream.records.market_data import MarketEvent
@@ -52,7 +54,7 @@ class ActivityItem:
 
     def encode(self, ts_ns: int) -> bytes:
         """``[ts, item]`` as compact JSON, the window's unit of serialisation."""
-        return json.dumps([ts_ns, self.to_json()], separators=(",", ":")).encode()
+        return orjson.dumps([ts_ns, self.to_json()])
 
     def to_json(self) -> list[Any]:
         return [

@@ -9,6 +9,8 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
+
 NS_PER_S = 1_000_000_000
 _ISO_FRACTION = re.compile(r"^(?P<head>[^.]+)(?:\.(?P<frac>\d{1,9}))?(?P<tz>Z|[+-]\d{2}:\d{2})$")
 MAX_ID_LEN = 64
@@ -25,8 +27,8 @@ class DecodeError(ValueError):
 def load_object(raw: bytes) -> Mapping[str, Any]:
     """Parse one JSON object, rejecting anything else (arrays, scalars, bad UTF-8)."""
     try:
-        obj = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        obj = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
         raise DecodeError(f"not valid JSON: {exc}") from None
     if not isinstance(obj, dict):
         raise DecodeError(f"expected a JSON object, got {type(obj).__name__}")
