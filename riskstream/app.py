@@ -114,6 +114,12 @@ def build_runtime(
 ) -> Runtime:
     """``partitions`` maps the input topics to their partition counts (tables follow them)."""
     names = settings.topics
+    n_trades, n_market = partitions[names.trade_logs], partitions[names.market_data]
+    if n_trades != n_market:
+        raise ValueError(
+            f"{names.trade_logs} has {n_trades} partitions and {names.market_data} {n_market}: "
+            "one agent reads both and its state tables are co-partitioned, so they must match"
+        )
     metrics = metrics or Metrics()
     scorer = scorer or build_scorer(settings)
     app = RiskstreamApp(
@@ -125,7 +131,7 @@ def build_runtime(
         # Tansu reports end offsets low by up to a batch; standbys then crash on rebalance.
         table_standby_replicas=0,
         topic_replication_factor=1,
-        topic_partitions=partitions[names.trade_logs],
+        topic_partitions=n_trades,
         processing_guarantee="at_least_once",
         web_enabled=False,
         autodiscover=False,
@@ -144,13 +150,12 @@ def build_runtime(
         "key_serializer": "raw",
         "value_serializer": "raw",
     }
-    trades_topic = app.topic(names.trade_logs, partitions=partitions[names.trade_logs], **raw)
-    market_topic = app.topic(names.market_data, partitions=partitions[names.market_data], **raw)
+    inputs = app.topic(names.trade_logs, names.market_data, **raw)
     table_schema: Any = faust.Schema(
         key_type=str, value_type=bytes, key_serializer="json", value_serializer="raw"
     )
-    account_table = app.Table("account-state", partitions=partitions[names.trade_logs], schema=table_schema)
-    symbol_table = app.Table("symbol-state", partitions=partitions[names.market_data], schema=table_schema)
+    account_table = app.Table("account-state", partitions=n_trades, schema=table_schema)
+    symbol_table = app.Table("symbol-state", partitions=n_market, schema=table_schema)
     accounts: CheckpointedStore[AccountState] = CheckpointedStore(
         FaustStateTable(account_table), AccountState.to_bytes, AccountState.from_json, AccountState
     )
@@ -181,10 +186,10 @@ def build_runtime(
         dead_letters=DeadLetterPublisher(send, names.dead_letter),
         metrics=metrics,
         clock=clock,
+        market_topic=names.market_data,
     )
     ready = asyncio.Event()
-    trades_lock = asyncio.Lock()
-    market_lock = asyncio.Lock()
+    lock = asyncio.Lock()
     stream = settings.stream
     within_s = stream.batch_within_ms / 1000
 
@@ -207,30 +212,19 @@ def build_runtime(
         log.critical("pipeline failed; stopping the worker to replay from committed offsets", exc_info=exc)
         await app.crash(exc)
 
-    @app.agent(trades_topic, name="trade-logs-agent")
-    async def on_trade_logs(stream_: Any) -> None:
+    @app.agent(inputs, name="surveillance")
+    async def surveil(stream_: Any) -> None:
         async for events in stream_.take_events(stream.batch_max_events, within_s):
             await ready.wait()
-            async with trades_lock:
+            async with lock:
                 try:
-                    await pipeline.on_trade_logs(records(events))
-                except Exception as exc:
-                    await crash(exc)
-                    raise
-
-    @app.agent(market_topic, name="market-data-agent")
-    async def on_market_data(stream_: Any) -> None:
-        async for events in stream_.take_events(stream.batch_max_events, within_s):
-            await ready.wait()
-            async with market_lock:
-                try:
-                    await pipeline.on_market_data(records(events))
+                    await pipeline.on_batch(records(events))
                 except Exception as exc:
                     await crash(exc)
                     raise
 
     async def checkpoint() -> None:
-        async with market_lock, trades_lock:
+        async with lock:
             t0 = time.perf_counter()
             await audit.flush()
             metrics.stage.labels("checkpoint_audit").observe(time.perf_counter() - t0)

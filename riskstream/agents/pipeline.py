@@ -30,7 +30,6 @@ from riskstream.records import (
     decode_market_data,
     decode_trade_log,
 )
-from riskstream.records.market_data import MarketEvent
 from riskstream.sinks import AlertPublisher, AuditWriter, DeadLetterPublisher
 
 log = logging.getLogger(__name__)
@@ -48,7 +47,8 @@ class SourceRecord:
 @dataclass(slots=True)
 class _Keyed:
     partition: int
-    items: list[tuple[int, OrderEvent | MarketEvent]] = field(default_factory=list)
+    events: list[OrderEvent] = field(default_factory=list)
+    last_offset: int = -1
 
 
 def to_alert(candidate: Candidate, assessment: Assessment, detected_ns: int) -> RiskAlert:
@@ -81,7 +81,9 @@ class Pipeline:
         dead_letters: DeadLetterPublisher,
         metrics: Metrics,
         clock: Clock,
+        market_topic: str,
     ) -> None:
+        self._market_topic = market_topic
         self.accounts = accounts
         self.symbols = symbols
         self.context = context
@@ -103,19 +105,27 @@ class Pipeline:
         self._m.decode_failures.labels(rec.topic).inc()
         return DeadLetter(rec.topic, rec.partition, rec.offset, rec.key, rec.value, reason, self._clock())
 
-    def _track(self, records: Sequence[SourceRecord]) -> None:
-        if not records:
-            return
-        topic = records[0].topic
+    def _track(self, topic: str, records: Sequence[SourceRecord]) -> None:
         self._m.events_consumed.labels(topic).inc(len(records))
         self._m.batch_events.labels(topic).observe(len(records))
         for rec in records:
             self.last_offsets[(rec.topic, rec.partition)] = rec.offset
 
-    async def on_trade_logs(self, records: Sequence[SourceRecord]) -> list[RiskAlert]:
-        t0 = time.perf_counter()
-        self._track(records)
+    async def on_batch(self, records: Sequence[SourceRecord]) -> list[RiskAlert]:
+        """One micro-batch from both input topics. Market data is folded in first, so an order
+        is compared with the quotes that arrived with it."""
+        market = [r for r in records if r.topic == self._market_topic]
+        trades = [r for r in records if r.topic != self._market_topic]
         dead: list[DeadLetter] = []
+        if market:
+            self._on_market_data(market, dead)
+        candidates = self._on_trade_logs(trades, dead) if trades else []
+        return await self._finish(candidates, dead)
+
+    def _on_trade_logs(self, records: list[SourceRecord], dead: list[DeadLetter]) -> list[Candidate]:
+        t0 = time.perf_counter()
+        topic = records[0].topic
+        self._track(topic, records)
         by_account: dict[str, _Keyed] = {}
         replayed = 0
         for rec in records:
@@ -130,29 +140,30 @@ class Pipeline:
             if rec.offset <= self.accounts.applied_offset(event.account, rec.partition):
                 replayed += 1
                 continue
-            by_account.setdefault(event.account, _Keyed(rec.partition)).items.append((rec.offset, event))
+            keyed = by_account.setdefault(event.account, _Keyed(rec.partition))
+            keyed.events.append(event)
+            keyed.last_offset = rec.offset
         if replayed:
-            self._m.replayed_events.labels(records[0].topic).inc(replayed)
+            self._m.replayed_events.labels(topic).inc(replayed)
         t1 = time.perf_counter()
         self._m.stage.labels("decode").observe(t1 - t0)
         candidates: list[Candidate] = []
         late = 0
         for account, keyed in by_account.items():
             state = self.accounts.get(account, keyed.partition)
-            events = [e for _, e in keyed.items if isinstance(e, OrderEvent)]
-            result = surveil_account(state, events, self.context, self._size_alpha)
+            result = surveil_account(state, keyed.events, self.context, self._size_alpha)
             candidates.extend(result.candidates)
             late += result.late_events
-            self.accounts.mark_applied(account, keyed.partition, keyed.items[-1][0])
+            self.accounts.mark_applied(account, keyed.partition, keyed.last_offset)
         if late:
-            self._m.late_events.labels(records[0].topic).inc(late)
+            self._m.late_events.labels(topic).inc(late)
         self._m.stage.labels("detect").observe(time.perf_counter() - t1)
-        return await self._finish(candidates, dead)
+        return candidates
 
-    async def on_market_data(self, records: Sequence[SourceRecord]) -> list[RiskAlert]:
+    def _on_market_data(self, records: list[SourceRecord], dead: list[DeadLetter]) -> None:
         t0 = time.perf_counter()
-        self._track(records)
-        dead: list[DeadLetter] = []
+        topic = records[0].topic
+        self._track(topic, records)
         replayed = 0
         for rec in records:
             try:
@@ -169,9 +180,8 @@ class Pipeline:
             self.symbols.get(event.symbol, rec.partition).apply(event)
             self.symbols.mark_applied(event.symbol, rec.partition, rec.offset)
         if replayed:
-            self._m.replayed_events.labels(records[0].topic).inc(replayed)
+            self._m.replayed_events.labels(topic).inc(replayed)
         self._m.stage.labels("market_state").observe(time.perf_counter() - t0)
-        return await self._finish([], dead)
 
     async def _finish(self, candidates: list[Candidate], dead: list[DeadLetter]) -> list[RiskAlert]:
         published: list[RiskAlert] = []
