@@ -127,10 +127,9 @@ async def main(events: int, rate: float, latency_s: float) -> None:
         settings = await fill_topics(bs, 0)
         proc, port = start_worker(bs, workdir, "bench-latency")
         try:
-            while (
-                "ready" not in (workdir / "bench-latency.log").read_text()
-                and metric(port, "riskstream_checkpoints_total") < 1
-            ):
+            while metric(port, "riskstream_assigned_partitions") < 1:
+                if proc.poll() is not None:
+                    raise RuntimeError((workdir / "bench-latency.log").read_text()[-2000:])
                 await asyncio.sleep(0.2)
             consumer = AIOKafkaConsumer(
                 settings.topics.risk_alerts, bootstrap_servers=bs, group_id=None, auto_offset_reset="latest"
@@ -163,6 +162,9 @@ async def main(events: int, rate: float, latency_s: float) -> None:
     print(f"{'  pipeline / raw aiokafka':44} {pipe_rate / raw:>12.0%}")
     print(f"{'latency run: produced events/s':44} {produced_rate:>12,.0f}")
     print(f"{'latency run: alerts':44} {len(latencies_ms):>12}")
+    if len(stats.send_lag_ms) >= 2:
+        for q in (50, 99):
+            print(f"{f'simulator send lag p{q} (ms)':44} {pct(stats.send_lag_ms, q):>12.1f}")
     if len(latencies_ms) >= 2:
         for q in (50, 95, 99):
             print(f"{f'event->alert p{q} (ms)':44} {pct(latencies_ms, q):>12.1f}")

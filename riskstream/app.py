@@ -224,6 +224,8 @@ def build_runtime(
                     raise
 
     async def checkpoint() -> None:
+        # Most pending rows are written before the agent is paused; the rest inside the lock.
+        await audit.flush()
         async with lock:
             t0 = time.perf_counter()
             await audit.flush()
@@ -249,6 +251,13 @@ def build_runtime(
         symbols.forget()
 
     app.on_partitions_revoked.connect(on_revoked)  # type: ignore[arg-type]
+
+    async def on_assigned(app_: Any, assigned: set[TP], **_: Any) -> None:
+        inputs_now = [tp for tp in assigned if tp.topic in (names.trade_logs, names.market_data)]
+        metrics.assigned_partitions.set(len(inputs_now))
+        log.info("assigned %d input partitions", len(inputs_now))
+
+    app.on_partitions_assigned.connect(on_assigned)  # type: ignore[arg-type]
 
     @app.timer(settings.database.flush_interval_ms / 1000, name="audit-flush")
     async def audit_flush_timer() -> None:

@@ -84,8 +84,8 @@ async def _show_alerts(settings: Settings, console: Console, stop: asyncio.Event
 
 
 async def _wait_worker_ready(metrics_port: int, worker: asyncio.subprocess.Process, timeout_s: float) -> bool:
-    """Ready once it has joined the group and checkpointed: traffic sent earlier would race the
-    worker's start (orders read before the quotes that preceded them)."""
+    """Ready once it owns input partitions: traffic sent earlier would queue behind the group
+    join and show the join's seconds as alert latency."""
     url = f"http://127.0.0.1:{metrics_port}/metrics"
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline and worker.returncode is None:
@@ -93,7 +93,7 @@ async def _wait_worker_ready(metrics_port: int, worker: asyncio.subprocess.Proce
             text = await asyncio.to_thread(_fetch, url)
         except OSError:
             text = ""
-        if re.search(r"^riskstream_checkpoints_total\{[^}]*\} [1-9]", text, re.M):
+        if re.search(r"^riskstream_assigned_partitions [1-9]", text, re.M):
             return True
         await asyncio.sleep(0.25)
     return False

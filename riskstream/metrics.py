@@ -103,6 +103,11 @@ class Metrics:
             ["topic"],
             registry=r,
         )
+        self.assigned_partitions = Gauge(
+            "riskstream_assigned_partitions",
+            "Input-topic partitions this worker owns now; 0 while it joins the group.",
+            registry=r,
+        )
         self.checkpoints = Counter(
             "riskstream_checkpoints_total",
             "State checkpoints followed by an offset commit.",

@@ -76,7 +76,7 @@ class DatabaseSettings(_Group):
     )
     pool_size: int = Field(5, ge=1, description="Connections kept open to a server database.")
     flush_interval_ms: int = Field(
-        50,
+        200,
         ge=1,
         description=(
             "How often pending audit rows are written in one batch; every checkpoint also"

@@ -1,5 +1,5 @@
 """The README's settings table, generated from the settings tree (``python -m
-riskstream.settings_doc``), so the documentation cannot drift from the code."""
+riskstream.settings_doc --write`` updates README.md), so the documentation cannot drift."""
 
 from __future__ import annotations
 
@@ -29,5 +29,19 @@ def settings_table() -> str:
     return "\n".join(["| variable | default | meaning |", "|---|---|---|", *_rows(Settings, "RISKSTREAM_")])
 
 
+def update_readme() -> None:
+    """Replace the README's table (from its header row to the blank line) with the current one."""
+    readme = REPO_ROOT / "README.md"
+    text = readme.read_text()
+    start = text.index("| variable | default | meaning |")
+    end = text.index("\n\n", start)
+    readme.write_text(text[:start] + settings_table() + text[end:])
+
+
 if __name__ == "__main__":
-    print(settings_table())
+    import sys
+
+    if "--write" in sys.argv:
+        update_readme()
+    else:
+        print(settings_table())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from aiokafka import AIOKafkaProducer
 
@@ -19,6 +19,9 @@ from riskstream.sim.market import MarketSimulator
 class SimulationStats:
     events: int
     injected: int
+    send_lag_ms: list[float] = field(default_factory=list)
+    """Per paced event: wall time it was handed to the producer minus its event time. A
+    latency measured from event time includes this; it is the simulator's, not the pipeline's."""
 
 
 async def run_simulation(
@@ -43,6 +46,7 @@ async def run_simulation(
     await producer.start()
     names = settings.topics
     sent = 0
+    lags: list[float] = []
     started = time.monotonic()
     try:
         for event in sim.events():
@@ -60,6 +64,8 @@ async def run_simulation(
                 topic, key = names.trade_logs, event.account
             else:
                 topic, key = names.market_data, event.symbol
+            if paced:
+                lags.append((time.time_ns() - event.ts_ns) / 1e6)
             await producer.send(topic, dumps(event.to_json()), key=key.encode())
             sent += 1
             if not paced and sent % 1000 == 0:
@@ -67,4 +73,4 @@ async def run_simulation(
         await producer.flush()
     finally:
         await producer.stop()
-    return SimulationStats(sent, len(sim.labels))
+    return SimulationStats(sent, len(sim.labels), lags)

@@ -94,7 +94,8 @@ class WorkerProcess:
             assert self.proc is not None
             if self.proc.poll() is not None:
                 raise RuntimeError(f"worker exited: {self.log_path.read_text()[-3000:]}")
-            if "riskstream ready" in self.log_path.read_text(errors="replace"):
+            ready = "riskstream ready" in self.log_path.read_text(errors="replace")
+            if ready and self.metric("riskstream_assigned_partitions") >= 1:
                 return
             time.sleep(0.2)
         raise TimeoutError(f"worker not ready: {self.log_path.read_text()[-3000:]}")

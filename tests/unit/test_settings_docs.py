@@ -10,7 +10,7 @@ from riskstream.settings_doc import settings_table
 
 
 def test_readme_settings_table_is_current() -> None:
-    """Regenerate with: python -m riskstream.settings_doc"""
+    """Regenerate with: python -m riskstream.settings_doc --write"""
     assert settings_table() in (REPO_ROOT / "README.md").read_text()
 
 
