@@ -5,10 +5,10 @@ Commit protocol (why offsets are never ahead of durable effects):
 1. an agent takes a micro-batch, folds it into cached state, publishes alerts and waits for the
    broker, hands their audit rows to the background audit writer, then returns; only then does
    Faust acknowledge the batch;
-2. Faust's own periodic commit is turned off; a checkpoint timer takes the agents' locks,
-   waits until every submitted audit row is written, writes every dirty key to its changelog,
-   and commits the acknowledged offsets (Faust flushes the producer first), so committed
-   offsets never run ahead of audited alerts or checkpointed state;
+2. Faust's own periodic commit is turned off; a checkpoint timer pauses the agent, waits until
+   every submitted audit row is written, writes every dirty key to its changelog and notes the
+   offsets processed so far; after the producer is flushed it commits exactly those, so
+   committed offsets never run ahead of audited alerts or checkpointed state;
 3. each stored state carries the offset of the last event in it, so what is redelivered after
    a crash is skipped by state and re-publishes nothing new (alert ids are deterministic).
 """
@@ -33,7 +33,7 @@ from riskstream.core.detectors import DetectionContext
 from riskstream.core.limits import AccountLimits, RiskLimits, parse_limits
 from riskstream.core.state import AccountState, SymbolState
 from riskstream.core.windows import SlidingWindow
-from riskstream.faust_compat import RiskstreamApp
+from riskstream.faust_compat import RiskstreamApp, commit_offsets
 from riskstream.kafka import ssl_context
 from riskstream.llm import RuleScorer, Scorer
 from riskstream.metrics import Metrics
@@ -223,21 +223,26 @@ def build_runtime(
                     await crash(exc)
                     raise
 
+    checkpoint_lock = asyncio.Lock()
+
     async def checkpoint() -> None:
-        # Most pending rows are written before the agent is paused; the rest inside the lock.
-        await audit.flush()
-        async with lock:
-            t0 = time.perf_counter()
+        """Audit rows, then state, then offsets. The agent is paused only while the last audit
+        rows and the dirty state are written; the offsets committed are the ones processed at
+        that moment, so the commit itself (a broker round trip) runs with the agent going."""
+        async with checkpoint_lock:
             await audit.flush()
-            metrics.stage.labels("checkpoint_audit").observe(time.perf_counter() - t0)
-            t0 = time.perf_counter()
-            written = symbols.flush()
-            metrics.state_writes.labels("symbol-state").inc(written)
-            written = accounts.flush()
-            metrics.state_writes.labels("account-state").inc(written)
+            async with lock:
+                t0 = time.perf_counter()
+                await audit.flush()
+                written = symbols.flush()
+                metrics.state_writes.labels("symbol-state").inc(written)
+                written = accounts.flush()
+                metrics.state_writes.labels("account-state").inc(written)
+                offsets = {TP(t, p): off + 1 for (t, p), off in pipeline.last_offsets.items()}
+                metrics.stage.labels("checkpoint_pause").observe(time.perf_counter() - t0)
             t1 = time.perf_counter()
-            metrics.stage.labels("checkpoint_state").observe(t1 - t0)
-            await app.commit({names.trade_logs, names.market_data})
+            await app.producer.flush()
+            await commit_offsets(app, offsets)
             metrics.stage.labels("checkpoint_commit").observe(time.perf_counter() - t1)
             metrics.checkpoints.labels("all").inc()
 
@@ -247,6 +252,8 @@ def build_runtime(
 
     async def on_revoked(app_: Any, revoked: set[TP], **_: Any) -> None:
         await checkpoint()
+        for tp in revoked:
+            pipeline.last_offsets.pop((tp.topic, tp.partition), None)
         accounts.forget()
         symbols.forget()
 
