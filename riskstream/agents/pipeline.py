@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 from riskstream.agents.state_store import CheckpointedStore, StoreView
 from riskstream.core.candidates import Candidate
@@ -30,6 +31,7 @@ from riskstream.records import (
     decode_market_data,
     decode_trade_log,
 )
+from riskstream.records.market_data import MarketEvent
 from riskstream.sinks import AlertPublisher, AuditWriter, DeadLetterPublisher
 
 log = logging.getLogger(__name__)
@@ -49,6 +51,17 @@ class _Keyed:
     partition: int
     events: list[OrderEvent] = field(default_factory=list)
     last_offset: int = -1
+
+
+E = TypeVar("E")
+
+
+def _account_of(event: OrderEvent) -> str:
+    return event.account
+
+
+def _symbol_of(event: MarketEvent) -> str:
+    return event.symbol
 
 
 def to_alert(candidate: Candidate, assessment: Assessment, detected_ns: int) -> RiskAlert:
@@ -122,29 +135,46 @@ class Pipeline:
         candidates = self._on_trade_logs(trades, dead) if trades else []
         return await self._finish(candidates, dead)
 
+    def _admit(
+        self,
+        records: list[SourceRecord],
+        decode: Callable[[bytes], E],
+        key_of: Callable[[E], str],
+        key_name: str,
+        store: CheckpointedStore[Any],
+        dead: list[DeadLetter],
+    ) -> list[tuple[SourceRecord, E]]:
+        """Decode and validate; bad input and wrong keys become dead letters, events already in
+        the checkpointed state (redelivered after a crash) are skipped."""
+        admitted: list[tuple[SourceRecord, E]] = []
+        replayed = 0
+        for rec in records:
+            try:
+                event = decode(rec.value or b"")
+            except DecodeError as exc:
+                dead.append(self._dead_letter(rec, exc.reason))
+                continue
+            key = key_of(event)
+            if rec.key is not None and rec.key != key.encode():
+                dead.append(self._dead_letter(rec, f"key {rec.key!r} is not the {key_name} {key!r}"))
+                continue
+            if rec.offset <= store.applied_offset(key, rec.partition):
+                replayed += 1
+                continue
+            admitted.append((rec, event))
+        if replayed:
+            self._m.replayed_events.labels(records[0].topic).inc(replayed)
+        return admitted
+
     def _on_trade_logs(self, records: list[SourceRecord], dead: list[DeadLetter]) -> list[Candidate]:
         t0 = time.perf_counter()
         topic = records[0].topic
         self._track(topic, records)
         by_account: dict[str, _Keyed] = {}
-        replayed = 0
-        for rec in records:
-            try:
-                event = decode_trade_log(rec.value or b"")
-            except DecodeError as exc:
-                dead.append(self._dead_letter(rec, exc.reason))
-                continue
-            if rec.key is not None and rec.key != event.account.encode():
-                dead.append(self._dead_letter(rec, f"key {rec.key!r} is not the account {event.account!r}"))
-                continue
-            if rec.offset <= self.accounts.applied_offset(event.account, rec.partition):
-                replayed += 1
-                continue
+        for rec, event in self._admit(records, decode_trade_log, _account_of, "account", self.accounts, dead):
             keyed = by_account.setdefault(event.account, _Keyed(rec.partition))
             keyed.events.append(event)
             keyed.last_offset = rec.offset
-        if replayed:
-            self._m.replayed_events.labels(topic).inc(replayed)
         t1 = time.perf_counter()
         self._m.stage.labels("decode").observe(t1 - t0)
         candidates: list[Candidate] = []
@@ -162,25 +192,10 @@ class Pipeline:
 
     def _on_market_data(self, records: list[SourceRecord], dead: list[DeadLetter]) -> None:
         t0 = time.perf_counter()
-        topic = records[0].topic
-        self._track(topic, records)
-        replayed = 0
-        for rec in records:
-            try:
-                event = decode_market_data(rec.value or b"")
-            except DecodeError as exc:
-                dead.append(self._dead_letter(rec, exc.reason))
-                continue
-            if rec.key is not None and rec.key != event.symbol.encode():
-                dead.append(self._dead_letter(rec, f"key {rec.key!r} is not the symbol {event.symbol!r}"))
-                continue
-            if rec.offset <= self.symbols.applied_offset(event.symbol, rec.partition):
-                replayed += 1
-                continue
+        self._track(records[0].topic, records)
+        for rec, event in self._admit(records, decode_market_data, _symbol_of, "symbol", self.symbols, dead):
             self.symbols.get(event.symbol, rec.partition).apply(event)
             self.symbols.mark_applied(event.symbol, rec.partition, rec.offset)
-        if replayed:
-            self._m.replayed_events.labels(topic).inc(replayed)
         self._m.stage.labels("market_state").observe(time.perf_counter() - t0)
 
     async def _finish(self, candidates: list[Candidate], dead: list[DeadLetter]) -> list[RiskAlert]:

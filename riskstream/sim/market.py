@@ -137,62 +137,58 @@ class MarketSimulator:
             )
         elif roll < 0.65:
             side = rng.choice((Side.BUY, Side.SELL))
-            oid = self._oid("MM")
-            qty = rng.randrange(2, 12) * 100
             px = self._px(symbol, -1 if side is Side.BUY else 2)
-            new = self._order(OrderEventType.NEW, oid, MARKET_MAKER, symbol, side, qty, px, ts)
-            self._at(ts, new)
-            later = ts + rng.randrange(50, 2000) * 1_000_000
-            if rng.random() < 0.8:
-                self._at(
-                    later,
-                    self._order(OrderEventType.CANCEL, oid, MARKET_MAKER, symbol, side, qty, px, later),
-                )
-            else:
-                self._at(
-                    later,
-                    self._order(
-                        OrderEventType.FILL,
-                        oid,
-                        MARKET_MAKER,
-                        symbol,
-                        side,
-                        qty,
-                        px,
-                        later,
-                        last_qty=qty,
-                        last_px=px,
-                    ),
-                )
+            life_ms = rng.randrange(50, 2000)
+            self._resting_order(
+                ts,
+                MARKET_MAKER,
+                "MM",
+                symbol,
+                side,
+                rng.randrange(2, 12) * 100,
+                px,
+                life_ms,
+                fill_probability=0.2,
+            )
         else:
-            account = rng.choice(NOISE_ACCOUNTS)
             side = rng.choice((Side.BUY, Side.SELL))
-            oid = self._oid("N")
-            qty = rng.randrange(10, 100) * 10
             px = self._px(symbol, rng.randrange(-3, 4))
-            self._at(ts, self._order(OrderEventType.NEW, oid, account, symbol, side, qty, px, ts))
-            later = ts + rng.randrange(100, 5000) * 1_000_000
-            if rng.random() < 0.5:
-                self._at(
-                    later,
-                    self._order(
-                        OrderEventType.FILL,
-                        oid,
-                        account,
-                        symbol,
-                        side,
-                        qty,
-                        px,
-                        later,
-                        last_qty=qty,
-                        last_px=px,
-                    ),
-                )
-            else:
-                self._at(
-                    later,
-                    self._order(OrderEventType.CANCEL, oid, account, symbol, side, qty, px, later),
-                )
+            life_ms = rng.randrange(100, 5000)
+            self._resting_order(
+                ts,
+                rng.choice(NOISE_ACCOUNTS),
+                "N",
+                symbol,
+                side,
+                rng.randrange(10, 100) * 10,
+                px,
+                life_ms,
+                fill_probability=0.5,
+            )
+
+    def _resting_order(
+        self,
+        ts: int,
+        account: str,
+        prefix: str,
+        symbol: str,
+        side: Side,
+        qty: float,
+        px: float,
+        life_ms: int,
+        fill_probability: float,
+    ) -> None:
+        """A new order that is filled in full or cancelled ``life_ms`` later."""
+        oid = self._oid(prefix)
+        self._at(ts, self._order(OrderEventType.NEW, oid, account, symbol, side, qty, px, ts))
+        later = ts + life_ms * 1_000_000
+        if self.rng.random() < fill_probability:
+            end = self._order(
+                OrderEventType.FILL, oid, account, symbol, side, qty, px, later, last_qty=qty, last_px=px
+            )
+        else:
+            end = self._order(OrderEventType.CANCEL, oid, account, symbol, side, qty, px, later)
+        self._at(later, end)
 
     # -- injected abuse, one labelled case each -------------------------------------------
     def _fat_finger(self, ts: int) -> None:
