@@ -296,53 +296,41 @@ class MarketSimulator:
         self.labels.append(Label(Category.WASH_TRADE, "ACC-W1", symbol, (b,), ts, fill))
         self.labels.append(Label(Category.WASH_TRADE, "ACC-W2", symbol, (s,), ts, fill))
 
+    def _filled_order(
+        self, t: int, account: str, symbol: str, side: Side, qty: float, px: float, fill_after_ns: int
+    ) -> str:
+        """A new order filled in full ``fill_after_ns`` later; returns its id."""
+        oid = self._oid("L")
+        self._at(t, self._order(OrderEventType.NEW, oid, account, symbol, side, qty, px, t))
+        done = t + fill_after_ns
+        self._at(
+            done,
+            self._order(
+                OrderEventType.FILL, oid, account, symbol, side, qty, px, done, last_qty=qty, last_px=px
+            ),
+        )
+        return oid
+
     def _limit_breach(self, ts: int) -> None:
+        """Buys past the position limit, then sells back inside it."""
         symbol = self.rng.choice(list(SYMBOLS))
-        oids = []
-        for i in range(2):
-            oid = self._oid("L")
-            oids.append(oid)
-            t = ts + i * 20_000_000
-            px = self._px(symbol, 1)
-            self._at(t, self._order(OrderEventType.NEW, oid, "ACC-LIM", symbol, Side.BUY, 2000, px, t))
-            self._at(
-                t + 5_000_000,
-                self._order(
-                    OrderEventType.FILL,
-                    oid,
-                    "ACC-LIM",
-                    symbol,
-                    Side.BUY,
-                    2000,
-                    px,
-                    t + 5_000_000,
-                    last_qty=2000,
-                    last_px=px,
-                ),
+        buys = [
+            self._filled_order(
+                ts + i * 20_000_000, "ACC-LIM", symbol, Side.BUY, 2000, self._px(symbol, 1), 5_000_000
             )
-        sells = []
+            for i in range(2)
+        ]
         for i in range(2):
-            oid = self._oid("L")
-            sells.append(oid)
-            t = ts + 100_000_000 + i * 20_000_000
-            px = self._px(symbol, 0)
-            self._at(t, self._order(OrderEventType.NEW, oid, "ACC-LIM", symbol, Side.SELL, 2000, px, t))
-            self._at(
-                t + 5_000_000,
-                self._order(
-                    OrderEventType.FILL,
-                    oid,
-                    "ACC-LIM",
-                    symbol,
-                    Side.SELL,
-                    2000,
-                    px,
-                    t + 5_000_000,
-                    last_qty=2000,
-                    last_px=px,
-                ),
+            self._filled_order(
+                ts + 100_000_000 + i * 20_000_000,
+                "ACC-LIM",
+                symbol,
+                Side.SELL,
+                2000,
+                self._px(symbol, 0),
+                5_000_000,
             )
-        self.labels.append(Label(Category.LIMIT_BREACH, "ACC-LIM", symbol, (oids[1],), ts, ts + 25_000_000))
+        self.labels.append(Label(Category.LIMIT_BREACH, "ACC-LIM", symbol, (buys[1],), ts, ts + 25_000_000))
 
     def events(self) -> Iterator[OrderEvent | MarketEvent]:
         """Endless, time-ordered stream; one background action per step plus injections."""
