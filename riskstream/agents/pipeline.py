@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from riskstream.agents.state_store import CheckpointedStore, StoreView
+from riskstream.agents.state_store import CheckpointedStore
 from riskstream.core.candidates import Candidate
 from riskstream.core.clock import Clock
 from riskstream.core.detectors import DetectionContext
@@ -109,10 +109,6 @@ class Pipeline:
         self._clock = clock
         self.last_offsets: dict[tuple[str, int], int] = {}
         """(topic, partition) -> last offset processed, for the lag gauge."""
-
-    @classmethod
-    def market_view(cls, symbols: CheckpointedStore[SymbolState]) -> StoreView[SymbolState]:
-        return StoreView(symbols)
 
     def _dead_letter(self, rec: SourceRecord, reason: str) -> DeadLetter:
         self._m.decode_failures.labels(rec.topic).inc()
