@@ -189,7 +189,26 @@ async def run_scenario(broker: EmbeddedBroker, db_url: str, tmp_path: Path) -> N
             assert row["account"] == alert.entity.account
             assert row["alert"] == alert.to_json()
         assert worker.metric("riskstream_decode_failures_total", topic="trade-logs") == 3
+        assert worker.metric("riskstream_decode_failures_total", topic="market-data") == 1
+        assert worker.metric("riskstream_dead_letters_total", topic="trade-logs") == 3
         assert worker.metric("riskstream_event_to_alert_seconds_count") == len(expected)
+        assert worker.metric("riskstream_alerts_total", category="layering", severity="critical") == 1
+        assert worker.metric("riskstream_assigned_partitions") == 8
+        await wait_for(lambda: worker.metric("riskstream_checkpoints_total", table="all") >= 2, 10)
+        text = worker.metrics()
+        for stage in (
+            "decode",
+            "detect",
+            "market_state",
+            "score",
+            "publish",
+            "checkpoint_pause",
+            "checkpoint_commit",
+        ):
+            assert f'riskstream_stage_seconds_count{{stage="{stage}"}}' in text
+        assert "riskstream_audit_write_seconds_count" in text
+        lag_lines = [ln for ln in text.splitlines() if ln.startswith("riskstream_consumer_lag_messages{")]
+        assert len(lag_lines) == 8, lag_lines
     finally:
         worker.stop()
 
