@@ -71,7 +71,9 @@ def worker(bootstrap_servers: str | None) -> None:
 @main.command()
 @click.option("--bootstrap-servers", default=None, help="Overrides RISKSTREAM_KAFKA__BOOTSTRAP_SERVERS.")
 @click.option("--seed", default=7, show_default=True, help="Same seed, same traffic.")
-@click.option("--rate", default=200.0, show_default=True, help="Simulated steps per second of event time.")
+@click.option(
+    "--rate", default=200.0, show_default=True, help="Simulator steps per second (~1.5 events each)."
+)
 @click.option("--duration-s", default=0.0, help="Stop after this many seconds (0 = run until Ctrl-C).")
 def simulate(bootstrap_servers: str | None, seed: int, rate: float, duration_s: float) -> None:
     """Produce simulated market data and trade logs, with labelled abuse, to any broker."""
@@ -86,7 +88,9 @@ def simulate(bootstrap_servers: str | None, seed: int, rate: float, duration_s: 
 
 
 @main.command()
-@click.option("--rate", default=200.0, show_default=True, help="Simulated events per second.")
+@click.option(
+    "--rate", default=200.0, show_default=True, help="Simulator steps per second (~1.5 events each)."
+)
 @click.option("--duration-s", default=0.0, help="Stop after this many seconds (0 = until Ctrl-C).")
 @click.option("--seed", default=7, show_default=True)
 def demo(rate: float, duration_s: float, seed: int) -> None:
