@@ -26,21 +26,24 @@ from typing import Any
 import faust
 from faust.types import TP
 
+from riskstream.agents.market_replica import MarketReplica, MarketView
 from riskstream.agents.pipeline import Pipeline, SourceRecord
-from riskstream.agents.state_store import CheckpointedStore, StoreView
+from riskstream.agents.state_store import CheckpointedStore
 from riskstream.core.clock import Clock, wall_clock_ns
 from riskstream.core.detectors import DetectionContext
 from riskstream.core.limits import AccountLimits, RiskLimits, parse_limits
 from riskstream.core.state import AccountState, SymbolState
 from riskstream.core.windows import SlidingWindow
 from riskstream.faust_compat import RiskstreamApp, commit_offsets
-from riskstream.kafka import ssl_context
+from riskstream.kafka import aiokafka_kwargs, ssl_context
 from riskstream.llm import RuleScorer, Scorer
 from riskstream.metrics import Metrics
 from riskstream.settings import KafkaSettings, SecurityProtocol, Settings
 from riskstream.sinks import AlertPublisher, AuditLog, AuditWriter, DeadLetterPublisher
 
 log = logging.getLogger(__name__)
+CHECKPOINT_MARKER = "\x00checkpoint"
+"""Key of the state-less record that ends each checkpoint in a changelog partition."""
 NEVER_S = 10**9
 """Faust's own commit triggers are pushed out of reach; the checkpoint timer commits."""
 
@@ -64,6 +67,9 @@ class FaustStateTable:
     def put_raw(self, key: str, value: bytes, partition: int) -> None:
         self.table.data[key] = value
         self.table.send_changelog(partition, key, value)
+
+    def put_marker(self, partition: int) -> None:
+        self.table.send_changelog(partition, CHECKPOINT_MARKER, b"{}")
 
 
 def load_limits(settings: Settings) -> RiskLimits:
@@ -162,12 +168,15 @@ def build_runtime(
     symbols: CheckpointedStore[SymbolState] = CheckpointedStore(
         FaustStateTable(symbol_table), SymbolState.to_bytes, SymbolState.from_json, SymbolState
     )
+    replica = MarketReplica(
+        CHECKPOINT_MARKER, symbol_table.changelog_topic.get_topic_name(), aiokafka_kwargs(settings.kafka)
+    )
     w = settings.windows
     context = DetectionContext(
         params=settings.detectors,
         window=SlidingWindow.of_seconds(w.activity_window_s, w.grace_s, w.max_events_per_account),
         limits=load_limits(settings),
-        market=StoreView(symbols),
+        market=MarketView(symbols, replica),
     )
 
     async def send(topic: str, key: bytes, value: bytes) -> object:
@@ -201,6 +210,7 @@ def build_runtime(
     @app.task
     async def start_services() -> None:
         await audit_log.ensure_schema()
+        await replica.start()
         await scorer.start()
         ready.set()
         log.info("riskstream ready: scorer=%s", settings.scorer.kind)
@@ -242,6 +252,9 @@ def build_runtime(
                 metrics.stage.labels("checkpoint_pause").observe(time.perf_counter() - t0)
             t1 = time.perf_counter()
             await app.producer.flush()
+            symbols.seal()
+            accounts.seal()
+            await app.producer.flush()
             await commit_offsets(app, offsets)
             metrics.stage.labels("checkpoint_commit").observe(time.perf_counter() - t1)
             metrics.checkpoints.labels("all").inc()
@@ -268,8 +281,12 @@ def build_runtime(
             async with lock:
                 metrics.state_writes.labels("symbol-state").inc(symbols.flush())
                 metrics.state_writes.labels("account-state").inc(accounts.flush())
+            await app.producer.flush()
+            symbols.seal()
+            accounts.seal()
         except Exception:
             log.exception("final flush failed; the next start replays from the last checkpoint")
+        await replica.stop()
         await scorer.close()
         await audit_log.close()
 

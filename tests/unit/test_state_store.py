@@ -6,7 +6,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from riskstream.agents.state_store import CheckpointedStore, StoreView
+from riskstream.agents.market_replica import MarketReplica, MarketView
+from riskstream.agents.state_store import CheckpointedStore
 from riskstream.core.state import AccountState, SymbolState
 from riskstream.core.windows import SlidingWindow
 from tests.factories import fill, order
@@ -20,6 +21,7 @@ class DictTableDouble:
     def __init__(self) -> None:
         self.data: dict[str, bytes] = {}
         self.partitions: dict[str, int] = {}
+        self.log: list[tuple[int, str]] = []
 
     def get_raw(self, key: str) -> dict[str, Any] | None:
         value = self.data.get(key)
@@ -28,6 +30,10 @@ class DictTableDouble:
     def put_raw(self, key: str, value: bytes, partition: int) -> None:
         self.data[key] = value
         self.partitions[key] = partition
+        self.log.append((partition, key))
+
+    def put_marker(self, partition: int) -> None:
+        self.log.append((partition, "marker"))
 
 
 def store(table: DictTableDouble) -> CheckpointedStore[AccountState]:
@@ -72,13 +78,32 @@ def test_unknown_key_starts_empty_with_no_applied_offset() -> None:
     assert s.get("new", 0).orders_seen == 0
 
 
-def test_store_view_reads_without_creating() -> None:
+def test_market_view_prefers_live_state_then_replica() -> None:
     table = DictTableDouble()
     symbols: CheckpointedStore[SymbolState] = CheckpointedStore(
         table, SymbolState.to_bytes, SymbolState.from_json, SymbolState
     )
-    view = StoreView(symbols)
+    replica = MarketReplica("\x00checkpoint", "symbol-state-changelog", {})
+    view = MarketView(symbols, replica)
     assert view.get("AAPL") is None
+    replica.apply(b'"AAPL"', b'{"off":3,"s":' + SymbolState(bid=9.0, ask=9.1).to_bytes() + b"}")
+    assert view["AAPL"].bid == 9.0
     symbols.get("AAPL", 0).bid = 10.0
     assert view["AAPL"].bid == 10.0
+    replica.apply(b'"MSFT"', b"not json")
     assert "MSFT" not in view
+    assert sorted(view) == ["AAPL"]
+
+
+def test_seal_ends_each_written_partition_with_a_marker_once() -> None:
+    table = DictTableDouble()
+    s = store(table)
+    for key, partition in (("A", 0), ("B", 2), ("C", 2)):
+        s.get(key, partition)
+        s.mark_applied(key, partition, 1)
+    s.flush()
+    s.seal()
+    s.seal()
+    assert sorted(p for p, k in table.log if k == "marker") == [0, 2]
+    last_per_partition = {p: k for p, k in table.log}
+    assert last_per_partition == {0: "marker", 2: "marker"}
