@@ -80,6 +80,18 @@ def load_limits(settings: Settings) -> RiskLimits:
     return parse_limits(Path(settings.limits_file).read_text(), default)
 
 
+def check_settings(settings: Settings) -> None:
+    """Fail before touching the broker on what can be checked locally: the limits file, the
+    audit database URL, the TLS files."""
+    load_limits(settings)
+    url = settings.database.url.get_secret_value()
+    if not url.startswith(("postgresql+asyncpg://", "sqlite+aiosqlite://")):
+        raise ValueError(
+            "RISKSTREAM_DATABASE__URL must be postgresql+asyncpg://... or sqlite+aiosqlite://..."
+        )
+    ssl_context(settings.kafka)
+
+
 def broker_credentials(k: KafkaSettings) -> Any:
     ctx = ssl_context(k)
     if k.security_protocol in (SecurityProtocol.SASL_PLAINTEXT, SecurityProtocol.SASL_SSL):

@@ -7,6 +7,7 @@ import logging
 import sys
 
 import click
+from aiokafka.errors import KafkaError
 
 from riskstream.settings import Settings
 
@@ -40,6 +41,10 @@ def topics_apply(bootstrap_servers: str | None) -> None:
         report = asyncio.run(apply_specs(settings.kafka, load_specs(settings.topics)))
     except TopicSpecError as exc:
         raise click.ClickException(str(exc)) from None
+    except KafkaError as exc:
+        raise click.ClickException(
+            f"cannot use the broker at {settings.kafka.bootstrap_servers}: {exc!r}"
+        ) from None
     for line in report:
         click.echo(line)
 
@@ -50,17 +55,28 @@ def worker(bootstrap_servers: str | None) -> None:
     """Run one Faust worker against the broker and database from settings."""
     from faust.worker import Worker
 
-    from riskstream.app import build_runtime
+    from riskstream.app import build_runtime, check_settings
     from riskstream.topics import apply_specs, load_specs, partition_counts
 
     settings = _settings(bootstrap_servers)
     names = settings.topics
+    try:
+        check_settings(settings)
+    except (OSError, ValueError) as exc:
+        raise click.ClickException(f"invalid configuration: {exc}") from None
 
     async def prepare() -> dict[str, int]:
         await apply_specs(settings.kafka, load_specs(names))
         return await partition_counts(settings.kafka, [names.trade_logs, names.market_data])
 
-    partitions = asyncio.run(prepare())
+    try:
+        partitions = asyncio.run(prepare())
+    except KafkaError as exc:
+        raise click.ClickException(
+            f"cannot use the broker at {settings.kafka.bootstrap_servers}: {exc!r}"
+        ) from None
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
     runtime = build_runtime(settings, partitions)
     if settings.metrics_port:
         runtime.metrics.serve(settings.metrics_port)
