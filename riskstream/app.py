@@ -114,12 +114,11 @@ def build_scorer(settings: Settings) -> Scorer:
 
 @dataclass
 class Runtime:
-    settings: Settings
+    """What the composition root hands to the command that runs it."""
+
     app: faust.App
     pipeline: Pipeline
     metrics: Metrics
-    scorer: Scorer
-    audit: AuditLog
 
 
 def build_runtime(
@@ -330,4 +329,4 @@ def build_runtime(
             last = pipeline.last_offsets.get((tp.topic, tp.partition), -1)
             metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(max(0, end - last - 1))
 
-    return Runtime(settings, app, pipeline, metrics, scorer, audit_log)
+    return Runtime(app, pipeline, metrics)

@@ -55,7 +55,6 @@ class MarketSimulator:
         self._ids = itertools.count(1)
         self._seq = itertools.count()
         self._pending: list[_Scheduled] = []
-        self._live: dict[str, OrderEvent] = {}
         self._cases = itertools.cycle(
             [
                 self._fat_finger,

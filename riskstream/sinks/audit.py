@@ -161,10 +161,6 @@ class AuditWriter:
     def submit(self, alerts: Sequence[RiskAlert]) -> None:
         self._pending.extend(alerts)
 
-    @property
-    def pending(self) -> int:
-        return len(self._pending)
-
     async def flush(self) -> None:
         async with self._lock:
             while self._pending:
