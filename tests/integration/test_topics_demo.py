@@ -62,3 +62,48 @@ def test_demo_shows_alerts_and_leaves_nothing_running(tmp_path: Path) -> None:
     for pid in pids:
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
+
+
+def test_simulate_produces_valid_traffic_to_any_broker(broker: EmbeddedBroker) -> None:
+    from click.testing import CliRunner
+    from confluent_kafka import Consumer
+
+    from riskstream.cli import main
+    from riskstream.records import decode_market_data, decode_trade_log
+
+    bs = broker.bootstrap_servers
+    assert CliRunner().invoke(main, ["topics", "apply", "--bootstrap-servers", bs]).exit_code == 0
+    result = CliRunner().invoke(
+        main, ["simulate", "--bootstrap-servers", bs, "--duration-s", "3", "--rate", "200"]
+    )
+    assert result.exit_code == 0, result.output
+    produced = int(re.search(r"produced (\d+) events", result.output).group(1))  # type: ignore[union-attr]
+    assert produced > 300
+
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bs,
+            "group.id": "sim-check",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+        }
+    )
+    consumer.subscribe(["market-data", "trade-logs"])
+    seen = {"market-data": 0, "trade-logs": 0}
+    try:
+        idle = 0
+        while sum(seen.values()) < produced and idle < 30:
+            msg = consumer.poll(1.0)
+            if msg is None or msg.error():
+                idle += 1
+                continue
+            value, topic = msg.value() or b"", str(msg.topic())
+            if topic == "market-data":
+                assert msg.key() == decode_market_data(value).symbol.encode()
+            else:
+                assert msg.key() == decode_trade_log(value).account.encode()
+            seen[topic] += 1
+    finally:
+        consumer.close()
+    assert sum(seen.values()) == produced
+    assert min(seen.values()) > 0
