@@ -12,8 +12,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
+from riskstream.records.codec import NS_PER_S as NS_PER_S
+
 T = TypeVar("T")
-NS_PER_S = 1_000_000_000
 
 
 @dataclass(frozen=True, slots=True)

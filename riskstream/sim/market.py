@@ -15,9 +15,10 @@ from dataclasses import dataclass, field
 
 from riskstream.records import OrderEvent, OrderEventType, Print, Quote, Side
 from riskstream.records.alerts import Category
+from riskstream.records.codec import NS_PER_S
 from riskstream.records.market_data import MarketEvent
 
-NS = 1_000_000_000
+NS = NS_PER_S
 SYMBOLS = {"AAPL": 190.0, "MSFT": 410.0, "NVDA": 120.0, "XOM": 105.0}
 NOISE_ACCOUNTS = [f"ACC-{i:03d}" for i in range(1, 13)]
 MARKET_MAKER = "MM-1"
