@@ -114,6 +114,11 @@ class Metrics:
             ["table"],
             registry=r,
         )
+        self.commit_failures = Counter(
+            "riskstream_commit_failures_total",
+            "Checkpoints whose offset commit failed (retried at the next checkpoint).",
+            registry=r,
+        )
         self.state_writes = Counter(
             "riskstream_state_writes_total",
             "Keys written to a changelog-backed state table.",
