@@ -140,7 +140,16 @@ def test_gross_notional_marks_to_market_mid() -> None:
 def test_order_size_limit() -> None:
     limits = RiskLimits(AccountLimits(1e6, 5e7, 1000))
     found = run([order("new", "o1", "buy", 5000, 100.0, 0)], context(limits=limits))
-    assert [c.discriminator for c in found] == ["order_qty"]
+    assert [c.discriminator for c in found] == ["order_qty:new"]
+
+
+def test_order_size_limit_applies_to_a_replace_that_grows_the_order() -> None:
+    limits = RiskLimits(AccountLimits(1e6, 5e7, 1000))
+    found = run(
+        [order("new", "o1", "buy", 500, 100.0, 0), order("replace", "o1", "buy", 5000, 100.0, 5)],
+        context(limits=limits),
+    )
+    assert [(c.discriminator, c.evidence.order_ids) for c in found] == [("order_qty:replace", ("o1",))]
 
 
 def test_alert_id_is_deterministic_and_evidence_specific() -> None:

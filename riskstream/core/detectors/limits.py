@@ -54,7 +54,8 @@ def detect_limit_breach(event: OrderEvent, state: AccountState, ctx: DetectionCo
             )
         )
 
-    if event.event is OrderEventType.NEW and event.qty > limits.max_order_qty:
+    resized = event.event in (OrderEventType.NEW, OrderEventType.REPLACE)
+    if resized and event.qty > limits.max_order_qty:
         out.append(
             Candidate(
                 category=Category.LIMIT_BREACH,
@@ -71,7 +72,7 @@ def detect_limit_breach(event: OrderEvent, state: AccountState, ctx: DetectionCo
                     f"{limits.max_order_qty:g}",
                 ),
                 strength=event.qty / limits.max_order_qty,
-                discriminator="order_qty",
+                discriminator=f"order_qty:{event.event.value}",
             )
         )
     if event.event is not OrderEventType.FILL:
