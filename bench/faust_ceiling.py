@@ -1,7 +1,11 @@
 """A bare Faust agent that only counts raw-bytes events with take(): the most any Faust
 pipeline can do per worker on this broker.
 
-    python bench/faust_ceiling.py --bootstrap 127.0.0.1:PORT --events N --topics a,b
+    python bench/faust_ceiling.py --bootstrap 127.0.0.1:PORT --events N --topics a,b [--stock-drain]
+
+It takes micro-batches with the pipeline's own ``take(max, within)`` settings, so the ratio of
+the two rates is the cost of riskstream's work alone. ``--stock-drain`` runs Faust's own
+per-message drain loop instead of riskstream's (see :mod:`riskstream.faust_compat`).
 Prints one line: ``faust_ceiling_events_per_s <rate>``.
 """
 
@@ -17,6 +21,7 @@ from typing import Any
 import faust
 
 from riskstream.faust_compat import RiskstreamApp
+from riskstream.settings import Settings
 
 
 def main() -> None:
@@ -24,10 +29,14 @@ def main() -> None:
     parser.add_argument("--bootstrap", required=True)
     parser.add_argument("--events", type=int, required=True)
     parser.add_argument("--topics", default="trade-logs,market-data")
+    parser.add_argument("--stock-drain", action="store_true")
     args = parser.parse_args()
+    settings = Settings()
+    batch_max, within_s = settings.stream.batch_max_events, settings.stream.batch_within_ms / 1000
     app = RiskstreamApp(
         f"bench-ceiling-{uuid.uuid4().hex[:6]}",
-        fetch_max_wait_ms=10,
+        fetch_max_wait_ms=settings.kafka.fetch_max_wait_ms,
+        lean_drain=not args.stock_drain,
         broker=f"kafka://{args.bootstrap}",
         store="memory://",
         web_enabled=False,
@@ -47,7 +56,7 @@ def main() -> None:
 
     @app.agent(topic)
     async def count(stream: Any) -> None:
-        async for values in stream.take(1000, within=0.01):
+        async for values in stream.take(batch_max, within=within_s):
             if state["t0"] is None:
                 state["t0"] = time.perf_counter()
             state["n"] += len(values)

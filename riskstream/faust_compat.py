@@ -7,14 +7,23 @@ settings instead.
 2. Faust commits the offsets of acknowledged events; riskstream commits the offsets its own
 checkpoint has made durable (state, audit), which need not be what Faust has acknowledged at
 that instant. :func:`commit_offsets` hands explicit offsets to Faust's consumer.
+3. Faust's drain loop hands each fetched message to the streams through ``wait_first``, which
+races the delivery against the flow-suspend event with four new tasks per message: about a
+quarter of a bare agent's per-message cost here. :meth:`_RiskstreamConsumer._drain_messages`
+awaits the delivery directly. What the race bought is kept: no message is delivered once the
+flow is suspended, and a delivery blocked at a rebalance ends when Faust stops the fetcher
+(``_stop_fetcher`` cancels this loop right after suspending the flow). The loop is Faust
+0.15's own otherwise; ``tests/unit/test_faust_compat.py`` pins the source it was adapted from.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import asyncio
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import faust
+from faust.transport.consumer import CONSUMER_FETCHING
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
 
@@ -31,23 +40,82 @@ class _FetchWaitConsumer(faust_aiokafka.Consumer):
         return _FetchWaitConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
 
-class RiskstreamApp(faust.App):
-    """A Faust app whose worker consumer waits at most ``fetch_max_wait_ms`` per fetch."""
+class _RiskstreamConsumer(_FetchWaitConsumer):
+    async def _drain_messages(self, fetcher: Any) -> None:
+        callback = self.callback
+        getmany = self.getmany
+        consumer_should_stop = self._stopped.is_set
+        fetcher_should_stop = fetcher._stopped.is_set
+        flow_suspended = self.suspend_flow.is_set
+        get_read_offset = self._read_offset.__getitem__
+        set_read_offset = self._read_offset.__setitem__
+        set_flag = self.diag.set_flag
+        unset_flag = self.diag.unset_flag
+        commit_every = self._commit_every
+        acks_enabled_for = self.app.topics.acks_enabled_for
+        yield_every = 100
+        num_since_yield = 0
+        try:
+            while not (consumer_should_stop() or fetcher_should_stop()):
+                set_flag(CONSUMER_FETCHING)
+                ait: AsyncIterator[Any] = getmany(timeout=1.0)
+                await self.sleep(0)
+                if not self.should_stop:
+                    async for tp, message in ait:
+                        num_since_yield += 1
+                        if num_since_yield > yield_every:
+                            await asyncio.sleep(0)
+                            num_since_yield = 0
+                        offset = message.offset
+                        r_offset = get_read_offset(tp)
+                        if r_offset is None or offset >= r_offset:
+                            gap = offset - (r_offset or 0)
+                            if gap > 1 and r_offset and acks_enabled_for(message.topic):
+                                await self._add_gap(tp, r_offset + 1, offset)
+                            if commit_every is not None and self._n_acked >= commit_every:
+                                self._n_acked = 0
+                                await self.commit()
+                            if not flow_suspended():
+                                await callback(message)
+                            set_read_offset(tp, offset)
+                    unset_flag(CONSUMER_FETCHING)
+        except self.consumer_stopped_errors:
+            if self.transport.app.should_stop:
+                return
+            raise
+        except asyncio.CancelledError:
+            if self.transport.app.should_stop:
+                return
+            raise
+        except Exception as exc:
+            self.log.exception("Drain messages raised: %r", exc)
+            raise
+        finally:
+            unset_flag(CONSUMER_FETCHING)
 
-    def __init__(self, *args: Any, fetch_max_wait_ms: int, **kwargs: Any) -> None:
+
+class RiskstreamApp(faust.App):
+    """A Faust app whose worker consumer waits at most ``fetch_max_wait_ms`` per fetch and,
+    with ``lean_drain`` (the default; off only to benchmark stock Faust), delivers fetched
+    messages without a per-message task race."""
+
+    def __init__(self, *args: Any, fetch_max_wait_ms: int, lean_drain: bool = True, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fetch_max_wait_ms = fetch_max_wait_ms
+        self.lean_drain = lean_drain
 
     def _new_transport(self) -> Any:
         transport = super()._new_transport()
-        transport.Consumer = _FetchWaitConsumer  # type: ignore[misc]
+        consumer = _RiskstreamConsumer if self.lean_drain else _FetchWaitConsumer
+        transport.Consumer = consumer  # type: ignore[misc]
         return transport
 
 
 async def commit_offsets(app: faust.App, offsets: Mapping[TP, int]) -> bool:
     """Commit ``offsets`` (next offset to read, per partition) for the partitions still
-    assigned; Faust's consumer drops the others."""
+    assigned, through Faust's own commit step (it drops the others and records what was
+    committed), minus its choice of offsets."""
     if not offsets:
         return False
     consumer: Any = app.consumer
-    return bool(await consumer._commit(offsets))
+    return bool(await consumer._commit_offsets(offsets))

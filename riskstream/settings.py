@@ -11,7 +11,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -107,9 +107,12 @@ class StreamSettings(_Group):
 
 class WindowSettings(_Group):
     activity_window_s: float = Field(
-        60.0,
+        20.0,
         gt=0,
-        description="Event-time span of per-account order activity the detectors look back on.",
+        description=(
+            "Event-time span of per-account order activity kept for the detectors. At least twice "
+            "detectors.spoof_cancel_within_s (the longest look-back); more only costs state."
+        ),
     )
     grace_s: float = Field(
         5.0,
@@ -215,3 +218,14 @@ class Settings(BaseSettings):
         9108, ge=0, le=65535, description="Prometheus /metrics port; 0 turns the endpoint off."
     )
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Worker log level.")
+
+    @model_validator(mode="after")
+    def _window_covers_detectors(self) -> Settings:
+        """A pattern longer than the window would never be seen whole: refuse, don't miss it."""
+        look_back_s = 2 * self.detectors.spoof_cancel_within_s
+        if self.windows.activity_window_s < look_back_s:
+            raise ValueError(
+                f"windows.activity_window_s={self.windows.activity_window_s} is shorter than the "
+                f"spoofing look-back (2 x detectors.spoof_cancel_within_s = {look_back_s})"
+            )
+        return self

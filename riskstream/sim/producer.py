@@ -34,15 +34,21 @@ async def run_simulation(
     inject_every_s: float = 4.0,
     max_events: int | None = None,
     realtime: bool = True,
+    linger_ms: int = 10,
 ) -> SimulationStats:
     """Event time advances at ``rate`` steps per second. With ``realtime`` it also follows the
     wall clock (so latencies are real); without, the same market is produced as fast as the
-    broker takes it (a replay of ``rate``-per-second traffic)."""
+    broker takes it (a replay of ``rate``-per-second traffic).
+
+    ``linger_ms`` is the producer's batching delay, as a trading system would set it. It is
+    part of every event->alert latency measured from event time, and it sets how many batches
+    the broker stores: Tansu's memory storage spends CPU per stored batch on every fetch
+    (bench/README.md), so 2 ms lingers saturated it within 10 s at 5 000 events/s."""
     if rate <= 0:
         raise ValueError("rate must be positive")
     paced = realtime
     sim = MarketSimulator(seed, time.time_ns(), rate, inject_every_s)
-    producer = AIOKafkaProducer(**aiokafka_kwargs(settings.kafka), linger_ms=2, acks="all")
+    producer = AIOKafkaProducer(**aiokafka_kwargs(settings.kafka), linger_ms=linger_ms, acks="all")
     await producer.start()
     names = settings.topics
     sent = 0

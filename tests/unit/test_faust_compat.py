@@ -1,0 +1,33 @@
+"""riskstream's drain loop is adapted from Faust's own; an upgrade that changes Faust's loop must
+be reviewed against it (see :mod:`riskstream.faust_compat`)."""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+from typing import Any
+
+from faust.transport.consumer import Consumer
+
+from riskstream.faust_compat import RiskstreamApp
+
+ADAPTED_FROM_SHA256 = "44a2500309e83c630493f6828af50166ec8d96a0b3e4fb2bab735f704ae93417"
+"""sha256 of ``faust.transport.consumer.Consumer._drain_messages`` in faust-streaming 0.15.3."""
+
+
+def test_faust_drain_loop_is_the_one_riskstream_adapted() -> None:
+    source = inspect.getsource(Consumer._drain_messages)
+    assert hashlib.sha256(source.encode()).hexdigest() == ADAPTED_FROM_SHA256, (
+        "Faust's Consumer._drain_messages changed: review riskstream.faust_compat's copy of it, "
+        "then update ADAPTED_FROM_SHA256"
+    )
+
+
+def test_lean_drain_is_the_default_and_can_be_turned_off() -> None:
+    lean = RiskstreamApp("compat-test-lean", fetch_max_wait_ms=10, autodiscover=False)
+    stock = RiskstreamApp("compat-test-stock", fetch_max_wait_ms=10, lean_drain=False, autodiscover=False)
+    lean_consumer: Any = lean.transport.Consumer
+    stock_consumer: Any = stock.transport.Consumer
+    assert lean_consumer._drain_messages is not Consumer._drain_messages
+    assert stock_consumer._drain_messages is Consumer._drain_messages
+    assert issubclass(lean_consumer, stock_consumer)
