@@ -126,6 +126,66 @@ class Metrics:
             registry=r,
         )
 
+        self.llm_up = Gauge(
+            "riskstream_llm_up",
+            "1 while the LLM scorer's engine or server takes requests; 0 while rules stand in.",
+            registry=r,
+        )
+        self.llm_batch_candidates = Histogram(
+            "riskstream_llm_batch_candidates",
+            "Candidates submitted together to the LLM (one micro-batch).",
+            buckets=BATCH_BUCKETS,
+            registry=r,
+        )
+        self.llm_inflight = Gauge(
+            "riskstream_llm_inflight_requests",
+            "LLM requests running now, late ones included: the engine's batch as the worker sees it.",
+            registry=r,
+        )
+        self.llm_request = Histogram(
+            "riskstream_llm_request_seconds",
+            "Submission to complete answer of one LLM request (queue time included).",
+            buckets=LATENCY_BUCKETS_S,
+            registry=r,
+        )
+        self.llm_ttft = Histogram(
+            "riskstream_llm_ttft_seconds",
+            "Submission to first generated token of one LLM request.",
+            buckets=LATENCY_BUCKETS_S,
+            registry=r,
+        )
+        self.llm_output_tokens = Counter(
+            "riskstream_llm_output_tokens_total", "Tokens the LLM generated.", registry=r
+        )
+        self.llm_assessments = Counter(
+            "riskstream_llm_assessments_total",
+            "Valid LLM assessments: ok = within the deadline, late = published as an update.",
+            ["outcome"],
+            registry=r,
+        )
+        self.llm_fallbacks = Counter(
+            "riskstream_llm_fallbacks_total",
+            "Candidates rule-scored and published degraded, by reason (deadline, invalid, error,"
+            " engine_down).",
+            ["reason"],
+            registry=r,
+        )
+        self.llm_aborted = Counter(
+            "riskstream_llm_aborted_total",
+            "LLM requests aborted in the engine after the update deadline.",
+            registry=r,
+        )
+        self.llm_retrieval_failures = Counter(
+            "riskstream_llm_retrieval_failures_total",
+            "Prior-alert lookups that failed or ran out of time (the prompt went without history).",
+            registry=r,
+        )
+        self.alert_updates = Counter(
+            "riskstream_alert_updates_total",
+            "Alerts re-published as a new version with a late LLM assessment.",
+            registry=r,
+        )
+
     def serve(self, port: int) -> None:
         """Expose /metrics on ``port`` in a daemon thread."""
         start_http_server(port, registry=self.registry)

@@ -189,8 +189,104 @@ class LimitDefaults(_Group):
     )
 
 
+class VllmSettings(_Group):
+    """The embedded engine (``scorer.kind=vllm``): vLLM's AsyncLLM in the worker process."""
+
+    model_path: Path | None = Field(
+        None,
+        description=(
+            "Local directory of the model (Hugging Face layout). Nothing is fetched from a hub."
+            " Required for scorer.kind=vllm; e.g. an AWQ Llama-3-8B-Instruct checkpoint."
+        ),
+    )
+    quantization: Literal["none", "awq", "gptq", "fp8", "compressed-tensors"] = Field(
+        "none",
+        description=(
+            "Weight quantization of the checkpoint. none = fp16/bf16 weights; awq/gptq = 4-bit;"
+            " fp8 = 8-bit; compressed-tensors = what llm-compressor writes (riskstream quantize)."
+        ),
+    )
+    dtype: Literal["auto", "float16", "bfloat16", "float32"] = Field(
+        "auto", description="Activation dtype; auto follows the checkpoint (float16 for AWQ on GPU)."
+    )
+    tensor_parallel_size: int = Field(1, ge=1, description="GPUs each layer is split over.")
+    pipeline_parallel_size: int = Field(1, ge=1, description="GPUs the layers are staged over.")
+    max_num_seqs: int = Field(64, ge=1, description="Most sequences the engine batches at once.")
+    max_model_len: int = Field(2048, ge=128, description="Context length: prompt plus answer, in tokens.")
+    gpu_memory_utilization: float = Field(
+        0.85, gt=0, le=1, description="Share of GPU memory vLLM may take for weights and KV cache."
+    )
+    kv_cache_memory_bytes: int | None = Field(
+        None,
+        ge=1,
+        description="Fixed KV-cache size instead of a share of memory (the CPU backend's sizing).",
+    )
+    enable_prefix_caching: bool = Field(
+        True, description="Reuse the KV cache of the shared system prompt across requests."
+    )
+    attention_backend: str | None = Field(
+        None,
+        description=(
+            "vLLM attention backend, e.g. FLASH_ATTN (FlashAttention) on GPU; unset lets vLLM"
+            " choose (CPU_ATTN on CPU)."
+        ),
+    )
+    enforce_eager: bool = Field(
+        False, description="Skip CUDA graph capture: faster start, slower decode. Tests use it."
+    )
+
+
+class OpenAISettings(_Group):
+    """A remote OpenAI-compatible server (``scorer.kind=openai``): vllm serve, llama.cpp's server."""
+
+    base_url: str = Field("http://127.0.0.1:8000/v1", description="Server URL up to and including /v1.")
+    model: str = Field("riskstream", description="Model name the server knows the model by.")
+    api_key: SecretStr | None = Field(None, description="Bearer token, if the server wants one.")
+    max_retries: int = Field(
+        2, ge=0, description="Retries of a failed request (connection error, 429, 5xx) within its deadline."
+    )
+    backoff_ms: int = Field(50, ge=1, description="First retry delay; doubles on each retry.")
+
+
 class ScorerSettings(_Group):
-    kind: Literal["rules"] = Field("rules", description="Which Scorer turns candidates into assessments.")
+    kind: Literal["rules", "vllm", "openai"] = Field(
+        "rules",
+        description=(
+            "Which Scorer turns candidates into assessments: rules only, the embedded vLLM engine,"
+            " or an OpenAI-compatible server. The LLM kinds fall back to rules per candidate."
+        ),
+    )
+    deadline_ms: int = Field(
+        600,
+        ge=1,
+        description=(
+            "Longest a micro-batch waits for the LLM before rule scores go out degraded. Fits the"
+            " 800 ms event-to-alert budget with the pipeline's own ~100 ms."
+        ),
+    )
+    update_deadline_ms: int = Field(
+        10_000,
+        ge=1,
+        description=(
+            "Longest a request past its deadline keeps running; an answer before it is published"
+            " as version 2 of the alert, after it the request is aborted."
+        ),
+    )
+    engine_retry_s: float = Field(
+        30.0, gt=0, description="After the engine or server fails, rules alone for this long."
+    )
+    max_tokens: int = Field(
+        256, ge=64, description="Answer length cap; the output schema's longest answer fits in it."
+    )
+    temperature: float = Field(0.0, ge=0, description="Sampling temperature; 0 is greedy.")
+    prior_alerts: int = Field(
+        5, ge=0, description="Recent alerts of the same entity retrieved into each prompt."
+    )
+    prior_alerts_max_chars: int = Field(
+        1200, ge=0, description="Bound on the prior-alert context per prompt (≈ a quarter in tokens)."
+    )
+    vllm: VllmSettings = Field(default_factory=VllmSettings)
+    openai: OpenAISettings = Field(default_factory=OpenAISettings)
 
 
 class Settings(BaseSettings):
@@ -218,6 +314,12 @@ class Settings(BaseSettings):
         9108, ge=0, le=65535, description="Prometheus /metrics port; 0 turns the endpoint off."
     )
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Worker log level.")
+
+    @model_validator(mode="after")
+    def _vllm_has_a_model(self) -> Settings:
+        if self.scorer.kind == "vllm" and self.scorer.vllm.model_path is None:
+            raise ValueError("scorer.kind=vllm needs scorer.vllm.model_path (a local model directory)")
+        return self
 
     @model_validator(mode="after")
     def _window_covers_detectors(self) -> Settings:

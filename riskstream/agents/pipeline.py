@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -54,6 +55,8 @@ class _Keyed:
 
 
 E = TypeVar("E")
+MAX_AWAITING_UPDATE = 10_000
+"""Degraded alerts whose detection time is kept for their update; beyond it the oldest go."""
 
 
 def _account_of(event: OrderEvent) -> str:
@@ -64,8 +67,9 @@ def _symbol_of(event: MarketEvent) -> str:
     return event.symbol
 
 
-def to_alert(candidate: Candidate, assessment: Assessment, detected_ns: int) -> RiskAlert:
+def to_alert(candidate: Candidate, assessment: Assessment, detected_ns: int, version: int = 1) -> RiskAlert:
     return RiskAlert(
+        version=version,
         alert_id=candidate.alert_id,
         category=candidate.category,
         severity=assessment.severity,
@@ -109,6 +113,20 @@ class Pipeline:
         self._clock = clock
         self.last_offsets: dict[tuple[str, int], int] = {}
         """(topic, partition) -> last offset processed, for the lag gauge."""
+        self._degraded_detected_ns: OrderedDict[str, int] = OrderedDict()
+        """alert_id -> detection time of alerts published degraded, awaiting an update."""
+        scorer.on_update(self._publish_update)
+
+    async def _publish_update(self, candidate: Candidate, assessment: Assessment) -> None:
+        """A late assessment becomes version 2 of the alert already published degraded. It is
+        published and queued for the audit like any alert; the checkpoint's audit flush covers
+        it. An update lost to a crash leaves the degraded version 1 standing."""
+        detected_ns = self._degraded_detected_ns.pop(candidate.alert_id, None)
+        if detected_ns is None:
+            detected_ns = self._clock()
+        published = await self._alerts.publish([to_alert(candidate, assessment, detected_ns, version=2)])
+        self._audit.submit(published)
+        self._m.alert_updates.inc(len(published))
 
     def _dead_letter(self, rec: SourceRecord, reason: str) -> DeadLetter:
         self._m.decode_failures.labels(rec.topic).inc()
@@ -194,6 +212,11 @@ class Pipeline:
             self.symbols.mark_applied(event.symbol, rec.partition, rec.offset)
         self._m.stage.labels("market_state").observe(time.perf_counter() - t0)
 
+    def _remember_degraded(self, alert_id: str, detected_ns: int) -> None:
+        self._degraded_detected_ns[alert_id] = detected_ns
+        while len(self._degraded_detected_ns) > MAX_AWAITING_UPDATE:
+            self._degraded_detected_ns.popitem(last=False)
+
     async def _finish(self, candidates: list[Candidate], dead: list[DeadLetter]) -> list[RiskAlert]:
         published: list[RiskAlert] = []
         if candidates:
@@ -203,6 +226,9 @@ class Pipeline:
             t1 = time.perf_counter()
             self._m.stage.labels("score").observe(t1 - t0)
             alerts = [to_alert(c, a, detected_ns) for c, a in zip(candidates, assessments, strict=True)]
+            for alert in alerts:
+                if alert.degraded:
+                    self._remember_degraded(alert.alert_id, detected_ns)
             published = await self._alerts.publish(alerts)
             t2 = time.perf_counter()
             self._m.stage.labels("publish").observe(t2 - t1)

@@ -1,8 +1,8 @@
-"""The Scorer interface every backend implements (rules now; the LLM tiers plug in here)."""
+"""The Scorer interface every backend implements: the rules, the embedded engine, a remote server."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -23,6 +23,10 @@ class Assessment:
     """True when the wanted scorer could not answer in time and rules stood in."""
 
 
+UpdateFn = Callable[[Candidate, Assessment], Awaitable[None]]
+"""Receives a better assessment of a candidate already published degraded (its version 2)."""
+
+
 class Scorer(Protocol):
     async def start(self) -> None:
         """Acquire what the scorer needs (an engine, a connection); called once per worker."""
@@ -30,5 +34,8 @@ class Scorer(Protocol):
     async def score(self, candidates: Sequence[Candidate]) -> list[Assessment]:
         """One assessment per candidate, in order. Must not raise for one bad candidate."""
 
+    def on_update(self, callback: UpdateFn) -> None:
+        """Where to hand assessments that arrive after their alert went out degraded."""
+
     async def close(self) -> None:
-        """Release what ``start`` acquired."""
+        """Release what ``start`` acquired (and give up on pending updates)."""

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from riskstream.core.candidates import Candidate
 from riskstream.core.scoring import rule_score, severity_for
-from riskstream.llm.base import Assessment
+from riskstream.llm.base import Assessment, UpdateFn
 
 
 def assess_by_rules(candidate: Candidate) -> Assessment:
@@ -20,6 +20,9 @@ class RuleScorer:
 
     async def score(self, candidates: Sequence[Candidate]) -> list[Assessment]:
         return [assess_by_rules(c) for c in candidates]
+
+    def on_update(self, callback: UpdateFn) -> None:
+        """Rules answer at once: there are never updates."""
 
     async def close(self) -> None:
         return None
