@@ -38,6 +38,9 @@ from riskstream.core.windows import SlidingWindow
 from riskstream.faust_compat import RiskstreamApp, commit_offsets
 from riskstream.kafka import aiokafka_kwargs, ssl_context
 from riskstream.llm import RuleScorer, Scorer
+from riskstream.llm.client import LlmClient
+from riskstream.llm.openai_client import OpenAIClient
+from riskstream.llm.scorer import LlmScorer, LlmScorerConfig
 from riskstream.metrics import Metrics
 from riskstream.settings import KafkaSettings, SecurityProtocol, Settings
 from riskstream.sinks import AlertPublisher, AuditLog, AuditWriter, DeadLetterPublisher
@@ -107,10 +110,28 @@ def broker_credentials(k: KafkaSettings) -> Any:
     return None
 
 
-def build_scorer(settings: Settings) -> Scorer:
-    if settings.scorer.kind == "rules":
+def build_scorer(settings: Settings, metrics: Metrics, audit_log: AuditLog | None = None) -> Scorer:
+    """Rules, or an LLM client behind the one :class:`LlmScorer` (deadlines, retrieval,
+    fallback). The vLLM module is imported only when asked for: it is an optional install."""
+    s = settings.scorer
+    if s.kind == "rules":
         return RuleScorer()
-    raise ValueError(f"unknown scorer {settings.scorer.kind!r}")
+    client: LlmClient
+    if s.kind == "vllm":
+        from riskstream.llm.vllm_engine import VllmEngineClient
+
+        client = VllmEngineClient(s)
+    else:
+        client = OpenAIClient(s)
+    config = LlmScorerConfig(
+        deadline_s=s.deadline_ms / 1000,
+        update_deadline_s=s.update_deadline_ms / 1000,
+        engine_retry_s=s.engine_retry_s,
+        prior_max_alerts=s.prior_alerts,
+        prior_max_chars=s.prior_alerts_max_chars,
+    )
+    prior = audit_log.recent_alerts if audit_log is not None else None
+    return LlmScorer(client, config, metrics, prior)
 
 
 @dataclass
@@ -139,7 +160,8 @@ def build_runtime(
             "one agent reads both and its state tables are co-partitioned, so they must match"
         )
     metrics = metrics or Metrics()
-    scorer = scorer or build_scorer(settings)
+    audit_log = AuditLog.from_url(settings.database.url.get_secret_value(), settings.database.pool_size)
+    scorer = scorer or build_scorer(settings, metrics, audit_log)
     app = RiskstreamApp(
         settings.app_id,
         fetch_max_wait_ms=settings.kafka.fetch_max_wait_ms,
@@ -197,7 +219,6 @@ def build_runtime(
     async def send(topic: str, key: bytes, value: bytes) -> object:
         return await app.producer.send_and_wait(topic, key, value, None, None, None)
 
-    audit_log = AuditLog.from_url(settings.database.url.get_secret_value(), settings.database.pool_size)
     audit = AuditWriter(audit_log, metrics)
     pipeline = Pipeline(
         accounts=accounts,

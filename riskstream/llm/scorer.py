@@ -87,21 +87,31 @@ class LlmScorer:
         self._schema = output_schema()
         self._on_update: UpdateFn | None = None
         self._late: set[asyncio.Task[None]] = set()
+        self._late_requests: set[asyncio.Task[LlmAssessment]] = set()
         self._down_until = 0.0
 
     def on_update(self, callback: UpdateFn) -> None:
         self._on_update = callback
 
     async def start(self) -> None:
+        """A model that cannot start must not stop surveillance: the worker runs on rule
+        scores (degraded), says so in the log and in ``riskstream_llm_up``, and retries the
+        server every ``engine_retry_s`` (an engine that failed to load stays down until the
+        worker restarts)."""
         self._m.llm_up.set(0)
-        await self._client.start()
+        try:
+            await self._client.start()
+        except EngineUnavailableError as exc:
+            self._engine_down(exc)
+            return
         self._m.llm_up.set(1)
         log.info("LLM scorer ready: model=%s", self._client.model_name)
 
     async def close(self) -> None:
-        for task in list(self._late):
+        pending = [*self._late, *self._late_requests]
+        for task in pending:
             task.cancel()
-        await asyncio.gather(*self._late, return_exceptions=True)
+        await asyncio.gather(*pending, return_exceptions=True)
         await self._client.close()
 
     @property
@@ -120,7 +130,12 @@ class LlmScorer:
         prior = await self._retrieve(candidates, started + self._cfg.deadline_s)
         tasks = [asyncio.create_task(self._ask(c, prior.get(c.entity, []))) for c in candidates]
         remaining = max(0.0, started + self._cfg.deadline_s - self._now())
-        await asyncio.wait(tasks, timeout=remaining)
+        try:
+            await asyncio.wait(tasks, timeout=remaining)
+        except asyncio.CancelledError:
+            for task in tasks:
+                task.cancel()
+            raise
         results: list[Assessment] = []
         for candidate, task in zip(candidates, tasks, strict=True):
             if task.done():
@@ -180,6 +195,7 @@ class LlmScorer:
             self._m.llm_fallbacks.labels("invalid").inc()
             log.warning("LLM answer for %s rejected: %s", candidate.alert_id, exc)
         elif isinstance(exc, EngineUnavailableError):
+            self._m.llm_fallbacks.labels("engine_down").inc()
             self._engine_down(exc)
         else:
             self._m.llm_fallbacks.labels("error").inc()
@@ -187,7 +203,6 @@ class LlmScorer:
         return degraded_assessment(candidate)
 
     def _engine_down(self, exc: BaseException) -> None:
-        self._m.llm_fallbacks.labels("engine_down").inc()
         if self._now() >= self._down_until:
             log.error(
                 "LLM engine unavailable (%s): rule scores only for the next %.0f s",
@@ -201,6 +216,8 @@ class LlmScorer:
         late = asyncio.create_task(self._await_late(candidate, task, started))
         self._late.add(late)
         late.add_done_callback(self._late.discard)
+        self._late_requests.add(task)
+        task.add_done_callback(self._late_requests.discard)
 
     async def _await_late(
         self, candidate: Candidate, task: asyncio.Task[LlmAssessment], started: float

@@ -68,7 +68,10 @@ class VllmEngineClient:
 
         t0 = time.perf_counter()
         try:
-            self._engine = AsyncLLM.from_engine_args(AsyncEngineArgs(**engine_kwargs(self._s.vllm)))
+            # Loading blocks for tens of seconds: off the event loop, so the consumer's
+            # heartbeats go on and the group does not evict this worker meanwhile.
+            args = AsyncEngineArgs(**engine_kwargs(self._s.vllm))
+            self._engine = await asyncio.to_thread(AsyncLLM.from_engine_args, args)
             self._tokenizer = self._engine.get_tokenizer()
         except Exception as exc:
             raise EngineUnavailableError(f"vLLM engine did not start: {exc}") from exc

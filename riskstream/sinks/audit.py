@@ -25,13 +25,15 @@ from sqlalchemy import (
     String,
     Table,
     event,
+    func,
     select,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from riskstream.llm.prompts import PriorAlert
 from riskstream.metrics import Metrics
-from riskstream.records import RiskAlert
+from riskstream.records import AlertEntity, RiskAlert
 
 logger = logging.getLogger(__name__)
 
@@ -76,6 +78,13 @@ def _dt(ts_ns: int | None) -> datetime | None:
     if ts_ns is None:
         return None
     return datetime.fromtimestamp(ts_ns / 1e9, tz=UTC)
+
+
+def _ns(ts: datetime) -> int:
+    """SQLite hands back naive datetimes (stored as UTC); PostgreSQL aware ones."""
+    if ts.tzinfo is None:
+        ts = ts.replace(tzinfo=UTC)
+    return int(ts.timestamp() * 1_000_000) * 1000
 
 
 def audit_row(alert: RiskAlert) -> dict[str, Any]:
@@ -135,6 +144,55 @@ class AuditLog:
         )
         async with self.engine.begin() as conn:
             await conn.execute(stmt, rows)
+
+    async def recent_alerts(
+        self, entities: Sequence[AlertEntity], per_entity: int
+    ) -> dict[AlertEntity, list[PriorAlert]]:
+        """The newest ``per_entity`` alerts of each entity (by account, or by symbol for an
+        entity without one): the LLM tier's retrieved context. One indexed query per kind."""
+        found: dict[AlertEntity, list[PriorAlert]] = {e: [] for e in entities}
+        by_column = (
+            (audit_table.c.account, {e.account: e for e in entities if e.account}),
+            (audit_table.c.symbol, {e.symbol: e for e in entities if not e.account and e.symbol}),
+        )
+        async with self.engine.connect() as conn:
+            for column, wanted in by_column:
+                if not wanted:
+                    continue
+                rank = (
+                    func.row_number()
+                    .over(partition_by=column, order_by=audit_table.c.event_ts.desc())
+                    .label("rank")
+                )
+                inner = (
+                    select(
+                        column.label("key"),
+                        audit_table.c.alert_id,
+                        audit_table.c.category,
+                        audit_table.c.severity,
+                        audit_table.c.score,
+                        audit_table.c.event_ts,
+                        audit_table.c.evidence,
+                        rank,
+                    )
+                    .where(column.in_(list(wanted)))
+                    .subquery()
+                )
+                rows = await conn.execute(
+                    select(inner).where(inner.c.rank <= per_entity).order_by(inner.c.event_ts.desc())
+                )
+                for row in rows:
+                    found[wanted[row.key]].append(
+                        PriorAlert(
+                            alert_id=row.alert_id,
+                            category=row.category,
+                            severity=row.severity,
+                            score=row.score,
+                            event_ns=_ns(row.event_ts),
+                            summary=str((row.evidence or {}).get("summary", "")),
+                        )
+                    )
+        return found
 
     async def fetch_all(self) -> list[dict[str, Any]]:
         """Every row, oldest event first: for tests and small audits."""
