@@ -103,3 +103,26 @@ async def test_reference_ddl_matches_code_table(postgres_url: str) -> None:
         assert len(await log.fetch_all()) == 1
     finally:
         await log.close()
+
+
+async def test_recent_alerts_newest_first_per_entity(audit: AuditLog) -> None:
+    def at(i: int, account: str | None, symbol: str) -> RiskAlert:
+        a = replace(alert(f"{i:032x}"), entity=AlertEntity(account, symbol))
+        return replace(
+            a,
+            timings=Timings(T + i * 1_000_000_000, T, T),
+            evidence=replace(a.evidence, summary=f"s{i}"),
+        )
+
+    await audit.write([at(i, "ACC-1", "AAPL") for i in range(5)])
+    await audit.write([at(10 + i, "ACC-2", "MSFT") for i in range(2)])
+    await audit.write([at(20, None, "IBM"), at(21, None, "IBM")])
+    acc1, acc2, acc3 = AlertEntity("ACC-1", "AAPL"), AlertEntity("ACC-2", "X"), AlertEntity("ACC-3", "X")
+    ibm = AlertEntity(None, "IBM")
+    got = await audit.recent_alerts([acc1, acc2, acc3, ibm], 3)
+    assert [p.summary for p in got[acc1]] == ["s4", "s3", "s2"]
+    assert [p.event_ns for p in got[acc1]] == [T + i * 1_000_000_000 for i in (4, 3, 2)]
+    assert [p.summary for p in got[acc2]] == ["s11", "s10"]
+    assert got[acc3] == []
+    assert [p.alert_id for p in got[ibm]] == [f"{21:032x}", f"{20:032x}"]
+    assert got[acc1][0].category == "spoofing"

