@@ -1,10 +1,11 @@
-"""The ``riskstream`` command: demo, worker, simulate, topics."""
+"""The ``riskstream`` command: demo, worker, simulate, topics, quantize."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import sys
+from pathlib import Path
 
 import click
 from aiokafka.errors import KafkaError
@@ -115,6 +116,53 @@ def demo(rate: float, duration_s: float, seed: int) -> None:
 
     logging.basicConfig(level=logging.WARNING)
     sys.exit(run_demo(rate=rate, duration_s=duration_s or None, seed=seed))
+
+
+@main.command()
+@click.option(
+    "--model",
+    "model_dir",
+    required=True,
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Local directory of the fp16/bf16 model.",
+)
+@click.option(
+    "--out",
+    "out_dir",
+    required=True,
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Directory to write the 4-bit checkpoint to (must be new or empty).",
+)
+@click.option("--scheme", type=click.Choice(["awq", "gptq"]), default="awq", show_default=True)
+@click.option("--samples", default=64, show_default=True, help="Calibration prompts.")
+@click.option("--max-seq-len", default=1024, show_default=True, help="Calibration sequence cap, tokens.")
+@click.option(
+    "--calibration-file",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    default=None,
+    help="One calibration text per line instead of scorer-shaped prompts.",
+)
+def quantize(
+    model_dir: Path, out_dir: Path, scheme: str, samples: int, max_seq_len: int, calibration_file: Path | None
+) -> None:
+    """Quantize a model to 4-bit weights (W4A16) that vLLM serves (llm-compressor)."""
+    try:
+        from riskstream.quantize import quantize as run_quantize
+    except ImportError as exc:
+        raise click.ClickException(f"quantize needs the llm extra installed (make llm): {exc}") from None
+    logging.basicConfig(level=logging.INFO)
+    try:
+        result = run_quantize(
+            model_dir,
+            out_dir,
+            "gptq" if scheme == "gptq" else "awq",
+            samples,
+            max_seq_len,
+            calibration_file,
+        )
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"wrote {result.scheme} W4A16 checkpoint to {result.out_dir} in {result.seconds:.0f} s")
 
 
 if __name__ == "__main__":

@@ -199,11 +199,13 @@ class VllmSettings(_Group):
             " Required for scorer.kind=vllm; e.g. an AWQ Llama-3-8B-Instruct checkpoint."
         ),
     )
-    quantization: Literal["none", "awq", "gptq", "fp8", "compressed-tensors"] = Field(
-        "none",
+    quantization: Literal["auto", "awq", "gptq", "fp8", "compressed-tensors"] = Field(
+        "auto",
         description=(
-            "Weight quantization of the checkpoint. none = fp16/bf16 weights; awq/gptq = 4-bit;"
-            " fp8 = 8-bit; compressed-tensors = what llm-compressor writes (riskstream quantize)."
+            "Weight quantization. auto = what the checkpoint's config.json declares (fp16/bf16"
+            " when none; riskstream quantize output is compressed-tensors W4A16); awq/gptq = 4-bit"
+            " AutoAWQ/GPTQ checkpoints; fp8 = 8-bit weights (also quantizes a bf16 checkpoint on"
+            " load)."
         ),
     )
     dtype: Literal["auto", "float16", "bfloat16", "float32"] = Field(

@@ -1,7 +1,7 @@
 """A tiny Llama with random weights and a locally trained tokenizer: no hub, ~5 s to build.
 
 Shapes the CPU kernels accept: head_dim 32 (16 is refused by the CPU attention kernel) and
-linear dimensions that are multiples of 32 (the CPU int4 kernel's tile for AWQ). Random weights
+linear dimensions that are multiples of 128 (the W4A16 group size). Random weights
 say nothing useful; what the tests check is everything around them: prompts, the constrained
 grammar, deadlines, aborts, fallbacks, quantization and loading.
 """
@@ -37,7 +37,7 @@ def _corpus() -> list[str]:
     return lines
 
 
-def build_tiny_llama(out: Path, *, hidden_size: int = 64, layers: int = 2) -> Path:
+def build_tiny_llama(out: Path, *, hidden_size: int = 128, layers: int = 2) -> Path:
     import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast

@@ -45,7 +45,7 @@ def engine_kwargs(v: VllmSettings) -> dict[str, Any]:
         "structured_outputs_config": dict(STRUCTURED_OUTPUTS),
         "disable_log_stats": True,
     }
-    if v.quantization != "none":
+    if v.quantization != "auto":
         kwargs["quantization"] = v.quantization
     if v.attention_backend:
         kwargs["attention_backend"] = v.attention_backend

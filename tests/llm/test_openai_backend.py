@@ -51,7 +51,7 @@ def cand(i: int) -> Candidate:
 
 
 def settings(base_url: str, **openai: object) -> ScorerSettings:
-    return ScorerSettings(kind="openai", openai=OpenAISettings(base_url=base_url, **openai))  # type: ignore[arg-type]
+    return ScorerSettings(kind="openai", openai=OpenAISettings(base_url=base_url, **openai))
 
 
 @pytest.fixture(scope="module")
