@@ -47,6 +47,8 @@ class Run:
     requests: int = 0
     valid: int = 0
     joules: float | None = None
+    peak_inflight: int | None = None
+    """Most requests in the engine at once (sampled): the batch size continuous batching reached."""
 
     def row(self) -> dict[str, Any]:
         def pct(xs: list[float], q: float) -> float | None:
@@ -66,6 +68,7 @@ class Run:
             "req_s": self.requests / self.wall_s,
             "valid_json": self.valid / self.requests if self.requests else 0.0,
             "joules_per_req": None if self.joules is None else self.joules / self.requests,
+            "peak_batch": self.peak_inflight,
         }
 
 
@@ -166,6 +169,15 @@ async def through_scorer(client: VllmEngineClient, n: int, concurrency: int, ene
     scorer = LlmScorer(client, LlmScorerConfig(600.0, 600.0, 30.0, 0, 0), metrics)
     batch = candidates(n)
     run = Run("riskstream", concurrency)
+    peak = 0
+
+    async def sample() -> None:
+        nonlocal peak
+        while True:
+            peak = max(peak, int(metrics.registry.get_sample_value("riskstream_llm_inflight_requests") or 0))
+            await asyncio.sleep(0.005)
+
+    sampler = asyncio.create_task(sample())
     e0 = energy.millijoules()
     t0 = time.perf_counter()
     for start in range(0, n, concurrency):
@@ -173,6 +185,8 @@ async def through_scorer(client: VllmEngineClient, n: int, concurrency: int, ene
         run.valid += sum(1 for a in out if a.llm is not None)
         run.requests += len(out)
     run.wall_s = time.perf_counter() - t0
+    sampler.cancel()
+    run.peak_inflight = peak
     e1 = energy.millijoules()
     if e0 is not None and e1 is not None:
         run.joules = (e1 - e0) / 1000
@@ -233,7 +247,7 @@ async def main_async(args: argparse.Namespace) -> None:
         if tmp is not None:
             tmp.cleanup()
     cols = ["mode", "concurrency", "requests", "ttft_p50_ms", "ttft_p99_ms", "itl_p50_ms",
-            "output_tok_s", "req_s", "valid_json", "joules_per_req", "vs_engine"]  # fmt: skip
+            "output_tok_s", "req_s", "valid_json", "joules_per_req", "peak_batch", "vs_engine"]  # fmt: skip
     print("| " + " | ".join(cols) + " |")
     print("|" + "---|" * len(cols))
     for r in rows:
