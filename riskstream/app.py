@@ -21,7 +21,6 @@ import json
 import logging
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import faust
@@ -31,10 +30,8 @@ from riskstream.agents.market_replica import MarketReplica, MarketView
 from riskstream.agents.pipeline import Pipeline, SourceRecord
 from riskstream.agents.state_store import CheckpointedStore
 from riskstream.core.clock import Clock, wall_clock_ns
-from riskstream.core.detectors import DetectionContext
-from riskstream.core.limits import AccountLimits, RiskLimits, parse_limits
 from riskstream.core.state import AccountState, SymbolState
-from riskstream.core.windows import SlidingWindow
+from riskstream.detection import detection_context, load_limits
 from riskstream.faust_compat import RiskstreamApp, commit_offsets
 from riskstream.kafka import aiokafka_kwargs, ssl_context
 from riskstream.llm import RuleScorer, Scorer
@@ -74,14 +71,6 @@ class FaustStateTable:
 
     def put_marker(self, partition: int) -> None:
         self.table.send_changelog(partition, CHECKPOINT_MARKER, b"{}")
-
-
-def load_limits(settings: Settings) -> RiskLimits:
-    d = settings.limits
-    default = AccountLimits(d.max_position_qty, d.max_gross_notional, d.max_order_qty)
-    if settings.limits_file is None:
-        return RiskLimits(default)
-    return parse_limits(Path(settings.limits_file).read_text(), default)
 
 
 def check_settings(settings: Settings) -> None:
@@ -209,12 +198,7 @@ def build_runtime(
         CHECKPOINT_MARKER, symbol_table.changelog_topic.get_topic_name(), aiokafka_kwargs(settings.kafka)
     )
     w = settings.windows
-    context = DetectionContext(
-        params=settings.detectors,
-        window=SlidingWindow.of_seconds(w.activity_window_s, w.grace_s, w.max_events_per_account),
-        limits=load_limits(settings),
-        market=MarketView(symbols, replica),
-    )
+    context = detection_context(settings, MarketView(symbols, replica))
 
     async def send(topic: str, key: bytes, value: bytes) -> object:
         return await app.producer.send_and_wait(topic, key, value, None, None, None)

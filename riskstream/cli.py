@@ -1,4 +1,4 @@
-"""The ``riskstream`` command: demo, worker, simulate, topics, quantize."""
+"""The ``riskstream`` command: demo, worker, simulate, replay, backtest, topics, quantize."""
 
 from __future__ import annotations
 
@@ -92,8 +92,32 @@ def worker(bootstrap_servers: str | None) -> None:
     "--rate", default=200.0, show_default=True, help="Simulator steps per second (~1.5 events each)."
 )
 @click.option("--duration-s", default=0.0, help="Stop after this many seconds (0 = run until Ctrl-C).")
-def simulate(bootstrap_servers: str | None, seed: int, rate: float, duration_s: float) -> None:
-    """Produce simulated market data and trade logs, with labelled abuse, to any broker."""
+@click.option(
+    "--parquet",
+    "parquet_dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="Write market_data/trade_logs/labels .parquet here instead of producing to a broker.",
+)
+@click.option("--events", default=100_000, show_default=True, help="Events to write with --parquet.")
+def simulate(
+    bootstrap_servers: str | None,
+    seed: int,
+    rate: float,
+    duration_s: float,
+    parquet_dir: Path | None,
+    events: int,
+) -> None:
+    """Produce simulated market data and trade logs, with labelled abuse, to any broker or to
+    Parquet files."""
+    if parquet_dir is not None:
+        import time
+
+        from riskstream.offline.parquet import simulate_to_parquet
+
+        counts = simulate_to_parquet(parquet_dir, seed, rate, events, time.time_ns())
+        click.echo(", ".join(f"{v} {k}" for k, v in counts.items()) + f" written to {parquet_dir}")
+        return
     from riskstream.sim.producer import run_simulation
 
     settings = _settings(bootstrap_servers)
@@ -102,6 +126,59 @@ def simulate(bootstrap_servers: str | None, seed: int, rate: float, duration_s: 
     except KeyboardInterrupt:
         return
     click.echo(f"produced {stats.events} events ({stats.injected} injected abuse cases)")
+
+
+_files = click.argument(
+    "files", nargs=-1, required=True, type=click.Path(path_type=Path, dir_okay=False, exists=True)
+)
+
+
+@main.command()
+@_files
+@click.option("--bootstrap-servers", default=None, help="Overrides RISKSTREAM_KAFKA__BOOTSTRAP_SERVERS.")
+@click.option("--speed", default="max", show_default=True, help="1 = original pace, 10 = ten times, max.")
+def replay(files: tuple[Path, ...], bootstrap_servers: str | None, speed: str) -> None:
+    """Publish Parquet market data and trade logs to the topics in event-time order."""
+    from riskstream.offline.replay import parse_speed
+    from riskstream.offline.replay import replay as run_replay
+
+    try:
+        factor = parse_speed(speed)
+        stats = asyncio.run(run_replay(list(files), _settings(bootstrap_servers), factor))
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    except KafkaError as exc:
+        raise click.ClickException(f"broker: {exc}") from None
+    for r in stats.rejected[:20]:
+        click.echo(f"rejected {r.path}:{r.row}: {r.reason}", err=True)
+    click.echo(
+        f"replayed {stats.events} events in {stats.seconds:.1f} s; {len(stats.rejected)} rows rejected"
+    )
+
+
+@main.command()
+@_files
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=Path("alerts.parquet"),
+    show_default=True,
+    help="Alerts Parquet file to write.",
+)
+def backtest(files: tuple[Path, ...], out: Path) -> None:
+    """Run the detectors over Parquet files without a broker; write the alerts to Parquet."""
+    from riskstream.offline.backtest import run_backtest
+
+    try:
+        stats = run_backtest(list(files), out, Settings())
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    for r in stats.rejected[:20]:
+        click.echo(f"rejected {r.path}:{r.row}: {r.reason}", err=True)
+    per = ", ".join(f"{k} {v}" for k, v in sorted(stats.by_category.items()))
+    click.echo(
+        f"{stats.events} events, {stats.alerts} alerts ({per}), {len(stats.rejected)} rows rejected -> {out}"
+    )
 
 
 @main.command()

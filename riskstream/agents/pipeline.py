@@ -67,6 +67,37 @@ def _symbol_of(event: MarketEvent) -> str:
     return event.symbol
 
 
+Quotes = list[tuple[SourceRecord, MarketEvent]]
+Orders = list[tuple[SourceRecord, OrderEvent]]
+
+
+def event_time_segments(quotes: Quotes, orders: Orders) -> list[tuple[Quotes, Orders]]:
+    """Split a batch into (quotes, then orders) segments so that every quote is applied before
+    the orders at or after its event time and after those before it. Orders keep their batch
+    order (per account that is partition order, which late-event handling relies on)."""
+    if not quotes or not orders:
+        return [(quotes, orders)]
+    pending = sorted(quotes, key=lambda q: q[1].ts_ns)
+    segments: list[tuple[Quotes, Orders]] = []
+    qi = 0
+    current: tuple[Quotes, Orders] = ([], [])
+    for rec, order in orders:
+        if qi < len(pending) and pending[qi][1].ts_ns <= order.ts_ns:
+            j = qi
+            while j < len(pending) and pending[j][1].ts_ns <= order.ts_ns:
+                j += 1
+            if current[1]:
+                segments.append(current)
+                current = ([], [])
+            current[0].extend(pending[qi:j])
+            qi = j
+        current[1].append((rec, order))
+    segments.append(current)
+    if qi < len(pending):
+        segments.append((pending[qi:], []))
+    return segments
+
+
 def to_alert(candidate: Candidate, assessment: Assessment, detected_ns: int, version: int = 1) -> RiskAlert:
     return RiskAlert(
         version=version,
@@ -139,14 +170,40 @@ class Pipeline:
             self.last_offsets[(rec.topic, rec.partition)] = rec.offset
 
     async def on_batch(self, records: Sequence[SourceRecord]) -> list[RiskAlert]:
-        """One micro-batch from both input topics. Market data is folded in first, so an order
-        is compared with the quotes that arrived with it."""
+        """One micro-batch from both input topics, folded in event-time order: each order is
+        checked against the market as of its own event time (quotes at the same time count as
+        before it), as the offline backtest does, not against quotes that came later."""
         market = [r for r in records if r.topic == self._market_topic]
         trades = [r for r in records if r.topic != self._market_topic]
         dead: list[DeadLetter] = []
+        t0 = time.perf_counter()
+        quotes: list[tuple[SourceRecord, MarketEvent]] = []
+        orders: list[tuple[SourceRecord, OrderEvent]] = []
         if market:
-            self._on_market_data(market, dead)
-        candidates = self._on_trade_logs(trades, dead) if trades else []
+            self._track(market[0].topic, market)
+            quotes = self._admit(market, decode_market_data, _symbol_of, "symbol", self.symbols, dead)
+        if trades:
+            self._track(trades[0].topic, trades)
+            orders = self._admit(trades, decode_trade_log, _account_of, "account", self.accounts, dead)
+        self._m.stage.labels("decode").observe(time.perf_counter() - t0)
+        candidates: list[Candidate] = []
+        market_s = detect_s = 0.0
+        late = 0
+        for segment_quotes, segment_orders in event_time_segments(quotes, orders):
+            t1 = time.perf_counter()
+            for rec, quote in segment_quotes:
+                self.symbols.get(quote.symbol, rec.partition).apply(quote)
+                self.symbols.mark_applied(quote.symbol, rec.partition, rec.offset)
+            t2 = time.perf_counter()
+            late += self._surveil(segment_orders, candidates)
+            market_s += t2 - t1
+            detect_s += time.perf_counter() - t2
+        if market:
+            self._m.stage.labels("market_state").observe(market_s)
+        if trades:
+            self._m.stage.labels("detect").observe(detect_s)
+            if late:
+                self._m.late_events.labels(trades[0].topic).inc(late)
         return await self._finish(candidates, dead)
 
     def _admit(
@@ -180,37 +237,21 @@ class Pipeline:
             self._m.replayed_events.labels(records[0].topic).inc(replayed)
         return admitted
 
-    def _on_trade_logs(self, records: list[SourceRecord], dead: list[DeadLetter]) -> list[Candidate]:
-        t0 = time.perf_counter()
-        topic = records[0].topic
-        self._track(topic, records)
+    def _surveil(self, orders: list[tuple[SourceRecord, OrderEvent]], out: list[Candidate]) -> int:
+        """Each account's orders of one segment through the detectors; returns late events."""
         by_account: dict[str, _Keyed] = {}
-        for rec, event in self._admit(records, decode_trade_log, _account_of, "account", self.accounts, dead):
+        for rec, event in orders:
             keyed = by_account.setdefault(event.account, _Keyed(rec.partition))
             keyed.events.append(event)
             keyed.last_offset = rec.offset
-        t1 = time.perf_counter()
-        self._m.stage.labels("decode").observe(t1 - t0)
-        candidates: list[Candidate] = []
         late = 0
         for account, keyed in by_account.items():
             state = self.accounts.get(account, keyed.partition)
             result = surveil_account(state, keyed.events, self.context, self._size_alpha)
-            candidates.extend(result.candidates)
+            out.extend(result.candidates)
             late += result.late_events
             self.accounts.mark_applied(account, keyed.partition, keyed.last_offset)
-        if late:
-            self._m.late_events.labels(topic).inc(late)
-        self._m.stage.labels("detect").observe(time.perf_counter() - t1)
-        return candidates
-
-    def _on_market_data(self, records: list[SourceRecord], dead: list[DeadLetter]) -> None:
-        t0 = time.perf_counter()
-        self._track(records[0].topic, records)
-        for rec, event in self._admit(records, decode_market_data, _symbol_of, "symbol", self.symbols, dead):
-            self.symbols.get(event.symbol, rec.partition).apply(event)
-            self.symbols.mark_applied(event.symbol, rec.partition, rec.offset)
-        self._m.stage.labels("market_state").observe(time.perf_counter() - t0)
+        return late
 
     def _remember_degraded(self, alert_id: str, detected_ns: int) -> None:
         self._degraded_detected_ns[alert_id] = detected_ns

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import itertools
 
-from riskstream.app import load_limits
 from riskstream.core.detectors import DetectionContext
 from riskstream.core.state import AccountState, SymbolState
 from riskstream.core.surveillance import surveil_account
 from riskstream.core.windows import SlidingWindow
+from riskstream.detection import load_limits
 from riskstream.records import Category, OrderEvent
 from riskstream.settings import REPO_ROOT, Settings
 from riskstream.sim.market import MarketSimulator
