@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -17,8 +18,9 @@ import jsonschema
 import pytest
 import pytest_asyncio
 from aiohttp import web
+from aiokafka import AIOKafkaProducer
 
-from riskstream.broker import free_port
+from riskstream.broker import EmbeddedBroker, free_port
 from riskstream.core.candidates import Candidate
 from riskstream.llm.assessment import output_schema
 from riskstream.llm.client import EngineUnavailableError
@@ -26,8 +28,11 @@ from riskstream.llm.openai_client import OpenAIClient, ServerRejectedError
 from riskstream.llm.scorer import LlmScorer, LlmScorerConfig
 from riskstream.llm.vllm_engine import STRUCTURED_OUTPUTS
 from riskstream.metrics import Metrics
-from riskstream.records import AlertEntity, Category, Evidence, WindowBounds
+from riskstream.records import AlertEntity, Category, Evidence, Quote, RiskAlert, WindowBounds
+from riskstream.records.codec import dumps
 from riskstream.settings import OpenAISettings, ScorerSettings
+from tests.integration.conftest import WorkerProcess, worker_env
+from tests.integration.test_pipeline import MS, consume_all, scenario
 from tests.llm.conftest import KV_CACHE_BYTES
 
 SCHEMA = output_schema()
@@ -223,3 +228,43 @@ async def test_an_unreachable_server_is_engine_unavailable() -> None:
         await client.generate("r1", [{"role": "user", "content": "x"}], SCHEMA, 1)
     await client.close()
     await asyncio.sleep(0)
+
+
+@pytest.mark.integration
+async def test_worker_with_the_openai_scorer_publishes_llm_scored_alerts(
+    vllm_server: str, broker: EmbeddedBroker, tmp_path: Path
+) -> None:
+    env = worker_env(broker, f"sqlite+aiosqlite:///{tmp_path / 'audit.db'}", f"rs-{uuid.uuid4().hex[:8]}")
+    env |= {
+        "RISKSTREAM_SCORER__KIND": "openai",
+        "RISKSTREAM_SCORER__OPENAI__BASE_URL": vllm_server,
+        "RISKSTREAM_SCORER__OPENAI__MODEL": "tiny",
+        "RISKSTREAM_SCORER__DEADLINE_MS": "120000",
+    }
+    worker = WorkerProcess(env, tmp_path / "worker.log")
+    worker.start()
+    try:
+        await asyncio.to_thread(worker.wait_ready)
+        assert worker.metric("riskstream_llm_up") == 1
+        producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap_servers, acks="all")
+        await producer.start()
+        t0 = time.time_ns()
+        quote = Quote("AAPL", "XNAS", t0 - 1000 * MS, 100.0, 100.02, 1000, 1000)
+        await producer.send_and_wait("market-data", dumps(quote.to_json()), key=b"AAPL")
+        events, expected = scenario(t0)
+        for ev in events:
+            await producer.send("trade-logs", dumps(ev.to_json()), key=ev.account.encode())
+        await producer.flush()
+        await producer.stop()
+        records = await consume_all(broker.bootstrap_servers, "risk-alerts", len(expected), 120)
+    finally:
+        worker.stop()
+    alerts = [RiskAlert.from_json(json.loads(r.value)) for r in records]
+    assert {(a.category.value, a.entity.account or "") for a in alerts} == {
+        (c, acc) for c, acc, _ in expected
+    }
+    for a in alerts:
+        assert a.version == 1
+        assert not a.degraded
+        assert a.llm is not None
+        jsonschema.validate(a.llm, SCHEMA)
