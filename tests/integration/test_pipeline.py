@@ -132,13 +132,14 @@ async def wait_for(cond: Any, timeout_s: float) -> None:
         await asyncio.sleep(0.1)
 
 
-async def run_scenario(broker: EmbeddedBroker, db_url: str, tmp_path: Path) -> None:
-    worker = WorkerProcess(worker_env(broker, db_url, f"rs-{uuid.uuid4().hex[:8]}"), tmp_path / "worker.log")
-    worker.start()
+async def produce_scenario(
+    broker: EmbeddedBroker, worker: WorkerProcess, bad: list[tuple[str, bytes, bytes]] | None = None
+) -> set[tuple[str, str, tuple[str, ...]]]:
+    """The market quote first (and wait until the worker has it), then the scripted order
+    events and any bad messages; returns the alerts the scenario must give."""
+    producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap_servers, acks="all")
+    await producer.start()
     try:
-        await asyncio.to_thread(worker.wait_ready)
-        producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap_servers, acks="all")
-        await producer.start()
         t0 = time.time_ns()
         quote = Quote("AAPL", "XNAS", t0 - 1000 * MS, 100.0, 100.02, 1000, 1000)
         await producer.send_and_wait("market-data", dumps(quote.to_json()), key=b"AAPL")
@@ -148,10 +149,20 @@ async def run_scenario(broker: EmbeddedBroker, db_url: str, tmp_path: Path) -> N
         events, expected = scenario(t0)
         for ev in events:
             await producer.send("trade-logs", dumps(ev.to_json()), key=ev.account.encode())
-        for topic, key, value in BAD:
+        for topic, key, value in bad or []:
             await producer.send(topic, value, key=key)
         await producer.flush()
+    finally:
         await producer.stop()
+    return expected
+
+
+async def run_scenario(broker: EmbeddedBroker, db_url: str, tmp_path: Path) -> None:
+    worker = WorkerProcess(worker_env(broker, db_url, f"rs-{uuid.uuid4().hex[:8]}"), tmp_path / "worker.log")
+    worker.start()
+    try:
+        await asyncio.to_thread(worker.wait_ready)
+        expected = await produce_scenario(broker, worker, bad=BAD)
 
         records = await consume_all(broker.bootstrap_servers, "risk-alerts", len(expected), 60)
         alerts = [RiskAlert.from_json(json.loads(r.value)) for r in records]

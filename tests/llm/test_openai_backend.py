@@ -18,7 +18,6 @@ import jsonschema
 import pytest
 import pytest_asyncio
 from aiohttp import web
-from aiokafka import AIOKafkaProducer
 
 from riskstream.broker import EmbeddedBroker, free_port
 from riskstream.core.candidates import Candidate
@@ -28,11 +27,10 @@ from riskstream.llm.openai_client import OpenAIClient, ServerRejectedError
 from riskstream.llm.scorer import LlmScorer, LlmScorerConfig
 from riskstream.llm.vllm_engine import STRUCTURED_OUTPUTS
 from riskstream.metrics import Metrics
-from riskstream.records import AlertEntity, Category, Evidence, Quote, RiskAlert, WindowBounds
-from riskstream.records.codec import dumps
+from riskstream.records import AlertEntity, Category, Evidence, RiskAlert, WindowBounds
 from riskstream.settings import OpenAISettings, ScorerSettings
 from tests.integration.conftest import WorkerProcess, worker_env
-from tests.integration.test_pipeline import MS, consume_all, scenario
+from tests.integration.test_pipeline import consume_all, produce_scenario
 from tests.llm.conftest import KV_CACHE_BYTES
 
 SCHEMA = output_schema()
@@ -246,16 +244,7 @@ async def test_worker_with_the_openai_scorer_publishes_llm_scored_alerts(
     try:
         await asyncio.to_thread(worker.wait_ready)
         assert worker.metric("riskstream_llm_up") == 1
-        producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap_servers, acks="all")
-        await producer.start()
-        t0 = time.time_ns()
-        quote = Quote("AAPL", "XNAS", t0 - 1000 * MS, 100.0, 100.02, 1000, 1000)
-        await producer.send_and_wait("market-data", dumps(quote.to_json()), key=b"AAPL")
-        events, expected = scenario(t0)
-        for ev in events:
-            await producer.send("trade-logs", dumps(ev.to_json()), key=ev.account.encode())
-        await producer.flush()
-        await producer.stop()
+        expected = await produce_scenario(broker, worker)
         records = await consume_all(broker.bootstrap_servers, "risk-alerts", len(expected), 120)
     finally:
         worker.stop()

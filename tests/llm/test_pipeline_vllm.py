@@ -8,23 +8,20 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 import uuid
 from collections import defaultdict
 from pathlib import Path
 
 import jsonschema
 import pytest
-from aiokafka import AIOKafkaProducer
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from riskstream.broker import EmbeddedBroker
 from riskstream.llm.assessment import output_schema
-from riskstream.records import Quote, RiskAlert
-from riskstream.records.codec import dumps
+from riskstream.records import RiskAlert
 from riskstream.sinks import AuditLog
 from tests.integration.conftest import WorkerProcess, worker_env
-from tests.integration.test_pipeline import ALERT_SCHEMA, MS, consume_all, scenario, wait_for
+from tests.integration.test_pipeline import ALERT_SCHEMA, consume_all, produce_scenario, wait_for
 from tests.llm.conftest import tiny_worker_env
 
 pytestmark = pytest.mark.integration
@@ -41,20 +38,7 @@ async def test_degraded_alert_then_llm_update(
     try:
         await asyncio.to_thread(worker.wait_ready, 240)
         assert worker.metric("riskstream_llm_up") == 1
-        producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap_servers, acks="all")
-        await producer.start()
-        t0 = time.time_ns()
-        quote = Quote("AAPL", "XNAS", t0 - 1000 * MS, 100.0, 100.02, 1000, 1000)
-        await producer.send_and_wait("market-data", dumps(quote.to_json()), key=b"AAPL")
-        await wait_for(
-            lambda: worker.metric("riskstream_events_consumed_total", topic="market-data") >= 1, 30
-        )
-        events, expected = scenario(t0)
-        for ev in events:
-            await producer.send("trade-logs", dumps(ev.to_json()), key=ev.account.encode())
-        await producer.flush()
-        await producer.stop()
-
+        expected = await produce_scenario(broker, worker)
         records = await consume_all(broker.bootstrap_servers, "risk-alerts", 2 * len(expected), 180)
         versions: dict[str, dict[int, RiskAlert]] = defaultdict(dict)
         for r in records:
