@@ -175,6 +175,109 @@ class DetectorSettings(_Group):
             " trip across the spread differs by a tick and must not match."
         ),
     )
+    ignition_burst_s: float = Field(
+        2.0, gt=0, description="Aggressive orders on one side this close together form one burst."
+    )
+    ignition_min_orders: int = Field(
+        3, ge=1, description="Aggressive orders a momentum-ignition burst needs at least."
+    )
+    ignition_min_touch_multiple: float = Field(
+        2.0,
+        gt=0,
+        description=(
+            "Burst quantity over the displayed size at the opposite touch when it began: enough"
+            " to take out the visible liquidity."
+        ),
+    )
+    ignition_min_move_spreads: float = Field(
+        3.0,
+        gt=0,
+        description="Mid move since the burst began, in quoted spreads at its start, to call ignition.",
+    )
+    ignition_reversal_s: float = Field(
+        10.0,
+        gt=0,
+        description="The account trades the other way within this after the burst: it cashes in.",
+    )
+    ramp_max_duration_s: float = Field(
+        1800.0, gt=0, description="Longest build-push-sell episode the ramping detector follows."
+    )
+    ramp_min_participation: float = Field(
+        0.15,
+        gt=0,
+        le=1,
+        description="Account's share of the symbol's market volume while it built the position.",
+    )
+    ramp_min_move_sigmas: float = Field(
+        3.0,
+        gt=0,
+        description=(
+            "Price move in the position's favour from first buy to unwind, in the symbol's own"
+            " volatility over that time (sigma x sqrt(T))."
+        ),
+    )
+    ramp_min_move_spreads: float = Field(
+        5.0, gt=0, description="The same move must also be at least this many quoted spreads."
+    )
+    ramp_min_unwind_fraction: float = Field(
+        0.5, gt=0, le=1, description="Share of the peak position sold back that completes a ramp."
+    )
+    close_local_time: str = Field(
+        "16:00",
+        pattern=r"^([01]\d|2[0-3]):[0-5]\d$",
+        description="Session close, local time of close_timezone (HH:MM), weekdays.",
+    )
+    close_timezone: str = Field("America/New_York", description="IANA time zone of the session close.")
+    close_window_s: float = Field(
+        300.0, gt=0, description="The last minutes before the close that marking-the-close watches."
+    )
+    close_min_participation: float = Field(
+        0.2,
+        gt=0,
+        description="Account's aggressive quantity over the market volume since the window opened.",
+    )
+    close_min_move_spreads: float = Field(
+        3.0, gt=0, description="Mid move in the orders' direction since the window opened, in spreads."
+    )
+    close_min_orders: int = Field(3, ge=1, description="Aggressive orders in the window at least.")
+    stuffing_window_s: float = Field(
+        1.0, gt=0, description="Span over which an account's order messages per symbol are counted."
+    )
+    stuffing_min_messages: int = Field(
+        50, ge=1, description="Order messages (new, replace, cancel) in the span at least."
+    )
+    stuffing_rate_multiple: float = Field(
+        4.0,
+        gt=0,
+        description=(
+            "The account's message rate over the symbol's normal quote-update rate: stuffing"
+            " floods the book far beyond what the market itself updates."
+        ),
+    )
+    stuffing_min_order_to_trade: float = Field(
+        20.0, gt=0, description="Orders per fill over the activity window (fills + 1 when none)."
+    )
+    shock_fast_s: float = Field(5.0, gt=0, description="Time constant of the short-horizon market features.")
+    shock_baseline_s: float = Field(
+        300.0, gt=0, description="Time constant of the baseline the short horizon is compared with."
+    )
+    shock_warmup_s: float = Field(
+        60.0, ge=0, description="Market data a symbol needs before its baseline is trusted."
+    )
+    shock_volatility_multiple: float = Field(
+        4.0, gt=1, description="Short-horizon volatility over the baseline volatility."
+    )
+    shock_spread_multiple: float = Field(
+        5.0, gt=1, description="Quoted spread over the baseline average spread."
+    )
+    shock_volume_multiple: float = Field(
+        6.0, gt=1, description="Short-horizon traded volume rate over the baseline rate."
+    )
+    shock_gap_sigmas: float = Field(
+        8.0,
+        gt=0,
+        description="One mid change this many baseline sigmas (over max(1 s, elapsed)) is a gap.",
+    )
 
 
 class LimitDefaults(_Group):
@@ -186,6 +289,11 @@ class LimitDefaults(_Group):
     )
     max_order_qty: float = Field(
         500_000, gt=0, description="Default largest single order an account may send."
+    )
+    max_loss: float = Field(
+        2_000_000,
+        gt=0,
+        description="Default largest loss per account, realised plus marked to market (currency).",
     )
 
 

@@ -20,7 +20,7 @@ from riskstream.core.candidates import Candidate
 from riskstream.core.clock import Clock
 from riskstream.core.detectors import DetectionContext
 from riskstream.core.state import AccountState, SymbolState
-from riskstream.core.surveillance import surveil_account
+from riskstream.core.surveillance import Holders, surveil_account, surveil_market, surveil_marks
 from riskstream.llm.base import Assessment, Scorer
 from riskstream.metrics import Metrics
 from riskstream.records import (
@@ -144,6 +144,8 @@ class Pipeline:
         self._clock = clock
         self.last_offsets: dict[tuple[str, int], int] = {}
         """(topic, partition) -> last offset processed, for the lag gauge."""
+        self.holders = Holders()
+        """Accounts with open positions per symbol, for the loss limit on market moves."""
         self._degraded_detected_ns: OrderedDict[str, int] = OrderedDict()
         """alert_id -> detection time of alerts published degraded, awaiting an update."""
         scorer.on_update(self._publish_update)
@@ -192,8 +194,12 @@ class Pipeline:
         for segment_quotes, segment_orders in event_time_segments(quotes, orders):
             t1 = time.perf_counter()
             for rec, quote in segment_quotes:
-                self.symbols.get(quote.symbol, rec.partition).apply(quote)
+                symbol_state = self.symbols.get(quote.symbol, rec.partition)
+                candidates.extend(surveil_market(symbol_state, quote, self.context))
                 self.symbols.mark_applied(quote.symbol, rec.partition, rec.offset)
+                candidates.extend(
+                    surveil_marks(quote.symbol, quote.ts_ns, self._held(quote.symbol), self.context)
+                )
             t2 = time.perf_counter()
             late += self._surveil(segment_orders, candidates)
             market_s += t2 - t1
@@ -250,8 +256,21 @@ class Pipeline:
             result = surveil_account(state, keyed.events, self.context, self._size_alpha)
             out.extend(result.candidates)
             late += result.late_events
+            self.holders.update(account, state)
             self.accounts.mark_applied(account, keyed.partition, keyed.last_offset)
         return late
+
+    def _held(self, symbol: str) -> list[tuple[str, AccountState]]:
+        """Holders of ``symbol`` whose state this worker has live; after a rebalance or a
+        restart an account is re-indexed by its next order event."""
+        held = []
+        for account in self.holders.of(symbol):
+            state = self.accounts.cached(account)
+            if state is None:
+                self.holders.forget([account])
+            else:
+                held.append((account, state))
+        return held
 
     def _remember_degraded(self, alert_id: str, detected_ns: int) -> None:
         self._degraded_detected_ns[alert_id] = detected_ns

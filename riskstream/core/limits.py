@@ -3,7 +3,7 @@
 ```toml
 [default]                       # optional; falls back to the settings' limit defaults
 max_position_qty = 100000
-[accounts.ACC-7]                # any subset of the three limits
+[accounts.ACC-7]                # any subset of the four limits
 max_gross_notional = 2500000
 [owners]                        # accounts with one beneficial owner
 FUND-A = ["ACC-3", "ACC-4"]
@@ -16,7 +16,7 @@ import tomllib
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-LIMIT_FIELDS = ("max_position_qty", "max_gross_notional", "max_order_qty")
+LIMIT_FIELDS = ("max_position_qty", "max_gross_notional", "max_order_qty", "max_loss")
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +27,8 @@ class AccountLimits:
     """Largest sum over symbols of |position| x mark price."""
     max_order_qty: float
     """Largest single order quantity."""
+    max_loss: float = float("inf")
+    """Largest loss, realised plus unrealised at market marks."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,6 +14,11 @@ BASE_SCORE: dict[Category, float] = {
     Category.LAYERING: 0.65,
     Category.WASH_TRADE: 0.7,
     Category.LIMIT_BREACH: 0.6,
+    Category.MOMENTUM_IGNITION: 0.65,
+    Category.RAMPING: 0.65,
+    Category.MARKING_THE_CLOSE: 0.6,
+    Category.QUOTE_STUFFING: 0.55,
+    Category.MARKET_SHOCK: 0.5,
 }
 SEVERITY_FLOORS: tuple[tuple[float, Severity], ...] = (
     (0.85, Severity.CRITICAL),

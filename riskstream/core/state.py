@@ -8,7 +8,9 @@ thousand events costs one changelog write per key touched, not one per event.
 from __future__ import annotations
 
 import json
-from collections import OrderedDict
+import math
+from collections import OrderedDict, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -74,6 +76,91 @@ class ActivityItem:
         return cls(Activity(kind), oid, sym, Side(side), qty, price, placed, cp)
 
 
+@dataclass(frozen=True, slots=True)
+class AggressiveOrder:
+    """A marketable order (buy at or above the ask, sell at or below the bid) and the market it
+    met: the raw material of momentum ignition and marking the close."""
+
+    ts_ns: int
+    order_id: str
+    symbol: str
+    side: Side
+    qty: float
+    mid: float
+    """Mid just before the order."""
+    spread: float
+    """Quoted spread just before the order (price units)."""
+    touch_qty: float
+    """Displayed size on the side the order takes."""
+
+    def to_json(self) -> list[Any]:
+        return [
+            self.ts_ns,
+            self.order_id,
+            self.symbol,
+            self.side.value,
+            self.qty,
+            self.mid,
+            self.spread,
+            self.touch_qty,
+        ]
+
+    @classmethod
+    def from_json(cls, row: list[Any]) -> AggressiveOrder:
+        ts, oid, sym, side, qty, mid, spread, touch = row
+        return cls(ts, oid, sym, Side(side), qty, mid, spread, touch)
+
+
+@dataclass(slots=True)
+class RampEpisode:
+    """One position from flat to its peak and back, per symbol, for the ramping detector."""
+
+    sign: int
+    """+1 long, -1 short."""
+    start_ns: int
+    start_mid: float
+    start_volume: float
+    """The symbol's cum_volume before the first fill."""
+    peak_qty: float = 0.0
+    peak_volume: float = 0.0
+    """The symbol's cum_volume when the peak was reached."""
+    build_order_ids: list[str] = field(default_factory=list)
+    unwind_order_ids: list[str] = field(default_factory=list)
+    alerted: bool = False
+
+    def to_json(self) -> list[Any]:
+        return [
+            self.sign,
+            self.start_ns,
+            self.start_mid,
+            self.start_volume,
+            self.peak_qty,
+            self.peak_volume,
+            self.build_order_ids,
+            self.unwind_order_ids,
+            self.alerted,
+        ]
+
+    @classmethod
+    def from_json(cls, row: list[Any]) -> RampEpisode:
+        sign, start_ns, start_mid, start_volume, peak_qty, peak_volume, build, unwind, alerted = row
+        return cls(
+            sign,
+            start_ns,
+            start_mid,
+            start_volume,
+            peak_qty,
+            peak_volume,
+            list(build),
+            list(unwind),
+            bool(alerted),
+        )
+
+
+MAX_EPISODE_ORDER_IDS = 50
+"""Order ids an episode keeps as evidence (the first ones); the count is a feature."""
+
+
 def _encode_activity(ts_ns: int, item: ActivityItem) -> bytes:
     return item.encode(ts_ns)
 
@@ -99,6 +186,40 @@ class AccountState:
     spoof_marks: dict[str, int] = field(default_factory=dict)
     """"symbol|side" -> event time of the latest large, quick cancel on that side: the
     spoofing detector only looks at a window where one is recent."""
+    avg_cost: dict[str, float] = field(default_factory=dict)
+    """Average entry price of the open position per symbol."""
+    realized_pnl: float = 0.0
+    aggressive: deque[AggressiveOrder] = field(default_factory=deque)
+    """Recent marketable orders, oldest first (pruned by the detectors' longest look-back)."""
+    messages: dict[str, deque[int]] = field(default_factory=dict)
+    """symbol -> event times of recent order messages (new, replace, cancel)."""
+    ramps: dict[str, RampEpisode] = field(default_factory=dict)
+    """symbol -> the open position episode."""
+    open_patterns: set[str] = field(default_factory=set)
+    """Episode keys of patterns that alert once per episode (stuffing, marking the close)."""
+
+    def unrealized_pnl(self, marks: Callable[[str], float]) -> float:
+        return sum(qty * (marks(sym) - self.avg_cost.get(sym, 0.0)) for sym, qty in self.positions.items())
+
+    def _book_fill(self, symbol: str, signed_qty: float, price: float) -> None:
+        """Average-cost accounting: a fill that reduces the position realises P&L."""
+        pos = self.positions.get(symbol, 0.0)
+        avg = self.avg_cost.get(symbol, 0.0)
+        if pos == 0 or (pos > 0) == (signed_qty > 0):
+            total = abs(pos) + abs(signed_qty)
+            self.avg_cost[symbol] = (abs(pos) * avg + abs(signed_qty) * price) / total
+        else:
+            closed = min(abs(signed_qty), abs(pos))
+            self.realized_pnl += closed * (price - avg) * (1 if pos > 0 else -1)
+            if abs(signed_qty) > abs(pos):
+                self.avg_cost[symbol] = price
+            elif abs(signed_qty) == abs(pos):
+                self.avg_cost.pop(symbol, None)
+        new_pos = pos + signed_qty
+        if new_pos == 0:
+            self.positions.pop(symbol, None)
+        else:
+            self.positions[symbol] = new_pos
 
     def apply(self, event: OrderEvent, window: SlidingWindow, size_alpha: float) -> bool:
         """Fold one order event in; False when it arrived later than the window's grace."""
@@ -144,9 +265,7 @@ class AccountState:
                     self.live_orders[event.order_id] = LiveOrder(
                         old.order_id, old.symbol, old.side, remaining, old.price, old.placed_ns
                     )
-            self.positions[event.symbol] = (
-                self.positions.get(event.symbol, 0.0) + event.side.sign * event.last_qty
-            )
+            self._book_fill(event.symbol, event.side.sign * event.last_qty, event.last_px)
             self.last_fill_px[event.symbol] = event.last_px
             side_key = f"{event.symbol}|{event.side.value}"
             self.last_fill_ns[side_key] = max(ts, self.last_fill_ns.get(side_key, 0))
@@ -194,6 +313,12 @@ class AccountState:
             "l": self.late_events,
             "k": self.spoof_marks,
             "lf": self.last_fill_ns,
+            "ac": self.avg_cost,
+            "rp": self.realized_pnl,
+            "ag": [a.to_json() for a in self.aggressive],
+            "ms": {sym: list(times) for sym, times in self.messages.items()},
+            "rm": {sym: ep.to_json() for sym, ep in self.ramps.items()},
+            "op": sorted(self.open_patterns),
         }
 
     @classmethod
@@ -213,12 +338,24 @@ class AccountState:
             late_events=obj["l"],
             spoof_marks=dict(obj.get("k", {})),
             last_fill_ns=dict(obj.get("lf", {})),
+            avg_cost=dict(obj.get("ac", {})),
+            realized_pnl=obj.get("rp", 0.0),
+            aggressive=deque(AggressiveOrder.from_json(r) for r in obj.get("ag", [])),
+            messages={sym: deque(t) for sym, t in obj.get("ms", {}).items()},
+            ramps={sym: RampEpisode.from_json(r) for sym, r in obj.get("rm", {}).items()},
+            open_patterns=set(obj.get("op", [])),
         )
 
 
 @dataclass(slots=True)
 class SymbolState:
-    """The current market in one symbol, as far as market-data has told us."""
+    """The current market in one symbol, as far as market-data has told us, and the decaying
+    sums the market-shock, ramping and stuffing detectors compare against.
+
+    Each ``*_fast``/``*_slow`` value is an exponentially decaying sum with time constant
+    ``fast_s``/``slow_s`` (event time), so a rate is the sum over its elapsed-time normaliser:
+    O(1) per event, no window of past quotes to keep.
+    """
 
     bid: float | None = None
     ask: float | None = None
@@ -226,6 +363,34 @@ class SymbolState:
     ask_size: float = 0.0
     last_px: float | None = None
     ts_ns: int = 0
+    first_ns: int = 0
+    """Event time of the first market event: how much history the baselines have."""
+    cum_volume: float = 0.0
+    """Printed volume since the state began: participation is a difference of two readings."""
+    var_fast: float = 0.0
+    var_slow: float = 0.0
+    """Decaying sums of squared log mid returns."""
+    vol_fast: float = 0.0
+    vol_slow: float = 0.0
+    """Decaying sums of printed volume."""
+    spread_sum: float = 0.0
+    quotes_slow: float = 0.0
+    """Decaying sum of relative spreads and decaying count of quotes (their ratio: the baseline
+    spread; the count over its normaliser: the normal quote-update rate)."""
+    last_return: float = 0.0
+    """Log return of the mid at the latest quote that changed it."""
+    last_return_dt_s: float = 0.0
+    """Event-time seconds between that quote and the mid change before it."""
+    mid_changed_ns: int = 0
+    fast_s: float = 5.0
+    slow_s: float = 300.0
+    open_shock: bool = False
+    """A market-shock episode is open: one alert per episode."""
+    close_ns: int = 0
+    """The session close whose last minutes ``close_volume``/``close_mid`` describe."""
+    close_volume: float = 0.0
+    close_mid: float | None = None
+    """cum_volume and mid when the pre-close window opened."""
 
     @property
     def mid(self) -> float | None:
@@ -233,28 +398,82 @@ class SymbolState:
             return (self.bid + self.ask) / 2.0
         return self.last_px
 
+    @property
+    def spread(self) -> float | None:
+        if self.bid is not None and self.ask is not None:
+            return self.ask - self.bid
+        return None
+
+    def _norm(self, tau_s: float) -> float:
+        age_s = max((self.ts_ns - self.first_ns) / 1e9, 1e-3)
+        return tau_s * (1.0 - math.exp(-age_s / tau_s))
+
+    def variance_rate(self, fast: bool = False) -> float:
+        """Variance of log mid returns per second."""
+        tau = self.fast_s if fast else self.slow_s
+        return (self.var_fast if fast else self.var_slow) / self._norm(tau)
+
+    def volume_rate(self, fast: bool = False) -> float:
+        """Printed volume per second."""
+        tau = self.fast_s if fast else self.slow_s
+        return (self.vol_fast if fast else self.vol_slow) / self._norm(tau)
+
+    def quote_rate(self) -> float:
+        """Quote updates per second, over the baseline horizon."""
+        return self.quotes_slow / self._norm(self.slow_s)
+
+    def baseline_spread(self) -> float | None:
+        """Average relative spread (spread / mid) over the baseline horizon."""
+        return self.spread_sum / self.quotes_slow if self.quotes_slow > 0 else None
+
+    def age_s(self) -> float:
+        return (self.ts_ns - self.first_ns) / 1e9
+
     def apply(self, event: MarketEvent) -> None:
         if event.ts_ns < self.ts_ns:
             return
+        if self.first_ns == 0:
+            self.first_ns = event.ts_ns
+        dt_s = (event.ts_ns - self.ts_ns) / 1e9 if self.ts_ns else 0.0
+        if dt_s > 0:
+            fast = math.exp(-dt_s / self.fast_s)
+            slow = math.exp(-dt_s / self.slow_s)
+            self.var_fast *= fast
+            self.vol_fast *= fast
+            self.var_slow *= slow
+            self.vol_slow *= slow
+            self.spread_sum *= slow
+            self.quotes_slow *= slow
         self.ts_ns = event.ts_ns
         if isinstance(event, Quote):
+            before = self.mid if self.bid is not None else None
             self.bid, self.ask = event.bid, event.ask
             self.bid_size, self.ask_size = event.bid_size, event.ask_size
+            mid = (event.bid + event.ask) / 2.0
+            if mid > 0:
+                self.spread_sum += (event.ask - event.bid) / mid
+                self.quotes_slow += 1.0
+            self.last_return = 0.0
+            if before is not None and before > 0 and mid > 0 and mid != before:
+                r = math.log(mid / before)
+                self.last_return = r
+                self.last_return_dt_s = (event.ts_ns - self.mid_changed_ns) / 1e9
+                self.var_fast += r * r
+                self.var_slow += r * r
+                self.mid_changed_ns = event.ts_ns
+            elif before is None:
+                self.mid_changed_ns = event.ts_ns
         elif isinstance(event, Print):
             self.last_px = event.price
+            self.cum_volume += event.size
+            self.vol_fast += event.size
+            self.vol_slow += event.size
 
     def to_bytes(self) -> bytes:
         return json.dumps(self.to_json(), separators=(",", ":")).encode()
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "bid": self.bid,
-            "ask": self.ask,
-            "bid_size": self.bid_size,
-            "ask_size": self.ask_size,
-            "last_px": self.last_px,
-            "ts_ns": self.ts_ns,
-        }
+        return {name: getattr(self, name) for name in self.__slots__}
 
     @classmethod
     def from_json(cls, obj: dict[str, Any]) -> SymbolState:

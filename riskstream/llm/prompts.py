@@ -39,7 +39,27 @@ TYPOLOGY_RULES: dict[Category, str] = {
     ),
     Category.LIMIT_BREACH: (
         "limit_breach: an account's position, gross exposure or single order size passes the "
-        "limit its risk configuration sets."
+        "limit its risk configuration sets, or its mark-to-market loss passes its loss limit."
+    ),
+    Category.MOMENTUM_IGNITION: (
+        "momentum_ignition: a burst of aggressive orders on one side that moves the price by "
+        "several spreads, then the same account trades the other way within seconds."
+    ),
+    Category.RAMPING: (
+        "ramping: an account builds a position as a large share of market volume, the price "
+        "moves its way by more than its volatility explains, and it sells the position into it."
+    ),
+    Category.MARKING_THE_CLOSE: (
+        "marking_the_close: aggressive one-sided orders in the last minutes before the session "
+        "close, a large share of market volume, moving the closing price."
+    ),
+    Category.QUOTE_STUFFING: (
+        "quote_stuffing: order messages at many times the symbol's normal update rate with "
+        "almost no trades (a high order-to-trade ratio), clogging the market."
+    ),
+    Category.MARKET_SHOCK: (
+        "market_shock: from market data alone, a volatility burst, spread widening, volume "
+        "spike or price gap far outside the symbol's recent norm; no account is accused."
     ),
 }
 

@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 
 from riskstream.agents.pipeline import to_alert
 from riskstream.core.state import AccountState, SymbolState
-from riskstream.core.surveillance import surveil_account
+from riskstream.core.surveillance import Holders, surveil_account, surveil_market, surveil_marks
 from riskstream.detection import detection_context
 from riskstream.llm.rules import assess_by_rules
 from riskstream.offline.parquet import BATCH_ROWS, RejectedRow, merged_events
@@ -83,20 +83,26 @@ def run_backtest(
     accounts: dict[str, AccountState] = {}
     ctx = detection_context(settings, symbols)
     alpha = settings.windows.size_ewma_alpha
+    holders = Holders()
     pending: list[dict[str, Any]] = []
     with pq.ParquetWriter(out, ALERTS_SCHEMA) as writer:
         for fe in merged_events(paths, stats.rejected, batch_rows):
             stats.events += 1
-            order = fe.event
-            if not isinstance(order, OrderEvent):
-                symbols.setdefault(fe.key, SymbolState()).apply(order)
-                continue
-            state = accounts.setdefault(fe.key, AccountState())
-            result = surveil_account(state, [order], ctx, alpha)
-            stats.late_events += result.late_events
-            for candidate in result.candidates:
-                alert = to_alert(candidate, assess_by_rules(candidate), detected_ns=order.ts_ns)
-                alert = alert.published(order.ts_ns)
+            event = fe.event
+            if isinstance(event, OrderEvent):
+                state = accounts.setdefault(fe.key, AccountState())
+                result = surveil_account(state, [event], ctx, alpha)
+                holders.update(fe.key, state)
+                stats.late_events += result.late_events
+                candidates = result.candidates
+            else:
+                market = symbols.setdefault(fe.key, SymbolState())
+                candidates = surveil_market(market, event, ctx)
+                held = ((a, accounts[a]) for a in holders.of(fe.key))
+                candidates += surveil_marks(fe.key, event.ts_ns, held, ctx)
+            for candidate in candidates:
+                alert = to_alert(candidate, assess_by_rules(candidate), detected_ns=event.ts_ns)
+                alert = alert.published(event.ts_ns)
                 pending.append(alert_row(alert))
                 stats.alerts += 1
                 stats.by_category[alert.category.value] = stats.by_category.get(alert.category.value, 0) + 1

@@ -19,6 +19,11 @@ class Category(StrEnum):
     LAYERING = "layering"
     WASH_TRADE = "wash_trade"
     LIMIT_BREACH = "limit_breach"
+    MOMENTUM_IGNITION = "momentum_ignition"
+    RAMPING = "ramping"
+    MARKING_THE_CLOSE = "marking_the_close"
+    QUOTE_STUFFING = "quote_stuffing"
+    MARKET_SHOCK = "market_shock"
 
 
 class Severity(StrEnum):
@@ -60,7 +65,8 @@ class Evidence:
     features: dict[str, float]
     """Named feature values the rule compared to its thresholds."""
     order_ids: tuple[str, ...]
-    """Orders that make up the pattern, in event order."""
+    """Orders that make up the pattern, in event order; empty for a market-wide alert, which
+    market data alone raises."""
     summary: str
     """One sentence saying what was seen."""
 

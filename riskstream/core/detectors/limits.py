@@ -1,8 +1,9 @@
-"""Position, exposure and order-size limit breaches against the per-account limits file.
+"""Position, exposure, loss and order-size limit breaches against the per-account limits file.
 
 A breach alerts once, when it starts; the account must come back inside the limit before the
-same limit can alert again. Exposure marks positions to the market's mid (the last own fill
-when no quote is known).
+same limit can alert again. Exposure and loss mark positions to the market's mid (the last own
+fill when no quote is known). Loss is also checked when the market moves
+(:func:`detect_loss_on_mark`), so an idle account whose position sinks is caught too.
 """
 
 from __future__ import annotations
@@ -85,6 +86,8 @@ def detect_limit_breach(event: OrderEvent, state: AccountState, ctx: DetectionCo
         f"net position {position:g} in {event.symbol} exceeds the limit {limits.max_position_qty:g}",
         {"position": position},
     )
+    loss = _loss_breach(event.account, event.symbol, state, ctx, event.ts_ns, (event.order_id,))
+    out.extend(loss)
     gross = sum(abs(qty) * _mark(sym, state, ctx) for sym, qty in state.positions.items())
     crossing(
         "gross_notional",
@@ -94,3 +97,52 @@ def detect_limit_breach(event: OrderEvent, state: AccountState, ctx: DetectionCo
         {"gross_notional": round(gross, 2)},
     )
     return out
+
+
+def _loss_breach(
+    account: str,
+    symbol: str,
+    state: AccountState,
+    ctx: DetectionContext,
+    ts_ns: int,
+    order_ids: tuple[str, ...],
+) -> list[Candidate]:
+    limit = ctx.limits.for_account(account).max_loss
+    unrealized = state.unrealized_pnl(lambda sym: _mark(sym, state, ctx))
+    pnl = state.realized_pnl + unrealized
+    key = "loss"
+    if -pnl <= limit:
+        state.open_breaches.discard(key)
+        return []
+    if key in state.open_breaches:
+        return []
+    state.open_breaches.add(key)
+    return [
+        Candidate(
+            category=Category.LIMIT_BREACH,
+            entity=AlertEntity(account, symbol),
+            window=WindowBounds(ts_ns, ts_ns),
+            evidence=Evidence(
+                {
+                    "realized_pnl": round(state.realized_pnl, 2),
+                    "unrealized_pnl": round(unrealized, 2),
+                    "limit": limit,
+                    "utilisation": -pnl / limit,
+                },
+                order_ids,
+                f"loss {-pnl:,.0f} (realised {state.realized_pnl:,.0f}, marked to market "
+                f"{unrealized:,.0f}) exceeds the loss limit {limit:,.0f}",
+            ),
+            strength=-pnl / limit,
+            discriminator=f"loss:{ts_ns}",
+        )
+    ]
+
+
+def detect_loss_on_mark(
+    account: str, state: AccountState, symbol: str, ts_ns: int, ctx: DetectionContext
+) -> list[Candidate]:
+    """The loss limit after a market move in ``symbol``, for an account holding it."""
+    if symbol not in state.positions:
+        return []
+    return _loss_breach(account, symbol, state, ctx, ts_ns, ())

@@ -1,0 +1,105 @@
+"""Ramping (pump and dump): the account builds a position as a large share of the market's
+volume, the price moves its way by more than the symbol's own volatility explains over that
+time, and it sells the position back into the move.
+
+One episode per account and symbol runs from flat to the peak position and back; it fires once,
+on the unwinding fill that completes it. An institution accumulating at a modest share of volume,
+or a trader whose position gains with the market, does not meet all three conditions.
+"""
+
+from __future__ import annotations
+
+import math
+
+from riskstream.core.candidates import Candidate
+from riskstream.core.detectors.base import DetectionContext
+from riskstream.core.state import MAX_EPISODE_ORDER_IDS, AccountState, RampEpisode
+from riskstream.core.windows import NS_PER_S
+from riskstream.records import AlertEntity, Category, Evidence, OrderEvent, OrderEventType, WindowBounds
+
+
+def _keep(ids: list[str], order_id: str) -> None:
+    if len(ids) < MAX_EPISODE_ORDER_IDS and order_id not in ids:
+        ids.append(order_id)
+
+
+def detect_ramping(event: OrderEvent, state: AccountState, ctx: DetectionContext) -> list[Candidate]:
+    """Runs after the fill is folded in: ``state.positions`` is the position after it."""
+    if event.event is not OrderEventType.FILL:
+        return []
+    assert event.last_qty is not None
+    market = ctx.market.get(event.symbol)
+    mid = market.mid if market is not None else None
+    if market is None or mid is None:
+        return []
+    after = state.positions.get(event.symbol, 0.0)
+    before = after - event.side.sign * event.last_qty
+    episode = state.ramps.get(event.symbol)
+    if episode is None or before == 0 or (before > 0) != (episode.sign > 0):
+        if after == 0:
+            state.ramps.pop(event.symbol, None)
+            return []
+        sign = 1 if after > 0 else -1
+        episode = RampEpisode(sign, event.ts_ns, mid, max(0.0, market.cum_volume - event.last_qty))
+        state.ramps[event.symbol] = episode
+    size = abs(after)
+    if (after > 0) == (episode.sign > 0) and size > episode.peak_qty:
+        episode.peak_qty = size
+        episode.peak_volume = market.cum_volume
+        _keep(episode.build_order_ids, event.order_id)
+        return []
+    _keep(episode.unwind_order_ids, event.order_id)
+    found = [] if episode.alerted else _judge(event, state, ctx, episode, mid)
+    if after == 0 or (after > 0) != (episode.sign > 0):
+        state.ramps.pop(event.symbol, None)
+    return found
+
+
+def _judge(
+    event: OrderEvent, state: AccountState, ctx: DetectionContext, episode: RampEpisode, mid: float
+) -> list[Candidate]:
+    p = ctx.params
+    market = ctx.market[event.symbol]
+    after = state.positions.get(event.symbol, 0.0)
+    remaining = after * episode.sign if (after > 0) == (episode.sign > 0) else 0.0
+    unwound = (episode.peak_qty - remaining) / episode.peak_qty if episode.peak_qty > 0 else 0.0
+    duration_s = (event.ts_ns - episode.start_ns) / NS_PER_S
+    if unwound < p.ramp_min_unwind_fraction or duration_s > p.ramp_max_duration_s:
+        return []
+    market_volume = episode.peak_volume - episode.start_volume
+    participation = episode.peak_qty / market_volume if market_volume > 0 else 1.0
+    move = (mid - episode.start_mid) * episode.sign
+    sigma_move = episode.start_mid * math.sqrt(market.variance_rate() * max(duration_s, 1.0))
+    spread = market.spread or 0.0
+    needed = max(p.ramp_min_move_sigmas * sigma_move, p.ramp_min_move_spreads * spread)
+    if participation < p.ramp_min_participation or needed <= 0 or move < needed:
+        return []
+    episode.alerted = True
+    order_ids = (*episode.build_order_ids, *episode.unwind_order_ids)
+    sigmas = move / sigma_move if sigma_move > 0 else float("inf")
+    side = "long" if episode.sign > 0 else "short"
+    return [
+        Candidate(
+            category=Category.RAMPING,
+            entity=AlertEntity(event.account, event.symbol),
+            window=WindowBounds(episode.start_ns, event.ts_ns),
+            evidence=Evidence(
+                features={
+                    "peak_position": episode.peak_qty * episode.sign,
+                    "participation": round(participation, 4),
+                    "start_mid": episode.start_mid,
+                    "mid_now": mid,
+                    "move_sigmas": round(min(sigmas, 1e6), 4),
+                    "unwound_fraction": round(unwound, 4),
+                    "duration_s": round(duration_s, 3),
+                },
+                order_ids=order_ids,
+                summary=(
+                    f"built a {side} position of {episode.peak_qty:g} ({participation:.0%} of market "
+                    f"volume), price moved {move:+.4g} ({min(sigmas, 1e6):.1f} sigma) in {duration_s:.0f}s, "
+                    f"then unwound {unwound:.0%}"
+                ),
+            ),
+            strength=max(1.0, min(participation / p.ramp_min_participation, move / needed)),
+        )
+    ]
