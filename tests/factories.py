@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
+from riskstream.core.candidates import Candidate
 from riskstream.core.detectors import DetectionContext
 from riskstream.core.limits import AccountLimits, RiskLimits
-from riskstream.core.state import SymbolState
+from riskstream.core.state import AccountState, SymbolState
+from riskstream.core.surveillance import Holders, surveil_account, surveil_market, surveil_marks
 from riskstream.core.windows import SlidingWindow
-from riskstream.records import OrderEvent, OrderEventType, Side
+from riskstream.records import OrderEvent, OrderEventType, Print, Quote, Side
+from riskstream.records.market_data import MarketEvent
 from riskstream.settings import DetectorSettings
 
 T0 = 1_764_064_800_000_000_000
@@ -69,3 +74,35 @@ def context(
         if market is not None
         else {"AAPL": SymbolState(bid=100.0, ask=100.02, bid_size=1000, ask_size=1000, ts_ns=T0)},
     )
+
+
+def quote(t_ms: float, bid: float, ask: float, size: float = 1000, symbol: str = "AAPL") -> Quote:
+    return Quote(symbol, "XNAS", T0 + int(t_ms * MS), bid, ask, size, size)
+
+
+def trade_print(t_ms: float, price: float, size: float, symbol: str = "AAPL") -> Print:
+    return Print(symbol, "XNAS", T0 + int(t_ms * MS), price, size)
+
+
+def replay(
+    events: Iterable[OrderEvent | MarketEvent],
+    ctx: DetectionContext,
+    accounts: dict[str, AccountState] | None = None,
+) -> list[Candidate]:
+    """Orders and market data in the given order through the same calls the backtest makes."""
+    accounts = {} if accounts is None else accounts
+    holders = Holders()
+    market = ctx.market
+    assert isinstance(market, dict)
+    found: list[Candidate] = []
+    for event in events:
+        if isinstance(event, OrderEvent):
+            state = accounts.setdefault(event.account, AccountState())
+            found += surveil_account(state, [event], ctx, 0.05).candidates
+            holders.update(event.account, state)
+        else:
+            found += surveil_market(market.setdefault(event.symbol, SymbolState()), event, ctx)
+            found += surveil_marks(
+                event.symbol, event.ts_ns, [(a, accounts[a]) for a in holders.of(event.symbol)], ctx
+            )
+    return found

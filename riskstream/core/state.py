@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 
-from riskstream.core.windows import SlidingWindow, WindowState
+from riskstream.core.windows import NS_PER_S, SlidingWindow, WindowState
 from riskstream.records import OrderEvent, OrderEventType, Print, Quote, Side
 from riskstream.records.market_data import MarketEvent
 
@@ -377,6 +377,11 @@ class SymbolState:
     quotes_slow: float = 0.0
     """Decaying sum of relative spreads and decaying count of quotes (their ratio: the baseline
     spread; the count over its normaliser: the normal quote-update rate)."""
+    var_sampled: float = 0.0
+    """Decaying sum (slow) of squared log returns of the mid sampled at least a second apart:
+    the volatility to scale by sqrt(time), free of most bid-ask flicker."""
+    sample_mid: float = 0.0
+    sample_ns: int = 0
     last_return: float = 0.0
     """Log return of the mid at the latest quote that changed it."""
     last_return_dt_s: float = 0.0
@@ -413,6 +418,10 @@ class SymbolState:
         tau = self.fast_s if fast else self.slow_s
         return (self.var_fast if fast else self.var_slow) / self._norm(tau)
 
+    def sampled_variance_rate(self) -> float:
+        """Variance per second of the mid sampled a second or more apart."""
+        return self.var_sampled / self._norm(self.slow_s)
+
     def volume_rate(self, fast: bool = False) -> float:
         """Printed volume per second."""
         tau = self.fast_s if fast else self.slow_s
@@ -444,6 +453,7 @@ class SymbolState:
             self.vol_slow *= slow
             self.spread_sum *= slow
             self.quotes_slow *= slow
+            self.var_sampled *= slow
         self.ts_ns = event.ts_ns
         if isinstance(event, Quote):
             before = self.mid if self.bid is not None else None
@@ -463,6 +473,11 @@ class SymbolState:
                 self.mid_changed_ns = event.ts_ns
             elif before is None:
                 self.mid_changed_ns = event.ts_ns
+            if mid > 0 and event.ts_ns - self.sample_ns >= NS_PER_S:
+                if self.sample_mid > 0:
+                    r = math.log(mid / self.sample_mid)
+                    self.var_sampled += r * r
+                self.sample_mid, self.sample_ns = mid, event.ts_ns
         elif isinstance(event, Print):
             self.last_px = event.price
             self.cum_volume += event.size

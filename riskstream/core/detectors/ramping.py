@@ -69,7 +69,7 @@ def _judge(
     market_volume = episode.peak_volume - episode.start_volume
     participation = episode.peak_qty / market_volume if market_volume > 0 else 1.0
     move = (mid - episode.start_mid) * episode.sign
-    sigma_move = episode.start_mid * math.sqrt(market.variance_rate() * max(duration_s, 1.0))
+    sigma_move = episode.start_mid * math.sqrt(market.sampled_variance_rate() * max(duration_s, 1.0))
     spread = market.spread or 0.0
     needed = max(p.ramp_min_move_sigmas * sigma_move, p.ramp_min_move_spreads * spread)
     if participation < p.ramp_min_participation or needed <= 0 or move < needed:

@@ -1,0 +1,261 @@
+"""The typologies added to the first four, each on hand-built sequences of orders and market data,
+each with an honest look-alike that must not alert."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime
+
+from riskstream.core.calendar import SessionCalendar
+from riskstream.core.limits import AccountLimits, RiskLimits
+from riskstream.core.state import AccountState, SymbolState
+from riskstream.records import Category, OrderEvent
+from riskstream.records.market_data import MarketEvent
+from tests.factories import T0, context, fill, order, quote, replay, trade_print
+
+Events = list[OrderEvent | MarketEvent]
+
+
+def calm(
+    seconds: float, start_ms: float = 0, mid: float = 100.0, step_ms: float = 100, seed: int = 1
+) -> Events:
+    """A quiet one-tick-spread market: the mid flickers a tick around ``mid``, prints of 100 now
+    and then."""
+    rng = random.Random(seed)
+    out: Events = []
+    t = start_ms
+    while t < start_ms + seconds * 1000:
+        now = round(mid + rng.choice((-0.01, 0.0, 0.01)), 2)
+        out.append(quote(t, round(now - 0.005, 3), round(now + 0.005, 3)))
+        if rng.random() < 0.3:
+            out.append(trade_print(t, now, 100))
+        t += step_ms
+    return out
+
+
+def categories(found: list) -> list[Category]:  # type: ignore[type-arg]
+    return [c.category for c in found]
+
+
+# -- momentum ignition -------------------------------------------------------------------------
+def ignition(reversal_ms: float = 2000, move: float = 0.10) -> Events:
+    base = calm(60)
+    t = 60_000
+    burst: Events = [order("new", f"b{i}", "buy", 800, 100.2, t + i * 300) for i in range(3)]
+    burst += [fill(f"b{i}", "buy", 800, 100.0 + 0.01 * i, t + i * 300 + 1) for i in range(3)]
+    burst.sort(key=lambda e: e.ts_ns)
+    after = [quote(t + 700, 100.0 + move, 100.01 + move)]
+    reversal: Events = [
+        order("new", "s1", "sell", 2400, 100.0 + move, t + 700 + reversal_ms),
+        fill("s1", "sell", 2400, 100.0 + move, t + 701 + reversal_ms),
+    ]
+    return base + burst + after + reversal
+
+
+def test_momentum_ignition_fires_on_the_reversing_fill() -> None:
+    found = [c for c in replay(ignition(), context(market={})) if c.category is Category.MOMENTUM_IGNITION]
+    assert len(found) == 1
+    assert found[0].evidence.order_ids == ("b0", "b1", "b2", "s1")
+    assert found[0].evidence.features["move_spreads"] >= 3
+    assert found[0].window.end_ns == T0 + (60_000 + 2701) * 1_000_000
+
+
+def test_momentum_trader_who_holds_is_not_ignition() -> None:
+    events = [e for e in ignition() if not (isinstance(e, OrderEvent) and e.order_id == "s1")]
+    assert Category.MOMENTUM_IGNITION not in categories(replay(events, context(market={})))
+
+
+def test_reversal_long_after_the_burst_or_without_a_move_is_not_ignition() -> None:
+    assert Category.MOMENTUM_IGNITION not in categories(
+        replay(ignition(reversal_ms=15_000), context(market={}))
+    )
+    assert Category.MOMENTUM_IGNITION not in categories(replay(ignition(move=0.01), context(market={})))
+
+
+# -- ramping ---------------------------------------------------------------------------------------
+def ramp(market_print: float) -> Events:
+    events = calm(120)
+    t = 120_000
+    for i in range(10):
+        px = round(100.0 + 0.05 * i, 2)
+        events += [
+            quote(t + i * 5000, px - 0.005, px + 0.005),
+            trade_print(t + i * 5000, px, market_print),
+            order("new", f"r{i}", "buy", 1000, px + 0.01, t + i * 5000 + 1),
+            fill(f"r{i}", "buy", 1000, px, t + i * 5000 + 2),
+            trade_print(t + i * 5000 + 2, px, 1000),
+        ]
+    t += 55_000
+    events.append(quote(t, 100.595, 100.605))
+    events += [order("new", "dump", "sell", 8000, 100.5, t + 10), fill("dump", "sell", 8000, 100.6, t + 20)]
+    return events
+
+
+def test_ramping_fires_when_the_position_is_sold_into_the_move() -> None:
+    found = [c for c in replay(ramp(market_print=1000), context(market={})) if c.category is Category.RAMPING]
+    assert len(found) == 1
+    ids = found[0].evidence.order_ids
+    assert ids[:10] == tuple(f"r{i}" for i in range(10)) and ids[-1] == "dump"
+    assert found[0].evidence.features["participation"] >= 0.15
+    assert found[0].evidence.features["move_sigmas"] >= 3
+
+
+def test_small_share_of_volume_is_not_ramping() -> None:
+    """An accumulator at a few percent of volume whose stock rises is lucky, not a ramper."""
+    assert Category.RAMPING not in categories(replay(ramp(market_print=50_000), context(market={})))
+
+
+# -- marking the close -----------------------------------------------------------------------------
+CLOSE_MS = (int(datetime(2025, 11, 25, 21, 0, tzinfo=UTC).timestamp() * 1e9) - T0) // 1_000_000
+
+
+def closing(aggressive: bool) -> Events:
+    start = CLOSE_MS - 400_000
+    events = calm(200, start_ms=start)
+    t = CLOSE_MS - 120_000
+    for i in range(4):
+        px = round(100.0 + 0.03 * i, 2)
+        limit = px + 0.05 if aggressive else px - 0.005
+        events += [
+            quote(t + i * 10_000, px - 0.005, px + 0.005),
+            order("new", f"c{i}", "buy", 3000, limit, t + i * 10_000 + 1),
+            fill(f"c{i}", "buy", 3000, px, t + i * 10_000 + 2),
+            trade_print(t + i * 10_000 + 2, px, 3000),
+        ]
+    events.append(quote(t + 40_000, 100.145, 100.155))
+    events.append(order("new", "c4", "buy", 1500, 100.2, t + 40_001))
+    return events
+
+
+def test_marking_the_close_fires_once_per_close() -> None:
+    found = [c for c in replay(closing(True), context(market={})) if c.category is Category.MARKING_THE_CLOSE]
+    assert len(found) == 1
+    assert set(found[0].evidence.order_ids) >= {"c0", "c1", "c2"}
+    assert 0 < found[0].evidence.features["seconds_to_close"] <= 300
+
+
+def test_passive_orders_at_the_close_are_not_marking() -> None:
+    assert Category.MARKING_THE_CLOSE not in categories(replay(closing(False), context(market={})))
+
+
+def test_aggressive_orders_long_before_the_close_are_not_marking() -> None:
+    early = [e for e in closing(True)]
+    shift = 3_600 * 10**9
+    moved = [
+        type(e)(*[getattr(e, f) - shift if f == "ts_ns" else getattr(e, f) for f in e.__slots__])
+        for e in early
+    ]  # type: ignore[attr-defined]
+    assert Category.MARKING_THE_CLOSE not in categories(replay(moved, context(market={})))
+
+
+def test_session_calendar_handles_dst_and_weekends() -> None:
+    cal = SessionCalendar.parse("16:00", "America/New_York")
+    summer = int(datetime(2026, 7, 1, 12, tzinfo=UTC).timestamp() * 1e9)
+    assert cal.next_close_ns(summer) == int(datetime(2026, 7, 1, 20, tzinfo=UTC).timestamp() * 1e9)
+    friday_late = int(datetime(2026, 11, 27, 22, tzinfo=UTC).timestamp() * 1e9)
+    assert cal.next_close_ns(friday_late) == int(datetime(2026, 11, 30, 21, tzinfo=UTC).timestamp() * 1e9)
+
+
+# -- quote stuffing --------------------------------------------------------------------------------
+def stuffing(pairs: int, span_ms: float) -> Events:
+    events = calm(60, step_ms=100)
+    t = 60_000
+    gap = span_ms / pairs
+    for i in range(pairs):
+        events += [
+            order("new", f"q{i}", "sell", 100, 100.5, t + i * gap),
+            order("cancel", f"q{i}", "sell", 100, 100.5, t + i * gap + gap / 2),
+        ]
+    return events
+
+
+def test_quote_stuffing_fires_once_per_burst() -> None:
+    found = [
+        c for c in replay(stuffing(100, 800), context(market={})) if c.category is Category.QUOTE_STUFFING
+    ]
+    assert len(found) == 1
+    assert found[0].evidence.features["rate_multiple"] >= 4
+    assert found[0].evidence.features["order_to_trade"] >= 20
+
+
+def test_market_maker_pace_is_not_stuffing() -> None:
+    """20 messages a second against a market quoting 10 a second: busy, not stuffing."""
+    assert Category.QUOTE_STUFFING not in categories(replay(stuffing(100, 10_000), context(market={})))
+
+
+# -- loss limit, marked to market ------------------------------------------------------------------
+def test_loss_limit_breach_from_a_market_move_alone() -> None:
+    limits = RiskLimits(AccountLimits(1e6, 5e7, 5e5, max_loss=5_000))
+    events: Events = [
+        quote(0, 99.995, 100.005),
+        order("new", "o1", "buy", 1000, 100.0, 1),
+        fill("o1", "buy", 1000, 100.0, 2),
+    ]
+    events += [quote(1000 + i, 100.0 - i, 100.01 - i) for i in range(1, 10)]
+    accounts: dict[str, AccountState] = {}
+    found = [
+        c
+        for c in replay(events, context(market={}, limits=limits), accounts)
+        if c.category is Category.LIMIT_BREACH
+    ]
+    assert len(found) == 1, found
+    assert found[0].entity.account == "ACC-1"
+    assert found[0].evidence.features["unrealized_pnl"] < -5_000
+    assert found[0].window.end_ns == T0 + 1006 * 1_000_000
+
+
+def test_realised_loss_is_booked_at_average_cost() -> None:
+    state = AccountState()
+    replay(
+        [
+            order("new", "a", "buy", 100, 10.0, 0),
+            fill("a", "buy", 100, 10.0, 1),
+            fill("a", "buy", 100, 12.0, 2),
+            fill("a", "sell", 150, 9.0, 3),
+        ],
+        context(market={}),
+        {"ACC-1": state},
+    )
+    assert state.avg_cost["AAPL"] == 11.0
+    assert state.realized_pnl == -300.0
+    assert state.positions == {"AAPL": 50.0}
+    again = AccountState.from_json(state.to_json())
+    assert (again.avg_cost, again.realized_pnl) == (state.avg_cost, state.realized_pnl)
+
+
+# -- market-wide shocks ----------------------------------------------------------------------------
+def shocks(found: list) -> list:  # type: ignore[type-arg]
+    return [c for c in found if c.category is Category.MARKET_SHOCK]
+
+
+def test_calm_market_raises_no_shock() -> None:
+    assert shocks(replay(calm(600), context(market={}))) == []
+
+
+def test_price_gap_is_one_shock_alert() -> None:
+    events = calm(120) + [quote(120_050, 101.495, 101.505)] + calm(30, start_ms=120_100, mid=101.5)
+    found = shocks(replay(events, context(market={})))
+    assert len(found) == 1
+    assert found[0].entity.account is None and found[0].entity.symbol == "AAPL"
+    assert found[0].evidence.features["gap_sigmas"] >= 8
+    assert found[0].window.end_ns == T0 + 120_050 * 1_000_000
+
+
+def test_spread_blowout_and_volume_spike_are_shocks() -> None:
+    wide = calm(120) + [quote(120_050 + i * 100, 99.9, 100.1) for i in range(5)]
+    assert shocks(replay(wide, context(market={})))[0].evidence.features["spread_multiple"] >= 5
+    spike = calm(120) + [trade_print(120_050 + i * 100, 100.0, 5000) for i in range(10)]
+    assert shocks(replay(spike, context(market={})))[0].evidence.features["volume_multiple"] >= 6
+
+
+def test_no_shock_before_the_baseline_has_warmed_up() -> None:
+    events = calm(20) + [quote(20_050, 101.495, 101.505)]
+    assert shocks(replay(events, context(market={}))) == []
+
+
+def test_symbol_state_round_trips_its_features() -> None:
+    market: dict[str, SymbolState] = {}
+    replay(calm(30), context(market=market))
+    state = market["AAPL"]
+    assert SymbolState.from_json(state.to_json()) == state
+    assert state.quote_rate() > 5 and state.variance_rate() > 0
