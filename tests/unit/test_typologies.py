@@ -3,6 +3,7 @@ each with an honest look-alike that must not alert."""
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from datetime import UTC, datetime
 
@@ -139,12 +140,8 @@ def test_passive_orders_at_the_close_are_not_marking() -> None:
 
 
 def test_aggressive_orders_long_before_the_close_are_not_marking() -> None:
-    early = [e for e in closing(True)]
     shift = 3_600 * 10**9
-    moved = [
-        type(e)(*[getattr(e, f) - shift if f == "ts_ns" else getattr(e, f) for f in e.__slots__])
-        for e in early
-    ]  # type: ignore[attr-defined]
+    moved = [dataclasses.replace(e, ts_ns=e.ts_ns - shift) for e in closing(True)]
     assert Category.MARKING_THE_CLOSE not in categories(replay(moved, context(market={})))
 
 
@@ -233,7 +230,7 @@ def test_calm_market_raises_no_shock() -> None:
 
 
 def test_price_gap_is_one_shock_alert() -> None:
-    events = calm(120) + [quote(120_050, 101.495, 101.505)] + calm(30, start_ms=120_100, mid=101.5)
+    events = [*calm(120), quote(120050, 101.495, 101.505), *calm(30, start_ms=120100, mid=101.5)]
     found = shocks(replay(events, context(market={})))
     assert len(found) == 1
     assert found[0].entity.account is None and found[0].entity.symbol == "AAPL"
@@ -249,7 +246,7 @@ def test_spread_blowout_and_volume_spike_are_shocks() -> None:
 
 
 def test_no_shock_before_the_baseline_has_warmed_up() -> None:
-    events = calm(20) + [quote(20_050, 101.495, 101.505)]
+    events = [*calm(20), quote(20050, 101.495, 101.505)]
     assert shocks(replay(events, context(market={}))) == []
 
 
