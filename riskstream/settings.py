@@ -194,6 +194,14 @@ class DetectorSettings(_Group):
         gt=0,
         description="Mid move since the burst began, in quoted spreads at its start, to call ignition.",
     )
+    ignition_min_move_sigmas: float = Field(
+        3.0,
+        gt=0,
+        description=(
+            "The same move must also be this many of the symbol's own sigmas over the time from"
+            " the burst to the reversal: a push, not noise."
+        ),
+    )
     ignition_reversal_s: float = Field(
         10.0,
         gt=0,
@@ -238,6 +246,11 @@ class DetectorSettings(_Group):
     )
     close_min_move_spreads: float = Field(
         3.0, gt=0, description="Mid move in the orders' direction since the window opened, in spreads."
+    )
+    close_min_move_sigmas: float = Field(
+        3.0,
+        gt=0,
+        description="The same move in the symbol's own sigmas over the time since the window opened.",
     )
     close_min_orders: int = Field(3, ge=1, description="Aggressive orders in the window at least.")
     stuffing_window_s: float = Field(

@@ -8,8 +8,8 @@ from riskstream.core.candidates import Candidate
 from riskstream.core.detectors import DetectionContext
 from riskstream.core.limits import AccountLimits, RiskLimits
 from riskstream.core.state import AccountState, SymbolState
-from riskstream.core.surveillance import Holders, surveil_account, surveil_market, surveil_marks
 from riskstream.core.windows import SlidingWindow
+from riskstream.offline.backtest import EventTimeDetector
 from riskstream.records import OrderEvent, OrderEventType, Print, Quote, Side
 from riskstream.records.market_data import MarketEvent
 from riskstream.settings import DetectorSettings
@@ -89,20 +89,8 @@ def replay(
     ctx: DetectionContext,
     accounts: dict[str, AccountState] | None = None,
 ) -> list[Candidate]:
-    """Orders and market data in the given order through the same calls the backtest makes."""
-    accounts = {} if accounts is None else accounts
-    holders = Holders()
-    market = ctx.market
-    assert isinstance(market, dict)
-    found: list[Candidate] = []
-    for event in events:
-        if isinstance(event, OrderEvent):
-            state = accounts.setdefault(event.account, AccountState())
-            found += surveil_account(state, [event], ctx, 0.05).candidates
-            holders.update(event.account, state)
-        else:
-            found += surveil_market(market.setdefault(event.symbol, SymbolState()), event, ctx)
-            found += surveil_marks(
-                event.symbol, event.ts_ns, [(a, accounts[a]) for a in holders.of(event.symbol)], ctx
-            )
-    return found
+    """Orders and market data in the given order through the backtest's detector."""
+    detector = EventTimeDetector(ctx, 0.05)
+    if accounts is not None:
+        detector.accounts = accounts
+    return [c for event in events for c in detector.feed(event)]

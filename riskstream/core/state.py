@@ -121,6 +121,9 @@ class RampEpisode:
     start_mid: float
     start_volume: float
     """The symbol's cum_volume before the first fill."""
+    start_variance: float
+    """The symbol's sampled variance rate when the episode began: the move is judged against
+    the volatility from before the push, which the push itself inflates."""
     peak_qty: float = 0.0
     peak_volume: float = 0.0
     """The symbol's cum_volume when the peak was reached."""
@@ -134,6 +137,7 @@ class RampEpisode:
             self.start_ns,
             self.start_mid,
             self.start_volume,
+            self.start_variance,
             self.peak_qty,
             self.peak_volume,
             self.build_order_ids,
@@ -143,12 +147,15 @@ class RampEpisode:
 
     @classmethod
     def from_json(cls, row: list[Any]) -> RampEpisode:
-        sign, start_ns, start_mid, start_volume, peak_qty, peak_volume, build, unwind, alerted = row
+        sign, start_ns, start_mid, start_volume, start_var, peak_qty, peak_volume, build, unwind, alerted = (
+            row
+        )
         return cls(
             sign,
             start_ns,
             start_mid,
             start_volume,
+            start_var,
             peak_qty,
             peak_volume,
             list(build),
@@ -395,7 +402,9 @@ class SymbolState:
     """The session close whose last minutes ``close_volume``/``close_mid`` describe."""
     close_volume: float = 0.0
     close_mid: float | None = None
-    """cum_volume and mid when the pre-close window opened."""
+    close_variance: float = 0.0
+    """cum_volume, mid and sampled variance rate when the pre-close window opened: the push
+    is judged against the volatility from before it."""
 
     @property
     def mid(self) -> float | None:
@@ -421,6 +430,22 @@ class SymbolState:
     def sampled_variance_rate(self) -> float:
         """Variance per second of the mid sampled a second or more apart."""
         return self.var_sampled / self._norm(self.slow_s)
+
+    def significant_move(
+        self,
+        seconds: float,
+        min_spreads: float,
+        min_sigmas: float,
+        spread: float,
+        variance_rate: float | None = None,
+    ) -> float:
+        """Smallest price move over ``seconds`` that is both ``min_spreads`` quoted spreads and
+        ``min_sigmas`` of the symbol's own volatility over that time: a push, not noise, for a
+        $5 stock and a $500 one alike."""
+        mid = self.mid or 0.0
+        rate = self.sampled_variance_rate() if variance_rate is None else variance_rate
+        sigma = mid * math.sqrt(rate * max(seconds, 1.0))
+        return max(min_spreads * spread, min_sigmas * sigma)
 
     def volume_rate(self, fast: bool = False) -> float:
         """Printed volume per second."""

@@ -18,12 +18,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from riskstream.agents.pipeline import to_alert
+from riskstream.core.candidates import Candidate
+from riskstream.core.detectors import DetectionContext
 from riskstream.core.state import AccountState, SymbolState
 from riskstream.core.surveillance import Holders, surveil_account, surveil_market, surveil_marks
 from riskstream.detection import detection_context
 from riskstream.llm.rules import assess_by_rules
 from riskstream.offline.parquet import BATCH_ROWS, RejectedRow, merged_events
 from riskstream.records import OrderEvent, RiskAlert
+from riskstream.records.market_data import MarketEvent
 from riskstream.settings import Settings
 
 ALERTS_SCHEMA = pa.schema(
@@ -75,34 +78,48 @@ class BacktestStats:
     by_category: dict[str, int] = field(default_factory=dict)
 
 
+class EventTimeDetector:
+    """The worker's detection, event by event in event-time order, with no broker: the market
+    state, the account states and the holders index of one run."""
+
+    def __init__(self, ctx: DetectionContext, size_alpha: float) -> None:
+        self.ctx = ctx
+        self.size_alpha = size_alpha
+        self.accounts: dict[str, AccountState] = {}
+        self.holders = Holders()
+        self.late_events = 0
+        assert isinstance(ctx.market, dict), "the context's market must be the dict this run fills"
+        self.market: dict[str, SymbolState] = ctx.market
+
+    def feed(self, event: OrderEvent | MarketEvent) -> list[Candidate]:
+        if isinstance(event, OrderEvent):
+            state = self.accounts.setdefault(event.account, AccountState())
+            result = surveil_account(state, [event], self.ctx, self.size_alpha)
+            self.holders.update(event.account, state)
+            self.late_events += result.late_events
+            return result.candidates
+        market = self.market.setdefault(event.symbol, SymbolState())
+        found = surveil_market(market, event, self.ctx)
+        held = [(a, self.accounts[a]) for a in self.holders.of(event.symbol)]
+        return found + surveil_marks(event.symbol, event.ts_ns, held, self.ctx)
+
+
+def rule_scored_alert(candidate: Candidate, event_ns: int) -> RiskAlert:
+    """As the worker's rule scorer would publish it, with event time for the wall clock."""
+    return to_alert(candidate, assess_by_rules(candidate), detected_ns=event_ns).published(event_ns)
+
+
 def run_backtest(
     paths: Sequence[Path], out: Path, settings: Settings, batch_rows: int = BATCH_ROWS
 ) -> BacktestStats:
     stats = BacktestStats()
-    symbols: dict[str, SymbolState] = {}
-    accounts: dict[str, AccountState] = {}
-    ctx = detection_context(settings, symbols)
-    alpha = settings.windows.size_ewma_alpha
-    holders = Holders()
+    detector = EventTimeDetector(detection_context(settings, {}), settings.windows.size_ewma_alpha)
     pending: list[dict[str, Any]] = []
     with pq.ParquetWriter(out, ALERTS_SCHEMA) as writer:
         for fe in merged_events(paths, stats.rejected, batch_rows):
             stats.events += 1
-            event = fe.event
-            if isinstance(event, OrderEvent):
-                state = accounts.setdefault(fe.key, AccountState())
-                result = surveil_account(state, [event], ctx, alpha)
-                holders.update(fe.key, state)
-                stats.late_events += result.late_events
-                candidates = result.candidates
-            else:
-                market = symbols.setdefault(fe.key, SymbolState())
-                candidates = surveil_market(market, event, ctx)
-                held = ((a, accounts[a]) for a in holders.of(fe.key))
-                candidates += surveil_marks(fe.key, event.ts_ns, held, ctx)
-            for candidate in candidates:
-                alert = to_alert(candidate, assess_by_rules(candidate), detected_ns=event.ts_ns)
-                alert = alert.published(event.ts_ns)
+            for candidate in detector.feed(fe.event):
+                alert = rule_scored_alert(candidate, fe.event.ts_ns)
                 pending.append(alert_row(alert))
                 stats.alerts += 1
                 stats.by_category[alert.category.value] = stats.by_category.get(alert.category.value, 0) + 1
@@ -111,4 +128,5 @@ def run_backtest(
                 pending = []
         if pending:
             writer.write_table(pa.Table.from_pylist(pending, schema=ALERTS_SCHEMA))
+    stats.late_events = detector.late_events
     return stats

@@ -115,7 +115,7 @@ def closing(aggressive: bool) -> Events:
     events = calm(200, start_ms=start)
     t = CLOSE_MS - 120_000
     for i in range(4):
-        px = round(100.0 + 0.03 * i, 2)
+        px = round(100.0 + 0.2 * i, 2)
         limit = px + 0.05 if aggressive else px - 0.005
         events += [
             quote(t + i * 10_000, px - 0.005, px + 0.005),
@@ -123,8 +123,8 @@ def closing(aggressive: bool) -> Events:
             fill(f"c{i}", "buy", 3000, px, t + i * 10_000 + 2),
             trade_print(t + i * 10_000 + 2, px, 3000),
         ]
-    events.append(quote(t + 40_000, 100.145, 100.155))
-    events.append(order("new", "c4", "buy", 1500, 100.2, t + 40_001))
+    events.append(quote(t + 40_000, 100.795, 100.805))
+    events.append(order("new", "c4", "buy", 1500, 100.9, t + 40_001))
     return events
 
 

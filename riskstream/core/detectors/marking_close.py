@@ -47,8 +47,16 @@ def detect_marking_the_close(
         qty = sum(o.qty for o in orders)
         market_volume = market.cum_volume - market.close_volume
         participation = qty / market_volume if market_volume > 0 else float("inf")
-        move_spreads = (mid - market.close_mid) * side.sign / spread
-        if participation < p.close_min_participation or move_spreads < p.close_min_move_spreads:
+        move = (mid - market.close_mid) * side.sign
+        move_spreads = move / spread
+        needed = market.significant_move(
+            (event.ts_ns - opens_ns) / NS_PER_S,
+            p.close_min_move_spreads,
+            p.close_min_move_sigmas,
+            spread,
+            market.close_variance,
+        )
+        if participation < p.close_min_participation or move < needed:
             continue
         state.open_patterns.add(key)
         seconds_left = (close_ns - event.ts_ns) / NS_PER_S
@@ -77,7 +85,7 @@ def detect_marking_the_close(
                 ),
                 strength=max(
                     1.0,
-                    min(participation / p.close_min_participation, move_spreads / p.close_min_move_spreads),
+                    min(participation / p.close_min_participation, move / needed),
                 ),
                 discriminator=str(close_ns),
             )

@@ -50,16 +50,22 @@ def detect_momentum_ignition(
         return []
     burst_qty = sum(o.qty for o in burst)
     touch_multiple = burst_qty / first.touch_qty if first.touch_qty > 0 else float("inf")
-    move_spreads = (mid - first.mid) * burst_side.sign / first.spread
-    if touch_multiple < p.ignition_min_touch_multiple or move_spreads < p.ignition_min_move_spreads:
+    move = (mid - first.mid) * burst_side.sign
+    move_spreads = move / first.spread
+    elapsed_s = (event.ts_ns - first.ts_ns) / NS_PER_S
+    needed = (
+        market.significant_move(
+            elapsed_s, p.ignition_min_move_spreads, p.ignition_min_move_sigmas, first.spread
+        )
+        if market is not None
+        else 0.0
+    )
+    if touch_multiple < p.ignition_min_touch_multiple or move < needed:
         return []
     order_ids = (*(o.order_id for o in burst), event.order_id)
     state.flagged.update(order_ids)
     reversal_s = (event.ts_ns - burst[-1].ts_ns) / NS_PER_S
-    strength = max(
-        1.0,
-        min(touch_multiple / p.ignition_min_touch_multiple, move_spreads / p.ignition_min_move_spreads),
-    )
+    strength = max(1.0, min(touch_multiple / p.ignition_min_touch_multiple, move / needed))
     return [
         Candidate(
             category=Category.MOMENTUM_IGNITION,

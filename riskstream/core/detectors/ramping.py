@@ -9,8 +9,6 @@ or a trader whose position gains with the market, does not meet all three condit
 
 from __future__ import annotations
 
-import math
-
 from riskstream.core.candidates import Candidate
 from riskstream.core.detectors.base import DetectionContext
 from riskstream.core.state import MAX_EPISODE_ORDER_IDS, AccountState, RampEpisode
@@ -40,7 +38,13 @@ def detect_ramping(event: OrderEvent, state: AccountState, ctx: DetectionContext
             state.ramps.pop(event.symbol, None)
             return []
         sign = 1 if after > 0 else -1
-        episode = RampEpisode(sign, event.ts_ns, mid, max(0.0, market.cum_volume - event.last_qty))
+        episode = RampEpisode(
+            sign,
+            event.ts_ns,
+            mid,
+            max(0.0, market.cum_volume - event.last_qty),
+            market.sampled_variance_rate(),
+        )
         state.ramps[event.symbol] = episode
     size = abs(after)
     if (after > 0) == (episode.sign > 0) and size > episode.peak_qty:
@@ -69,9 +73,14 @@ def _judge(
     market_volume = episode.peak_volume - episode.start_volume
     participation = episode.peak_qty / market_volume if market_volume > 0 else 1.0
     move = (mid - episode.start_mid) * episode.sign
-    sigma_move = episode.start_mid * math.sqrt(market.sampled_variance_rate() * max(duration_s, 1.0))
-    spread = market.spread or 0.0
-    needed = max(p.ramp_min_move_sigmas * sigma_move, p.ramp_min_move_spreads * spread)
+    sigma_move = market.significant_move(duration_s, 0.0, 1.0, 0.0, episode.start_variance)
+    needed = market.significant_move(
+        duration_s,
+        p.ramp_min_move_spreads,
+        p.ramp_min_move_sigmas,
+        market.spread or 0.0,
+        episode.start_variance,
+    )
     if participation < p.ramp_min_participation or needed <= 0 or move < needed:
         return []
     episode.alerted = True
