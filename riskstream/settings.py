@@ -136,6 +136,14 @@ class DetectorSettings(_Group):
     fat_finger_size_multiple: float = Field(
         20.0, gt=1, description="Order size this many times the account's usual size is suspect."
     )
+    fat_finger_peak_multiple: float = Field(
+        5.0,
+        gt=1,
+        description=(
+            "A size outlier must also be this many times the account's recent largest order: a"
+            " desk that sends blocks among small orders is not fat-fingering the next block."
+        ),
+    )
     fat_finger_min_history: int = Field(
         5, ge=1, description="Orders an account needs before its usual size is trusted."
     )
@@ -146,7 +154,7 @@ class DetectorSettings(_Group):
         2, ge=1, description="Cancelled orders on one side needed to call spoofing."
     )
     spoof_min_touch_multiple: float = Field(
-        1.0,
+        2.0,
         gt=0,
         description=(
             "A spoof order must be at least this many times the displayed size at the touch on"
@@ -226,6 +234,14 @@ class DetectorSettings(_Group):
     )
     ramp_min_move_spreads: float = Field(
         5.0, gt=0, description="The same move must also be at least this many quoted spreads."
+    )
+    ramp_min_build_fills: int = Field(
+        3, ge=1, description="Fills that build the position at least: a ramp is worked, not one print."
+    )
+    ramp_min_build_s: float = Field(
+        30.0,
+        ge=0,
+        description="Event time from first fill to the peak at least: minutes, not an ignition's seconds.",
     )
     ramp_min_unwind_fraction: float = Field(
         0.5, gt=0, le=1, description="Share of the peak position sold back that completes a ramp."

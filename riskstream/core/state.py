@@ -91,7 +91,7 @@ class AggressiveOrder:
     spread: float
     """Quoted spread just before the order (price units)."""
     touch_qty: float
-    """Displayed size on the side the order takes."""
+    """Typical displayed size at the touch (that side's size when no baseline yet)."""
 
     def to_json(self) -> list[Any]:
         return [
@@ -127,6 +127,8 @@ class RampEpisode:
     peak_qty: float = 0.0
     peak_volume: float = 0.0
     """The symbol's cum_volume when the peak was reached."""
+    peak_ns: int = 0
+    build_fills: int = 0
     build_order_ids: list[str] = field(default_factory=list)
     unwind_order_ids: list[str] = field(default_factory=list)
     alerted: bool = False
@@ -140,6 +142,8 @@ class RampEpisode:
             self.start_variance,
             self.peak_qty,
             self.peak_volume,
+            self.peak_ns,
+            self.build_fills,
             self.build_order_ids,
             self.unwind_order_ids,
             self.alerted,
@@ -147,9 +151,8 @@ class RampEpisode:
 
     @classmethod
     def from_json(cls, row: list[Any]) -> RampEpisode:
-        sign, start_ns, start_mid, start_volume, start_var, peak_qty, peak_volume, build, unwind, alerted = (
-            row
-        )
+        sign, start_ns, start_mid, start_volume, start_var, peak_qty, peak_volume, peak_ns, fills = row[:9]
+        build, unwind, alerted = row[9:]
         return cls(
             sign,
             start_ns,
@@ -158,12 +161,16 @@ class RampEpisode:
             start_var,
             peak_qty,
             peak_volume,
+            peak_ns,
+            fills,
             list(build),
             list(unwind),
             bool(alerted),
         )
 
 
+PEAK_DECAY = 0.998
+"""Per order: the recent-largest order size halves in about 350 orders."""
 MAX_EPISODE_ORDER_IDS = 50
 """Order ids an episode keeps as evidence (the first ones); the count is a feature."""
 
@@ -183,6 +190,10 @@ class AccountState:
     usual_qty: float = 0.0
     """EWMA of order size: the account's own yardstick for 'far too large'."""
     orders_seen: int = 0
+    large_qty: float = 0.0
+    """The account's recent largest order, decaying by PEAK_DECAY per order: an account that
+    sends blocks is not fat-fingering its next block."""
+
     open_breaches: set[str] = field(default_factory=set)
     """Limit keys in breach now: a breach alerts once, when it starts."""
     flagged: set[str] = field(default_factory=set)
@@ -244,6 +255,8 @@ class AccountState:
                 else (1 - size_alpha) * self.usual_qty + size_alpha * event.qty
             )
             self.orders_seen += 1
+            self.large_qty = max(event.qty, self.large_qty * PEAK_DECAY)
+
             item = ActivityItem(
                 Activity.NEW, event.order_id, event.symbol, event.side, event.qty, event.price, ts
             )
@@ -315,6 +328,7 @@ class AccountState:
             "m": self.last_fill_px,
             "u": self.usual_qty,
             "n": self.orders_seen,
+            "lq": self.large_qty,
             "b": sorted(self.open_breaches),
             "f": sorted(self.flagged),
             "l": self.late_events,
@@ -340,6 +354,7 @@ class AccountState:
             last_fill_px=dict(obj["m"]),
             usual_qty=obj["u"],
             orders_seen=obj["n"],
+            large_qty=obj.get("lq", 0.0),
             open_breaches=set(obj["b"]),
             flagged=set(obj["f"]),
             late_events=obj["l"],
@@ -381,6 +396,7 @@ class SymbolState:
     vol_slow: float = 0.0
     """Decaying sums of printed volume."""
     spread_sum: float = 0.0
+    touch_sum: float = 0.0
     quotes_slow: float = 0.0
     """Decaying sum of relative spreads and decaying count of quotes (their ratio: the baseline
     spread; the count over its normaliser: the normal quote-update rate)."""
@@ -456,6 +472,11 @@ class SymbolState:
         """Quote updates per second, over the baseline horizon."""
         return self.quotes_slow / self._norm(self.slow_s)
 
+    def typical_touch(self) -> float | None:
+        """Average displayed size at the touch (mean of bid and ask sizes) over the baseline
+        horizon: what 'large against the book' is measured with, steadier than one quote."""
+        return self.touch_sum / self.quotes_slow if self.quotes_slow > 0 else None
+
     def baseline_spread(self) -> float | None:
         """Average relative spread (spread / mid) over the baseline horizon."""
         return self.spread_sum / self.quotes_slow if self.quotes_slow > 0 else None
@@ -478,6 +499,7 @@ class SymbolState:
             self.vol_slow *= slow
             self.spread_sum *= slow
             self.quotes_slow *= slow
+            self.touch_sum *= slow
             self.var_sampled *= slow
         self.ts_ns = event.ts_ns
         if isinstance(event, Quote):
@@ -488,6 +510,7 @@ class SymbolState:
             if mid > 0:
                 self.spread_sum += (event.ask - event.bid) / mid
                 self.quotes_slow += 1.0
+                self.touch_sum += (event.bid_size + event.ask_size) / 2.0
             self.last_return = 0.0
             if before is not None and before > 0 and mid > 0 and mid != before:
                 r = math.log(mid / before)

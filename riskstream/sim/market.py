@@ -83,6 +83,8 @@ class _Book:
     """+1/-1 while a trend runs (momentum traders follow it), 0 otherwise."""
     drift_per_s: float = 0.0
     """Log drift per second an injected case imposes (a ramp, a slide)."""
+    touch: float = 1000.0
+    """Larger of the two displayed sizes at the last quote."""
     volume: float = 0.0
     volume_ns: int = 0
     """Decaying sum (time constant VOLUME_TAU_S) of printed volume: what injected cases size
@@ -138,6 +140,8 @@ class MarketSimulator:
         """symbol -> end of the injected case running in it: cases do not overlap per symbol."""
         self._mom_position: dict[str, float] = {}
         self._inst_position: dict[str, float] = {}
+        self._prop_accounts = itertools.cycle(range(1, 5))
+        self._inst_side: dict[str, Side] = {}
 
     # -- plumbing ----------------------------------------------------------------------------
     def _oid(self, prefix: str) -> str:
@@ -167,8 +171,9 @@ class MarketSimulator:
         bid = self._px(symbol, 0)
         ask = round(bid + book.spread_ticks * TICK, 2)
         rng = self.rng
-        bid_size = size if size is not None else rng.randrange(1, 20) * 100
-        ask_size = size if size is not None else rng.randrange(1, 20) * 100
+        bid_size = size if size is not None else rng.randrange(5, 50) * 100
+        ask_size = size if size is not None else rng.randrange(5, 50) * 100
+        book.touch = max(bid_size, ask_size)
         self._at(ts, Quote(symbol, "XNAS", ts, bid, ask, bid_size, ask_size))
 
     def _order(
@@ -267,11 +272,17 @@ class MarketSimulator:
         return oid
 
     def _aggressive(self, ts: int, account: str, prefix: str, symbol: str, side: Side, qty: float) -> str:
-        """A marketable order filled at once at the touch it took."""
-        px = self._px(symbol, self.books[symbol].spread_ticks if side is Side.BUY else 0)
-        limit = round(px + (2 * TICK if side is Side.BUY else -2 * TICK), 2)
-        oid = self._new(ts, account, prefix, symbol, side, qty, limit)
-        self._fill(ts + MS, oid, account, symbol, side, qty, px)
+        """A marketable order filled at once at the touch it took, priced when it is sent."""
+        oid = self._oid(prefix)
+
+        def send(t: int) -> None:
+            self._advance(symbol, t)
+            px = self._px(symbol, self.books[symbol].spread_ticks if side is Side.BUY else 0)
+            limit = round(px + (2 * TICK if side is Side.BUY else -2 * TICK), 2)
+            self._at(t, self._order(OrderEventType.NEW, oid, account, symbol, side, qty, limit, t))
+            self._fill(t + MS, oid, account, symbol, side, qty, px)
+
+        self._at(ts, send)
         return oid
 
     # -- background --------------------------------------------------------------------------
@@ -319,9 +330,9 @@ class MarketSimulator:
             )
         elif roll < 0.88:
             self._momentum_trader(ts, symbol)
-        elif roll < 0.89:
+        elif roll < 0.881:
             self._hedger(ts, symbol)
-        elif roll < 0.893:
+        elif roll < 0.882:
             self._institution(ts, symbol)
         elif roll < 0.92:
             self._index_at_close(ts, symbol)
@@ -339,9 +350,10 @@ class MarketSimulator:
         elif held and not book.trend:
             side = Side.SELL if held > 0 else Side.BUY
             px = self._px(symbol, book.spread_ticks if side is Side.SELL else 0)
-            later = ts + 120 * NS
-            oid = self._new(later, "MOM-1", "M", symbol, side, abs(held), px)
-            self._fill(later + 2 * NS, oid, "MOM-1", symbol, side, abs(held), px)
+            for i in range(int(abs(held) // 900)):
+                later = ts + (120 + 20 * i) * NS
+                oid = self._new(later, "MOM-1", "M", symbol, side, 900, px)
+                self._fill(later + 2 * NS, oid, "MOM-1", symbol, side, 900, px)
             self._mom_position[symbol] = 0.0
 
     def _hedger(self, ts: int, symbol: str) -> None:
@@ -366,12 +378,13 @@ class MarketSimulator:
 
     def _institution(self, ts: int, symbol: str) -> None:
         """A large block at the touch (its usual size: not a fat finger), or a worked order of
-        a few aggressive child orders at a small share of volume, never unwound in minutes."""
+        a few aggressive child orders at a small share of volume. It works one direction per
+        symbol until its position is large, then the other, over many minutes."""
         rng = self.rng
         held = self._inst_position.get(symbol, 0.0)
-        side = (
-            rng.choice((Side.BUY, Side.SELL)) if abs(held) < 50_000 else (Side.SELL if held > 0 else Side.BUY)
-        )
+        if abs(held) >= 60_000:
+            self._inst_side[symbol] = Side.SELL if held > 0 else Side.BUY
+        side = self._inst_side.setdefault(symbol, rng.choice((Side.BUY, Side.SELL)))
         if rng.random() < 0.5:
             qty = rng.randrange(100, 300) * 100
             self._inst_position[symbol] = held + side.sign * qty
@@ -416,9 +429,10 @@ class MarketSimulator:
             return
         self._advance(symbol, ts)
         spoof_ids = []
+        size = round(self.rng.uniform(3, 5) * self.books[symbol].touch / 100) * 100
         for i in range(3):
             px = self._px(symbol, 2 + (i % levels))
-            spoof_ids.append(self._new(ts + i * 10 * MS, account, "SP", symbol, Side.SELL, 5000, px))
+            spoof_ids.append(self._new(ts + i * 10 * MS, account, "SP", symbol, Side.SELL, size, px))
         bpx = self._px(symbol, 0)
         buy = self._new(ts + 50 * MS, account, "SP", symbol, Side.BUY, 1000, bpx)
         fill_ts = ts + 400 * MS
@@ -426,7 +440,7 @@ class MarketSimulator:
         end = fill_ts
         for i, oid in enumerate(spoof_ids):
             end = fill_ts + (i + 1) * 100 * MS
-            self._cancel(end, oid, account, symbol, Side.SELL, 5000, self._px(symbol, 2 + (i % levels)))
+            self._cancel(end, oid, account, symbol, Side.SELL, size, self._px(symbol, 2 + (i % levels)))
         self._busy(symbol, end)
         self.labels.append(Label(category, account, symbol, (*spoof_ids, buy), ts, end))
 
@@ -480,15 +494,16 @@ class MarketSimulator:
             self._busy(symbol, ts + 200 * MS)
             self.labels.append(Label(Category.LIMIT_BREACH, "ACC-LIM", symbol, (buys[1],), ts, ts + 21 * MS))
             return
-        oid = self._aggressive(ts, "PROP-7", "P", symbol, Side.BUY, 20_000)
+        account = f"PROP-{next(self._prop_accounts)}"
+        oid = self._aggressive(ts, account, "P", symbol, Side.BUY, 20_000)
         book = self.books[symbol]
         slide_s = 30.0
         self._at(ts + 2 * MS, lambda _t: setattr(book, "drift_per_s", -0.01 / slide_s))
         end = ts + int(slide_s * NS)
         self._at(end, lambda _t: setattr(book, "drift_per_s", 0.0))
-        exit_id = self._aggressive(end + 5 * NS, "PROP-7", "P", symbol, Side.SELL, 20_000)
+        exit_id = self._aggressive(end + 5 * NS, account, "P", symbol, Side.SELL, 20_000)
         self._busy(symbol, end + 5 * NS)
-        self.labels.append(Label(Category.LIMIT_BREACH, "PROP-7", symbol, (oid, exit_id), ts, end + 5 * NS))
+        self.labels.append(Label(Category.LIMIT_BREACH, account, symbol, (oid, exit_id), ts, end + 5 * NS))
 
     def _momentum_ignition(self, ts: int) -> None:
         symbol = self._free_symbol(ts)
@@ -499,22 +514,25 @@ class MarketSimulator:
         side = rng.choice((Side.BUY, Side.SELL))
         book = self._advance(symbol, ts)
         n = rng.randrange(3, 6)
-        burst = [self._aggressive(ts + i * 250 * MS, account, "MI", symbol, side, 1500) for i in range(n)]
+        qty = round(rng.uniform(0.8, 1.2) * book.touch / 100) * 100
+        burst = [self._aggressive(ts + i * 250 * MS, account, "MI", symbol, side, qty) for i in range(n)]
         lifted = ts + n * 250 * MS
         reversal_ms = rng.randrange(500, 3000)
         horizon_s = (lifted - ts) / NS + reversal_ms / 1000
         spread = book.spread_ticks * TICK
         sigma = book.mid * book.vol_per_s * math.sqrt(horizon_s)
-        move = max(rng.uniform(6, 10) * spread, rng.uniform(6, 10) * sigma) * side.sign
+        step = max(rng.uniform(6, 10) * spread, rng.uniform(6, 10) * sigma) * side.sign / n
 
         def push(t: int) -> None:
-            book.mid += move
+            """Each aggressive order walks the book: the market requotes a step further."""
+            book.mid += step
             book.ts_ns = t
             self._quote(symbol, t)
 
-        self._at(lifted, push)
+        for i in range(n):
+            self._at(ts + i * 250 * MS + 3 * MS, push)
         rev = lifted + reversal_ms * MS
-        out = self._new(rev, account, "MI", symbol, side.opposite, 1500 * n, self._px(symbol, 0))
+        out = self._new(rev, account, "MI", symbol, side.opposite, qty * n, self._px(symbol, 0))
         self._at(
             rev + MS,
             lambda t: self._fill(
@@ -523,7 +541,7 @@ class MarketSimulator:
                 account,
                 symbol,
                 side.opposite,
-                1500 * n,
+                qty * n,
                 self._px(symbol, 0 if side is Side.BUY else book.spread_ticks),
             ),
         )
@@ -636,7 +654,7 @@ class MarketSimulator:
                 self._at(ts + i * 100 * MS, lambda t: self._quote(symbol, t))
             end = ts + 5 * NS
             self._at(end, lambda _t: setattr(book, "vol_per_s", calm))
-        self._busy(symbol, end + 60 * NS)
+        self._busy(symbol, end + 600 * NS)
         self.labels.append(Label(Category.MARKET_SHOCK, None, symbol, (), ts, end))
 
     def _wide_quote(self, symbol: str, ts: int, spread_ticks: int) -> None:
@@ -652,8 +670,9 @@ class MarketSimulator:
                 self.next_inject_ns += self.inject_every_ns
             self._background(self.ts_ns)
             while self._pending and self._pending[0].ts_ns <= self.ts_ns:
-                item = heapq.heappop(self._pending).item
+                scheduled = heapq.heappop(self._pending)
+                item = scheduled.item
                 if callable(item):
-                    item(self.ts_ns)
+                    item(scheduled.ts_ns)
                 else:
                     yield item

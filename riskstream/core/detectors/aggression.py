@@ -33,7 +33,7 @@ def track_aggression(event: OrderEvent, state: AccountState, ctx: DetectionConte
     if not marketable:
         return
     mid = (market.bid + market.ask) / 2.0
-    touch = market.ask_size if buy else market.bid_size
+    touch = market.typical_touch() or (market.ask_size if buy else market.bid_size)
     record = state.aggressive
     record.append(
         AggressiveOrder(

@@ -36,8 +36,14 @@ def detect_fat_finger(event: OrderEvent, state: AccountState, ctx: DetectionCont
             reasons.append(f"limit {event.price:g} is {deviation:.1%} from mid {mid:g}")
     if state.orders_seen >= p.fat_finger_min_history and state.usual_qty > 0:
         multiple = event.qty / state.usual_qty
-        features.update(qty=event.qty, usual_qty=round(state.usual_qty, 4), size_multiple=round(multiple, 4))
-        if multiple > p.fat_finger_size_multiple:
+        peak_multiple = event.qty / state.large_qty if state.large_qty > 0 else multiple
+        features.update(
+            qty=event.qty,
+            usual_qty=round(state.usual_qty, 4),
+            size_multiple=round(multiple, 4),
+            recent_largest_qty=round(state.large_qty, 4),
+        )
+        if multiple > p.fat_finger_size_multiple and peak_multiple > p.fat_finger_peak_multiple:
             strengths.append(multiple / p.fat_finger_size_multiple)
             reasons.append(f"size {event.qty:g} is {multiple:.0f}x the usual {state.usual_qty:g}")
     if not strengths:

@@ -54,7 +54,7 @@ def detect_marking_the_close(
             p.close_min_move_spreads,
             p.close_min_move_sigmas,
             spread,
-            market.close_variance,
+            market.close_variance or None,
         )
         if participation < p.close_min_participation or move < needed:
             continue

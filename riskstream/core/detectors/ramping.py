@@ -50,6 +50,8 @@ def detect_ramping(event: OrderEvent, state: AccountState, ctx: DetectionContext
     if (after > 0) == (episode.sign > 0) and size > episode.peak_qty:
         episode.peak_qty = size
         episode.peak_volume = market.cum_volume
+        episode.peak_ns = event.ts_ns
+        episode.build_fills += 1
         _keep(episode.build_order_ids, event.order_id)
         return []
     _keep(episode.unwind_order_ids, event.order_id)
@@ -68,18 +70,21 @@ def _judge(
     remaining = after * episode.sign if (after > 0) == (episode.sign > 0) else 0.0
     unwound = (episode.peak_qty - remaining) / episode.peak_qty if episode.peak_qty > 0 else 0.0
     duration_s = (event.ts_ns - episode.start_ns) / NS_PER_S
+    build_s = (episode.peak_ns - episode.start_ns) / NS_PER_S
     if unwound < p.ramp_min_unwind_fraction or duration_s > p.ramp_max_duration_s:
+        return []
+    if episode.build_fills < p.ramp_min_build_fills or build_s < p.ramp_min_build_s:
         return []
     market_volume = episode.peak_volume - episode.start_volume
     participation = episode.peak_qty / market_volume if market_volume > 0 else 1.0
     move = (mid - episode.start_mid) * episode.sign
-    sigma_move = market.significant_move(duration_s, 0.0, 1.0, 0.0, episode.start_variance)
+    sigma_move = market.significant_move(duration_s, 0.0, 1.0, 0.0, episode.start_variance or None)
     needed = market.significant_move(
         duration_s,
         p.ramp_min_move_spreads,
         p.ramp_min_move_sigmas,
         market.spread or 0.0,
-        episode.start_variance,
+        episode.start_variance or None,
     )
     if participation < p.ramp_min_participation or needed <= 0 or move < needed:
         return []

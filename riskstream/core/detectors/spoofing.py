@@ -25,11 +25,13 @@ from riskstream.records import (
 
 
 def _large_order_qty(side: Side, symbol: str, state: AccountState, ctx: DetectionContext) -> float:
-    """Smallest order that counts as able to move the visible book on ``side``."""
+    """Smallest order that counts as able to move the visible book: a multiple of the typical
+    displayed size at the touch (of this quote's size on ``side`` before there is a baseline)."""
     market = ctx.market.get(symbol)
     touch = 0.0
     if market is not None:
-        touch = market.bid_size if side is Side.BUY else market.ask_size
+        typical = market.typical_touch()
+        touch = typical if typical else market.bid_size if side is Side.BUY else market.ask_size
     if touch > 0:
         return ctx.params.spoof_min_touch_multiple * touch
     return 2.0 * state.usual_qty

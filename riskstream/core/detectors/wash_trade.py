@@ -1,6 +1,7 @@
 """Wash trades: the account trades with itself or with an account of the same beneficial owner,
-or buys and sells the same quantity at the same price within seconds (no change in beneficial
-position)."""
+or buys and sells the same quantity at the same price within moments, both orders entered
+together (no change in beneficial position). A market maker's buy and sell can meet at one price
+too, but its orders were entered at different times, against the market."""
 
 from __future__ import annotations
 
@@ -50,6 +51,10 @@ def detect_wash_trade(event: OrderEvent, state: AccountState, ctx: DetectionCont
     other_leg = state.last_fill_ns.get(f"{event.symbol}|{event.side.opposite.value}", -1)
     if other_leg < event.ts_ns - match_ns:
         return []
+    newest = state.activity.newest()
+    placed_ns = (
+        newest[1].placed_ns if newest is not None and newest[1].order_id == event.order_id else event.ts_ns
+    )
     for ts, it in state.activity.recent(ctx.window, match_ns, event.ts_ns):
         if (
             it.kind is Activity.FILL
@@ -57,6 +62,7 @@ def detect_wash_trade(event: OrderEvent, state: AccountState, ctx: DetectionCont
             and it.side is event.side.opposite
             and it.order_id not in state.flagged
             and event.ts_ns - ts <= match_ns
+            and abs(it.placed_ns - placed_ns) <= match_ns
             and it.qty == event.last_qty
             and it.price is not None
             and abs(it.price - event.last_px) <= p.wash_price_tolerance * event.last_px
