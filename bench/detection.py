@@ -96,7 +96,9 @@ class StaticBaseline:
         self._mids: dict[str, deque[tuple[int, float]]] = defaultdict(deque)
         self._fills: dict[tuple[str, str], deque[tuple[int, float]]] = defaultdict(deque)
 
-    def _alert(self, rule: str, account: str | None, symbol: str, ts: int, score: float, oid: str = "") -> None:
+    def _alert(
+        self, rule: str, account: str | None, symbol: str, ts: int, score: float, oid: str = ""
+    ) -> None:
         key = (rule, account or symbol)
         if ts - self._last.get(key, -self.SPAN_NS) < self.SPAN_NS:
             return
@@ -155,7 +157,7 @@ def run_scenario(args: tuple[Category | None, int, int, float, Settings]) -> Sce
     typology, index, seed, rate, settings = args
     every_s, cases = PLAN.get(typology, DEFAULT_PLAN)
     start_ns = _scenario_start(typology, index)
-    first_s = WARMUP_S + (260.0 if typology is Category.MARKING_THE_CLOSE else 0.0)
+    first_s = WARMUP_S + (150.0 if typology is Category.MARKING_THE_CLOSE else 0.0)
     sim = MarketSimulator(
         seed,
         start_ns,
@@ -163,8 +165,13 @@ def run_scenario(args: tuple[Category | None, int, int, float, Settings]) -> Sce
         inject_every_s=every_s or 1e9,
         typologies=[typology] if typology is not None else [],
         first_inject_s=first_s,
+        max_injections=cases,
     )
-    duration_s = first_s + max(cases - 1, 0) * every_s + (200.0 if typology is Category.RAMPING else 30.0)
+    duration_s = (
+        first_s
+        + max(cases - 1, 0) * every_s
+        + (200.0 if typology in (Category.RAMPING, Category.MARKING_THE_CLOSE) else 30.0)
+    )
     if typology is None:
         duration_s = WARMUP_S + 240.0
     end_ns = start_ns + int(duration_s * NS)
@@ -263,7 +270,9 @@ def baseline_caught(results: list[ScenarioResult], keep: int) -> tuple[dict[Cate
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--scenarios", type=int, default=8, help="scenarios per typology")
     parser.add_argument("--clean", type=int, default=4, help="clean days (no injection)")
     parser.add_argument("--rate", type=float, default=150.0, help="background actions per second")
@@ -291,7 +300,10 @@ def main() -> None:
         f"{len(results)} scenarios ({args.scenarios} per typology, {args.clean} clean), {events} events, "
         f"rate {args.rate:g}/s, seed {args.seed}, {wall_s:.0f}s wall\n"
     )
-    print("| typology | labels | precision | recall | F1 | median delay s | alerts /1000 acc/day | baseline recall |")
+    header = (
+        "typology | labels | precision | recall | F1 | median delay s | alerts/1000 acc/day | baseline recall"
+    )
+    print(f"| {header} |")
     print("|---|---|---|---|---|---|---|---|")
     for cat, row in rows.items():
         delay = statistics.median(row.delays_s) if row.delays_s else float("nan")

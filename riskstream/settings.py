@@ -145,7 +145,7 @@ class DetectorSettings(_Group):
         ),
     )
     fat_finger_min_history: int = Field(
-        5, ge=1, description="Orders an account needs before its usual size is trusted."
+        20, ge=1, description="Orders an account needs before its usual size is trusted."
     )
     spoof_cancel_within_s: float = Field(
         5.0, gt=0, description="A large order cancelled within this lifetime counts as spoof-like."
@@ -203,7 +203,7 @@ class DetectorSettings(_Group):
         description="Mid move since the burst began, in quoted spreads at its start, to call ignition.",
     )
     ignition_min_move_sigmas: float = Field(
-        3.0,
+        2.0,
         gt=0,
         description=(
             "The same move must also be this many of the symbol's own sigmas over the time from"

@@ -92,6 +92,8 @@ class AggressiveOrder:
     """Quoted spread just before the order (price units)."""
     touch_qty: float
     """Typical displayed size at the touch (that side's size when no baseline yet)."""
+    market_volume: float
+    """The symbol's cum_volume before the order: shares of volume are differences of these."""
 
     def to_json(self) -> list[Any]:
         return [
@@ -103,12 +105,13 @@ class AggressiveOrder:
             self.mid,
             self.spread,
             self.touch_qty,
+            self.market_volume,
         ]
 
     @classmethod
     def from_json(cls, row: list[Any]) -> AggressiveOrder:
-        ts, oid, sym, side, qty, mid, spread, touch = row
-        return cls(ts, oid, sym, Side(side), qty, mid, spread, touch)
+        ts, oid, sym, side, qty, mid, spread, touch, volume = row
+        return cls(ts, oid, sym, Side(side), qty, mid, spread, touch, volume)
 
 
 @dataclass(slots=True)
@@ -249,13 +252,15 @@ class AccountState:
             )
             while len(self.live_orders) > window.max_items:
                 self.live_orders.popitem(last=False)
-            self.usual_qty = (
-                event.qty
-                if self.orders_seen == 0
-                else (1 - size_alpha) * self.usual_qty + size_alpha * event.qty
-            )
-            self.orders_seen += 1
-            self.large_qty = max(event.qty, self.large_qty * PEAK_DECAY)
+            if event.order_id not in self.flagged:
+                # An order already flagged as an outlier must not become the yardstick.
+                self.usual_qty = (
+                    event.qty
+                    if self.orders_seen == 0
+                    else (1 - size_alpha) * self.usual_qty + size_alpha * event.qty
+                )
+                self.orders_seen += 1
+                self.large_qty = max(event.qty, self.large_qty * PEAK_DECAY)
 
             item = ActivityItem(
                 Activity.NEW, event.order_id, event.symbol, event.side, event.qty, event.price, ts
@@ -415,12 +420,10 @@ class SymbolState:
     open_shock: bool = False
     """A market-shock episode is open: one alert per episode."""
     close_ns: int = 0
-    """The session close whose last minutes ``close_volume``/``close_mid`` describe."""
-    close_volume: float = 0.0
-    close_mid: float | None = None
+    """The session close whose last minutes have begun (0: none yet)."""
     close_variance: float = 0.0
-    """cum_volume, mid and sampled variance rate when the pre-close window opened: the push
-    is judged against the volatility from before it."""
+    """Sampled variance rate when the pre-close window opened: a push is judged against the
+    volatility from before it."""
 
     @property
     def mid(self) -> float | None:

@@ -75,11 +75,10 @@ def surveil_market(state: SymbolState, event: MarketEvent, ctx: DetectionContext
         state.fast_s, state.slow_s = p.shock_fast_s, p.shock_baseline_s
     close_ns = ctx.calendar.next_close_ns(event.ts_ns)
     if state.close_ns != close_ns and close_ns - event.ts_ns <= p.close_window_s * 1e9:
-        state.close_ns, state.close_volume, state.close_mid = close_ns, state.cum_volume, state.mid
+        state.close_ns = close_ns
         state.close_variance = state.sampled_variance_rate() if state.first_ns else 0.0
     state.apply(event)
-    if state.close_ns == close_ns and state.close_mid is None:
-        state.close_mid = state.mid
+
     return detect_market_shock(event, state, ctx)
 
 

@@ -109,6 +109,7 @@ class MarketSimulator:
         inject_every_s: float = 4.0,
         typologies: Sequence[Category] | None = None,
         first_inject_s: float = 1.0,
+        max_injections: int | None = None,
     ) -> None:
         """``rate`` background actions per second of event time; ``typologies`` to inject, in
         turn (all when None, none for a clean day)."""
@@ -136,6 +137,7 @@ class MarketSimulator:
             Category.MARKET_SHOCK: self._market_shock,
         }
         self._cases = itertools.cycle([injectors[c] for c in chosen]) if chosen else None
+        self._injections_left = -1 if max_injections is None else max_injections
         self._busy_until: dict[str, int] = {}
         """symbol -> end of the injected case running in it: cases do not overlap per symbol."""
         self._mom_position: dict[str, float] = {}
@@ -490,8 +492,8 @@ class MarketSimulator:
                 self._aggressive(ts + i * 20 * MS, "ACC-LIM", "L", symbol, Side.BUY, 2000) for i in range(2)
             ]
             for i in range(2):
-                self._aggressive(ts + 100 * MS + i * 20 * MS, "ACC-LIM", "L", symbol, Side.SELL, 2000)
-            self._busy(symbol, ts + 200 * MS)
+                self._aggressive(ts + (2 + i) * NS, "ACC-LIM", "L", symbol, Side.SELL, 2000)
+            self._busy(symbol, ts + 4 * NS)
             self.labels.append(Label(Category.LIMIT_BREACH, "ACC-LIM", symbol, (buys[1],), ts, ts + 21 * MS))
             return
         account = f"PROP-{next(self._prop_accounts)}"
@@ -641,7 +643,7 @@ class MarketSimulator:
             end = ts + 2 * NS
             self._at(end, lambda t: self._wide_quote(symbol, t, 1))
         elif kind == "volume":
-            spike = rng.uniform(60, 120) * book.volume_per_s()
+            spike = rng.uniform(100, 200) * book.volume_per_s()
             for i in range(20):
                 self._print(
                     ts + i * 100 * MS, symbol, self._px(symbol, rng.randrange(2)), round(spike / 2000) * 100
@@ -649,10 +651,10 @@ class MarketSimulator:
             end = ts + 2 * NS
         else:
             calm = book.vol_per_s
-            self._at(ts, lambda _t: setattr(book, "vol_per_s", calm * 15))
-            for i in range(50):
+            self._at(ts, lambda _t: setattr(book, "vol_per_s", calm * 12))
+            for i in range(100):
                 self._at(ts + i * 100 * MS, lambda t: self._quote(symbol, t))
-            end = ts + 5 * NS
+            end = ts + 10 * NS
             self._at(end, lambda _t: setattr(book, "vol_per_s", calm))
         self._busy(symbol, end + 600 * NS)
         self.labels.append(Label(Category.MARKET_SHOCK, None, symbol, (), ts, end))
@@ -668,6 +670,9 @@ class MarketSimulator:
             if self._cases is not None and self.ts_ns >= self.next_inject_ns:
                 next(self._cases)(self.ts_ns)
                 self.next_inject_ns += self.inject_every_ns
+                self._injections_left -= 1
+                if self._injections_left == 0:
+                    self._cases = None
             self._background(self.ts_ns)
             while self._pending and self._pending[0].ts_ns <= self.ts_ns:
                 scheduled = heapq.heappop(self._pending)

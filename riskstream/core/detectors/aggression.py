@@ -45,6 +45,7 @@ def track_aggression(event: OrderEvent, state: AccountState, ctx: DetectionConte
             mid,
             market.ask - market.bid,
             touch,
+            market.cum_volume,
         )
     )
     cutoff = event.ts_ns - lookback_ns(ctx)

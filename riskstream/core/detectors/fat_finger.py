@@ -48,6 +48,7 @@ def detect_fat_finger(event: OrderEvent, state: AccountState, ctx: DetectionCont
             reasons.append(f"size {event.qty:g} is {multiple:.0f}x the usual {state.usual_qty:g}")
     if not strengths:
         return []
+    state.flagged.add(event.order_id)
     return [
         Candidate(
             category=Category.FAT_FINGER,

@@ -1,6 +1,7 @@
 """Marking the close: aggressive one-sided orders in the last minutes before the session close,
-a large share of the market's volume in those minutes, moving the price the closing auction or
-the last trade will be marked at.
+a large share of the market's volume while they are sent, moving the price the closing auction
+or the last trade will be marked at, by more than the volatility from before the window opened
+explains.
 
 Evaluated on the account's orders and fills inside the window; fires once per account, symbol
 and close. A passive participant trading at the close (limit orders resting at the touch) is not
@@ -28,7 +29,7 @@ def detect_marking_the_close(
     if event.ts_ns < opens_ns:
         return []
     market = ctx.market.get(event.symbol)
-    if market is None or market.close_ns != close_ns or market.close_mid is None:
+    if market is None or market.close_ns != close_ns:
         return []
     mid = market.mid
     spread = market.spread
@@ -45,12 +46,13 @@ def detect_marking_the_close(
         if len(orders) < p.close_min_orders:
             continue
         qty = sum(o.qty for o in orders)
-        market_volume = market.cum_volume - market.close_volume
+        first = orders[0]
+        market_volume = market.cum_volume - first.market_volume
         participation = qty / market_volume if market_volume > 0 else float("inf")
-        move = (mid - market.close_mid) * side.sign
+        move = (mid - first.mid) * side.sign
         move_spreads = move / spread
         needed = market.significant_move(
-            (event.ts_ns - opens_ns) / NS_PER_S,
+            (event.ts_ns - first.ts_ns) / NS_PER_S,
             p.close_min_move_spreads,
             p.close_min_move_sigmas,
             spread,
@@ -70,7 +72,7 @@ def detect_marking_the_close(
                         "aggressive_orders": float(len(orders)),
                         "aggressive_qty": qty,
                         "participation": round(min(participation, 1e6), 4),
-                        "window_open_mid": market.close_mid,
+                        "mid_before": first.mid,
                         "mid_now": mid,
                         "move_spreads": round(move_spreads, 4),
                         "seconds_to_close": round(seconds_left, 3),
