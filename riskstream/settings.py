@@ -219,13 +219,13 @@ class DetectorSettings(_Group):
         1800.0, gt=0, description="Longest build-push-sell episode the ramping detector follows."
     )
     ramp_min_participation: float = Field(
-        0.15,
+        0.2,
         gt=0,
         le=1,
         description="Account's share of the symbol's market volume while it built the position.",
     )
     ramp_min_move_sigmas: float = Field(
-        3.0,
+        3.5,
         gt=0,
         description=(
             "Price move in the position's favour from first buy to unwind, in the symbol's own"
@@ -294,7 +294,7 @@ class DetectorSettings(_Group):
         60.0, ge=0, description="Market data a symbol needs before its baseline is trusted."
     )
     shock_volatility_multiple: float = Field(
-        4.0, gt=1, description="Short-horizon volatility over the baseline volatility."
+        3.0, gt=1, description="Short-horizon volatility over the baseline volatility."
     )
     shock_spread_multiple: float = Field(
         5.0, gt=1, description="Quoted spread over the baseline average spread."

@@ -83,8 +83,8 @@ class _Book:
     """+1/-1 while a trend runs (momentum traders follow it), 0 otherwise."""
     drift_per_s: float = 0.0
     """Log drift per second an injected case imposes (a ramp, a slide)."""
-    touch: float = 1000.0
-    """Larger of the two displayed sizes at the last quote."""
+    touch: float = 2700.0
+    """Typical displayed size at the touch (an average over recent quotes)."""
     volume: float = 0.0
     volume_ns: int = 0
     """Decaying sum (time constant VOLUME_TAU_S) of printed volume: what injected cases size
@@ -175,7 +175,7 @@ class MarketSimulator:
         rng = self.rng
         bid_size = size if size is not None else rng.randrange(5, 50) * 100
         ask_size = size if size is not None else rng.randrange(5, 50) * 100
-        book.touch = max(bid_size, ask_size)
+        book.touch = 0.95 * book.touch + 0.05 * (bid_size + ask_size) / 2
         self._at(ts, Quote(symbol, "XNAS", ts, bid, ask, bid_size, ask_size))
 
     def _order(
@@ -336,7 +336,7 @@ class MarketSimulator:
             self._hedger(ts, symbol)
         elif roll < 0.882:
             self._institution(ts, symbol)
-        elif roll < 0.92:
+        elif roll < 0.887:
             self._index_at_close(ts, symbol)
 
     def _momentum_trader(self, ts: int, symbol: str) -> None:
