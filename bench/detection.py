@@ -22,61 +22,33 @@ alert volume, the baseline keeps its K highest-scoring alerts, K = riskstream's 
 from __future__ import annotations
 
 import argparse
-import statistics
 import time
 from collections import defaultdict, deque
-from collections.abc import Iterable
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass
 
-from riskstream.detection import detection_context
-from riskstream.offline.backtest import EventTimeDetector
+from riskstream.offline.evaluation import (
+    NS,
+    TRADING_DAY_S,
+    Found,
+    ScenarioResult,
+    ScenarioSpec,
+    catches,
+    median_delay_s,
+    run_scenario,
+    score_ours,
+)
 from riskstream.records import Category, OrderEvent, OrderEventType, Quote
 from riskstream.records.market_data import MarketEvent
 from riskstream.settings import REPO_ROOT, Settings
-from riskstream.sim.market import CLOSE, Label, MarketSimulator
-
-NS = 1_000_000_000
-TRADING_DAY_S = 23_400
-"""6.5 hours: alert volumes are per trading day."""
-MATCH_BEFORE_NS = 1 * NS
-MATCH_AFTER_NS = 10 * NS
-START = datetime(2026, 11, 24, 14, 30, tzinfo=UTC)
-"""A Tuesday, 09:30 New York: scenarios run in the session."""
-WARMUP_S = 70.0
-"""Market data before the first injection: the shock baselines need a minute."""
-PLAN: dict[Category | None, tuple[float, int]] = {
-    Category.RAMPING: (160.0, 2),
-    Category.MARKET_SHOCK: (60.0, 3),
-    Category.MARKING_THE_CLOSE: (0.0, 1),
-    None: (0.0, 0),
-}
-"""Per typology (None: clean day): seconds between injections, injections per scenario."""
-DEFAULT_PLAN = (20.0, 4)
-
-
-@dataclass(frozen=True, slots=True)
-class Found:
-    """One alert (ours or the baseline's), reduced to what matching needs."""
-
-    category: Category | None
-    account: str | None
-    symbol: str | None
-    event_ns: int
-    order_ids: frozenset[str]
-    score: float
 
 
 @dataclass
-class ScenarioResult:
-    typology: Category | None
-    labels: list[Label]
-    ours: list[Found]
+class Scored:
+    """A scenario's result with the baseline's alerts beside riskstream's."""
+
+    result: ScenarioResult
     baseline: list[Found]
-    accounts: int
-    duration_s: float
-    events: int
 
 
 class StaticBaseline:
@@ -145,128 +117,30 @@ class StaticBaseline:
                 self._alert("round_trip", acc, event.symbol, ts, 1.0, event.order_id)
 
 
-def _scenario_start(typology: Category | None, index: int) -> int:
-    day = START.timestamp() + index * 86_400 * 7
-    if typology is Category.MARKING_THE_CLOSE:
-        close_ns = CLOSE.next_close_ns(int(day * NS))
-        return close_ns - int((WARMUP_S + 330) * NS)
-    return int((day + (index % 5) * 3_600) * NS)
-
-
-def run_scenario(args: tuple[Category | None, int, int, float, Settings]) -> ScenarioResult:
-    typology, index, seed, rate, settings = args
-    every_s, cases = PLAN.get(typology, DEFAULT_PLAN)
-    start_ns = _scenario_start(typology, index)
-    first_s = WARMUP_S + (150.0 if typology is Category.MARKING_THE_CLOSE else 0.0)
-    sim = MarketSimulator(
-        seed,
-        start_ns,
-        rate,
-        inject_every_s=every_s or 1e9,
-        typologies=[typology] if typology is not None else [],
-        first_inject_s=first_s,
-        max_injections=cases,
-    )
-    duration_s = (
-        first_s
-        + max(cases - 1, 0) * every_s
-        + (200.0 if typology in (Category.RAMPING, Category.MARKING_THE_CLOSE) else 30.0)
-    )
-    if typology is None:
-        duration_s = WARMUP_S + 240.0
-    end_ns = start_ns + int(duration_s * NS)
-    detector = EventTimeDetector(detection_context(settings, {}), settings.windows.size_ewma_alpha)
+def scored(job: tuple[ScenarioSpec, Settings]) -> Scored:
+    spec, settings = job
     baseline = StaticBaseline()
-    ours: list[Found] = []
-    accounts: set[str] = set()
-    events = 0
-    for event in sim.events():
-        if event.ts_ns > end_ns:
-            break
-        events += 1
-        if isinstance(event, OrderEvent):
-            accounts.add(event.account)
-        for c in detector.feed(event):
-            ours.append(
-                Found(
-                    c.category,
-                    c.entity.account,
-                    c.entity.symbol,
-                    c.event_ns,
-                    frozenset(c.evidence.order_ids),
-                    c.strength,
-                )
-            )
-        baseline.feed(event)
-    labels = list(sim.labels)
-    return ScenarioResult(typology, labels, ours, baseline.found, len(accounts), duration_s, events)
+    return Scored(run_scenario(spec, settings, baseline.feed), baseline.found)
 
 
-def catches(alert: Found, label: Label, need_category: bool) -> bool:
-    if need_category and alert.category is not label.category:
-        return False
-    if label.account is not None:
-        if alert.account != label.account:
-            return False
-    elif alert.account is not None or alert.symbol != label.symbol:
-        return False
-    if alert.order_ids & set(label.order_ids):
-        return True
-    return label.start_ns - MATCH_BEFORE_NS <= alert.event_ns <= label.end_ns + MATCH_AFTER_NS
-
-
-@dataclass
-class Row:
-    labels: int = 0
-    caught: int = 0
-    alerts: int = 0
-    true_alerts: int = 0
-    delays_s: list[float] = field(default_factory=list)
-
-    def precision(self) -> float:
-        return self.true_alerts / self.alerts if self.alerts else float("nan")
-
-    def recall(self) -> float:
-        return self.caught / self.labels if self.labels else float("nan")
-
-    def f1(self) -> float:
-        p, r = self.precision(), self.recall()
-        return 2 * p * r / (p + r) if p + r > 0 else 0.0
-
-
-def score_ours(results: Iterable[ScenarioResult]) -> dict[Category, Row]:
-    rows = {c: Row() for c in Category}
-    for res in results:
-        for label in res.labels:
-            row = rows[label.category]
-            row.labels += 1
-            hits = [a for a in res.ours if catches(a, label, True)]
-            if hits:
-                row.caught += 1
-                row.delays_s.append(max(0.0, (min(a.event_ns for a in hits) - label.end_ns) / NS))
-        for alert in res.ours:
-            assert alert.category is not None
-            row = rows[alert.category]
-            row.alerts += 1
-            if any(catches(alert, lb, True) for lb in res.labels):
-                row.true_alerts += 1
-    return rows
-
-
-def baseline_caught(results: list[ScenarioResult], keep: int) -> tuple[dict[Category, int], int]:
+def baseline_caught(runs: list[Scored], keep: int) -> tuple[dict[Category, int], int]:
     """Labels per typology the baseline's ``keep`` highest-scoring alerts catch."""
     ranked = sorted(
-        ((a.score, i, j) for i, res in enumerate(results) for j, a in enumerate(res.baseline)), reverse=True
+        ((a.score, i, j) for i, run in enumerate(runs) for j, a in enumerate(run.baseline)), reverse=True
     )
     kept: dict[int, list[Found]] = defaultdict(list)
     for _, i, j in ranked[:keep]:
-        kept[i].append(results[i].baseline[j])
+        kept[i].append(runs[i].baseline[j])
     caught: dict[Category, int] = defaultdict(int)
-    for i, res in enumerate(results):
-        for label in res.labels:
+    for i, run in enumerate(runs):
+        for label in run.result.labels:
             if any(catches(a, label, False) for a in kept[i]):
                 caught[label.category] += 1
     return caught, len(ranked)
+
+
+def account_days(results: list[ScenarioResult]) -> float:
+    return sum(r.accounts * r.duration_s / TRADING_DAY_S for r in results)
 
 
 def main() -> None:
@@ -280,22 +154,23 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
     settings = Settings(limits_file=REPO_ROOT / "deploy" / "limits.demo.toml")
-    jobs: list[tuple[Category | None, int, int, float, Settings]] = []
+    jobs: list[tuple[ScenarioSpec, Settings]] = []
     for t_index, typology in enumerate([*Category, None]):
         count = args.clean if typology is None else args.scenarios
         for k in range(count):
-            jobs.append((typology, k, args.seed * 100_003 + t_index * 1_009 + k, args.rate, settings))
+            seed = args.seed * 100_003 + t_index * 1_009 + k
+            jobs.append((ScenarioSpec(typology, k, seed, args.rate), settings))
     t0 = time.perf_counter()
     with ProcessPoolExecutor(args.workers) as pool:
-        results = list(pool.map(run_scenario, jobs))
+        runs = list(pool.map(scored, jobs))
     wall_s = time.perf_counter() - t0
+    results = [r.result for r in runs]
     events = sum(r.events for r in results)
-    account_days = sum(r.accounts * r.duration_s / TRADING_DAY_S for r in results)
+    days = account_days(results)
     clean = [r for r in results if r.typology is None]
-    clean_days = sum(r.accounts * r.duration_s / TRADING_DAY_S for r in clean)
     rows = score_ours(results)
     total_alerts = sum(len(r.ours) for r in results)
-    base, base_all = baseline_caught(results, total_alerts)
+    base, base_all = baseline_caught(runs, total_alerts)
     print(
         f"{len(results)} scenarios ({args.scenarios} per typology, {args.clean} clean), {events} events, "
         f"rate {args.rate:g}/s, seed {args.seed}, {wall_s:.0f}s wall\n"
@@ -306,24 +181,24 @@ def main() -> None:
     print(f"| {header} |")
     print("|---|---|---|---|---|---|---|---|")
     for cat, row in rows.items():
-        delay = statistics.median(row.delays_s) if row.delays_s else float("nan")
-        per_k = row.alerts / account_days * 1000 if account_days else 0.0
+        per_k = row.alerts / days * 1000 if days else 0.0
         b = base.get(cat, 0) / row.labels if row.labels else float("nan")
         print(
             f"| {cat.value} | {row.labels} | {row.precision():.2f} | {row.recall():.2f} | {row.f1():.2f} "
-            f"| {delay:.3f} | {per_k:,.0f} | {b:.2f} |"
+            f"| {median_delay_s(row):.3f} | {per_k:,.0f} | {b:.2f} |"
         )
     caught = sum(r.caught for r in rows.values())
     labels = sum(r.labels for r in rows.values())
     base_caught = sum(base.values())
     clean_alerts = sum(len(r.ours) for r in clean)
+    clean_days = account_days(clean)
     print(
         f"\nall typologies: riskstream caught {caught}/{labels} labelled events with {total_alerts} alerts; "
         f"the static baseline, keeping its {total_alerts} highest-scoring of {base_all} alerts, caught "
         f"{base_caught}/{labels}: {caught / max(base_caught, 1) - 1:+.0%} more for riskstream"
     )
     print(
-        f"clean days: {clean_alerts} alerts over {clean_days * 1000 / 1000:.3f} account-days "
+        f"clean days: {clean_alerts} alerts over {clean_days:.3f} account-days "
         f"({clean_alerts / clean_days * 1000 if clean_days else 0:,.0f} per 1000 accounts per day)"
     )
 

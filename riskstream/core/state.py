@@ -134,7 +134,6 @@ class RampEpisode:
     build_fills: int = 0
     build_order_ids: list[str] = field(default_factory=list)
     unwind_order_ids: list[str] = field(default_factory=list)
-    alerted: bool = False
 
     def to_json(self) -> list[Any]:
         return [
@@ -149,13 +148,12 @@ class RampEpisode:
             self.build_fills,
             self.build_order_ids,
             self.unwind_order_ids,
-            self.alerted,
         ]
 
     @classmethod
     def from_json(cls, row: list[Any]) -> RampEpisode:
         sign, start_ns, start_mid, start_volume, start_var, peak_qty, peak_volume, peak_ns, fills = row[:9]
-        build, unwind, alerted = row[9:]
+        build, unwind = row[9:]
         return cls(
             sign,
             start_ns,
@@ -168,7 +166,6 @@ class RampEpisode:
             fills,
             list(build),
             list(unwind),
-            bool(alerted),
         )
 
 

@@ -49,6 +49,9 @@ CLOSE = SessionCalendar.parse("16:00", "America/New_York")
 ALL_TYPOLOGIES = tuple(Category)
 Action = Callable[[int], None]
 VOLUME_TAU_S = 60.0
+SHOCK_SPACING_S = 600.0
+"""Shocks in one symbol are at least this far apart: after one, the symbol's baseline volatility
+stays high for minutes and a second would be judged against it (and rightly, be less of one)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +142,7 @@ class MarketSimulator:
         self._cases = itertools.cycle([injectors[c] for c in chosen]) if chosen else None
         self._injections_left = -1 if max_injections is None else max_injections
         self._busy_until: dict[str, int] = {}
+        self._shocked_until: dict[str, int] = {}
         """symbol -> end of the injected case running in it: cases do not overlap per symbol."""
         self._mom_position: dict[str, float] = {}
         self._inst_position: dict[str, float] = {}
@@ -344,18 +348,18 @@ class MarketSimulator:
         minutes later, once the position is large."""
         book = self.books[symbol]
         held = self._mom_position.get(symbol, 0.0)
-        if book.trend and abs(held) < 6000:
+        if book.trend and abs(held) < 2000:
             side = Side.BUY if book.trend > 0 else Side.SELL
             for i in range(3):
-                self._aggressive(ts + i * 200 * MS, "MOM-1", "M", symbol, side, 300)
-            self._mom_position[symbol] = held + side.sign * 900
+                self._aggressive(ts + i * 200 * MS, "MOM-1", "M", symbol, side, 100)
+            self._mom_position[symbol] = held + side.sign * 300
         elif held and not book.trend:
             side = Side.SELL if held > 0 else Side.BUY
             px = self._px(symbol, book.spread_ticks if side is Side.SELL else 0)
-            for i in range(int(abs(held) // 900)):
+            for i in range(int(abs(held) // 300)):
                 later = ts + (120 + 20 * i) * NS
-                oid = self._new(later, "MOM-1", "M", symbol, side, 900, px)
-                self._fill(later + 2 * NS, oid, "MOM-1", symbol, side, 900, px)
+                oid = self._new(later, "MOM-1", "M", symbol, side, 300, px)
+                self._fill(later + 2 * NS, oid, "MOM-1", symbol, side, 300, px)
             self._mom_position[symbol] = 0.0
 
     def _hedger(self, ts: int, symbol: str) -> None:
@@ -406,8 +410,14 @@ class MarketSimulator:
         self._resting_order(ts, "INDEX-1", "X", symbol, side, self.rng.randrange(20, 60) * 100, px, 1500, 1.0)
 
     # -- injected abuse, one labelled case each ----------------------------------------------
-    def _free_symbol(self, ts: int) -> str | None:
-        free = [s for s in SYMBOLS if self._busy_until.get(s, 0) < ts]
+    def _free_symbol(self, ts: int, shock: bool = False) -> str | None:
+        """A symbol no injected case is running in (for a shock: nor was shocked recently, as
+        a shock lifts the symbol's volatility baseline for minutes)."""
+        free = [
+            s
+            for s in SYMBOLS
+            if self._busy_until.get(s, 0) < ts and not (shock and self._shocked_until.get(s, 0) >= ts)
+        ]
         return self.rng.choice(free) if free else None
 
     def _busy(self, symbol: str, until_ns: int) -> None:
@@ -625,7 +635,7 @@ class MarketSimulator:
 
     def _market_shock(self, ts: int) -> None:
         """One of: a price gap, a spread blow-out, a volume spike, a volatility burst."""
-        symbol = self._free_symbol(ts)
+        symbol = self._free_symbol(ts, shock=True)
         if symbol is None:
             return
         rng = self.rng
@@ -656,7 +666,8 @@ class MarketSimulator:
                 self._at(ts + i * 100 * MS, lambda t: self._quote(symbol, t))
             end = ts + 10 * NS
             self._at(end, lambda _t: setattr(book, "vol_per_s", calm))
-        self._busy(symbol, end + 600 * NS)
+        self._busy(symbol, end)
+        self._shocked_until[symbol] = end + int(SHOCK_SPACING_S * NS)
         self.labels.append(Label(Category.MARKET_SHOCK, None, symbol, (), ts, end))
 
     def _wide_quote(self, symbol: str, ts: int, spread_ticks: int) -> None:

@@ -27,10 +27,24 @@ def test_fat_finger_ignores_price_inside_band() -> None:
 
 
 def test_fat_finger_size_against_own_history() -> None:
-    history = [order("new", f"h{i}", "buy", 100, 100.0, i) for i in range(10)]
-    found = run([*history, order("new", "big", "buy", 5000, 100.0, 20)])
+    history = [order("new", f"h{i}", "buy", 100, 100.0, i) for i in range(25)]
+    found = run([*history, order("new", "big", "buy", 5000, 100.0, 30)])
     assert [(c.category, c.evidence.order_ids) for c in found] == [(Category.FAT_FINGER, ("big",))]
     assert found[0].evidence.features["size_multiple"] > 20
+
+
+def test_block_from_a_desk_that_sends_blocks_is_not_a_fat_finger() -> None:
+    """Small child orders with an occasional block: the next block is this desk's business."""
+    history = [order("new", f"h{i}", "buy", 100, 100.0, i) for i in range(25)]
+    history.insert(3, order("new", "block1", "buy", 20_000, 100.0, 3))
+    assert run([*history, order("new", "block2", "buy", 30_000, 100.0, 30)]) == []
+
+
+def test_a_fat_finger_does_not_become_the_accounts_usual_size() -> None:
+    history = [order("new", f"h{i}", "buy", 100, 100.0, i) for i in range(25)]
+    state = AccountState()
+    run([*history, order("new", "big", "buy", 50_000, 100.0, 30)], state=state)
+    assert state.usual_qty == 100 and state.large_qty < 200
 
 
 def test_fat_finger_size_needs_history() -> None:

@@ -36,7 +36,8 @@ def detect_marking_the_close(
     if mid is None or not spread or spread <= 0:
         return []
     found = []
-    for side in {o.side for o in state.aggressive if o.symbol == event.symbol and o.ts_ns >= opens_ns}:
+    sides = {o.side for o in state.aggressive if o.symbol == event.symbol and o.ts_ns >= opens_ns}
+    for side in sorted(sides):
         key = f"close:{event.symbol}:{side.value}:{close_ns}"
         if key in state.open_patterns:
             continue

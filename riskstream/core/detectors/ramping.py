@@ -2,9 +2,10 @@
 volume, the price moves its way by more than the symbol's own volatility explains over that
 time, and it sells the position back into the move.
 
-One episode per account and symbol runs from flat to the peak position and back; it fires once,
-on the unwinding fill that completes it. An institution accumulating at a modest share of volume,
-or a trader whose position gains with the market, does not meet all three conditions.
+One episode per account and symbol runs from flat (or from the end of the last ramp) to the peak
+position and back; it fires once, on the unwinding fill that completes it. An institution
+accumulating at a modest share of volume, or a trader whose position gains with the market, does
+not meet all three conditions.
 """
 
 from __future__ import annotations
@@ -55,8 +56,9 @@ def detect_ramping(event: OrderEvent, state: AccountState, ctx: DetectionContext
         _keep(episode.build_order_ids, event.order_id)
         return []
     _keep(episode.unwind_order_ids, event.order_id)
-    found = [] if episode.alerted else _judge(event, state, ctx, episode, mid)
-    if after == 0 or (after > 0) != (episode.sign > 0):
+    found = _judge(event, state, ctx, episode, mid)
+    if found or after == 0 or (after > 0) != (episode.sign > 0):
+        # A completed ramp closes its episode; what is left of the position starts the next.
         state.ramps.pop(event.symbol, None)
     return found
 
@@ -88,7 +90,6 @@ def _judge(
     )
     if participation < p.ramp_min_participation or needed <= 0 or move < needed:
         return []
-    episode.alerted = True
     order_ids = (*episode.build_order_ids, *episode.unwind_order_ids)
     sigmas = move / sigma_move if sigma_move > 0 else float("inf")
     side = "long" if episode.sign > 0 else "short"

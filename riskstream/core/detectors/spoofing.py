@@ -80,7 +80,7 @@ def detect_spoofing(event: OrderEvent, state: AccountState, ctx: DetectionContex
     if not fills:
         return []
     candidates = []
-    for near in {it.side for _, it in fills}:
+    for near in sorted({it.side for _, it in fills}):
         far = near.opposite
         if any(it.side is far for _, it in fills):
             continue
