@@ -100,6 +100,12 @@ def worker(bootstrap_servers: str | None) -> None:
     help="Write market_data/trade_logs/labels .parquet here instead of producing to a broker.",
 )
 @click.option("--events", default=100_000, show_default=True, help="Events to write with --parquet.")
+@click.option(
+    "--start",
+    default=None,
+    help="Event time of the first event with --parquet (ISO-8601 with offset, e.g. 2026-11-24T20:50:00Z;"
+    " default now). With --seed it makes the files reproducible; near 16:00 New York it includes the close.",
+)
 def simulate(
     bootstrap_servers: str | None,
     seed: int,
@@ -107,6 +113,7 @@ def simulate(
     duration_s: float,
     parquet_dir: Path | None,
     events: int,
+    start: str | None,
 ) -> None:
     """Produce simulated market data and trade logs, with labelled abuse, to any broker or to
     Parquet files."""
@@ -114,8 +121,13 @@ def simulate(
         import time
 
         from riskstream.offline.parquet import simulate_to_parquet
+        from riskstream.records import DecodeError, parse_ts
 
-        counts = simulate_to_parquet(parquet_dir, seed, rate, events, time.time_ns())
+        try:
+            start_ns = time.time_ns() if start is None else parse_ts(start)
+        except DecodeError as exc:
+            raise click.BadParameter(exc.reason, param_hint="--start") from None
+        counts = simulate_to_parquet(parquet_dir, seed, rate, events, start_ns)
         click.echo(", ".join(f"{v} {k}" for k, v in counts.items()) + f" written to {parquet_dir}")
         return
     from riskstream.sim.producer import run_simulation

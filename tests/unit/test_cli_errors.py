@@ -45,3 +45,18 @@ def test_topics_apply_without_a_broker_says_so() -> None:
     result = CliRunner().invoke(main, ["topics", "apply", "--bootstrap-servers", address])
     assert result.exit_code == 1
     assert f"cannot use the broker at {address}" in result.output
+
+
+def test_simulate_start_must_be_iso_8601(tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["simulate", "--parquet", str(tmp_path), "--start", "yesterday"])
+    assert result.exit_code == 2
+    assert "--start" in result.output and "ISO-8601" in result.output
+
+
+def test_simulate_with_seed_and_start_is_reproducible(tmp_path: Path) -> None:
+    args = ["simulate", "--events", "3000", "--seed", "5", "--start", "2026-11-24T20:50:00Z", "--parquet"]
+    for out in ("a", "b"):
+        result = CliRunner().invoke(main, [*args, str(tmp_path / out)])
+        assert result.exit_code == 0, result.output
+    for name in ("market_data.parquet", "trade_logs.parquet", "labels.parquet"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
