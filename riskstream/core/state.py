@@ -192,7 +192,8 @@ class AccountState:
     orders_seen: int = 0
     large_qty: float = 0.0
     """The account's recent largest order, decaying by PEAK_DECAY per order: an account that
-    sends blocks is not fat-fingering its next block."""
+    sends blocks is not fat-fingering its next block. An order flagged as a fat finger counts
+    only once it fills."""
 
     open_breaches: set[str] = field(default_factory=set)
     """Limit keys in breach now: a breach alerts once, when it starts."""
@@ -288,6 +289,8 @@ class AccountState:
                         old.order_id, old.symbol, old.side, remaining, old.price, old.placed_ns
                     )
             self._book_fill(event.symbol, event.side.sign * event.last_qty, event.last_px)
+            # An order that trades was meant, however large: it sets the yardstick after all.
+            self.large_qty = max(self.large_qty, event.qty)
             self.last_fill_px[event.symbol] = event.last_px
             side_key = f"{event.symbol}|{event.side.value}"
             self.last_fill_ns[side_key] = max(ts, self.last_fill_ns.get(side_key, 0))

@@ -40,11 +40,14 @@ def test_block_from_a_desk_that_sends_blocks_is_not_a_fat_finger() -> None:
     assert run([*history, order("new", "block2", "buy", 30_000, 100.0, 30)]) == []
 
 
-def test_a_fat_finger_does_not_become_the_accounts_usual_size() -> None:
+def test_a_fat_finger_does_not_become_the_accounts_usual_size_unless_it_trades() -> None:
     history = [order("new", f"h{i}", "buy", 100, 100.0, i) for i in range(25)]
     state = AccountState()
     run([*history, order("new", "big", "buy", 50_000, 100.0, 30)], state=state)
     assert state.usual_qty == 100 and state.large_qty < 200
+    run([fill("big", "buy", 50_000, 100.0, 40)], state=state)
+    assert state.large_qty == 50_000
+    assert run([order("new", "block2", "buy", 60_000, 100.0, 50)], state=state) == []
 
 
 def test_fat_finger_size_needs_history() -> None:
