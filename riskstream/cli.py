@@ -1,16 +1,22 @@
-"""The ``riskstream`` command: demo, worker, simulate, replay, backtest, topics, quantize."""
+"""The ``riskstream`` command: demo, worker, simulate, replay, backtest, topics, db, quantize."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 from aiokafka.errors import KafkaError
+from sqlalchemy.exc import SQLAlchemyError
 
 from riskstream.settings import Settings
+
+if TYPE_CHECKING:
+    from riskstream.sinks.audit import AuditLog
 
 
 def _settings(bootstrap_servers: str | None) -> Settings:
@@ -24,6 +30,67 @@ def _settings(bootstrap_servers: str | None) -> Settings:
 @click.group()
 def main() -> None:
     """Real-time market-risk and trade-surveillance on Kafka."""
+
+
+@main.group()
+def db() -> None:
+    """The audit database's schema (Alembic migrations in riskstream/migrations)."""
+
+
+def _audit_log() -> AuditLog:
+    from riskstream.sinks.audit import AuditLog
+
+    settings = Settings()
+    return AuditLog.from_url(settings.database.url.get_secret_value(), settings.database.pool_size)
+
+
+async def _on_audit(action: Callable[[AuditLog], Awaitable[str]]) -> str:
+    log = _audit_log()
+    try:
+        return await action(log)
+    finally:
+        await log.engine.dispose()
+
+
+def _db_run(action: Callable[[AuditLog], Awaitable[str]]) -> None:
+    try:
+        click.echo(asyncio.run(_on_audit(action)))
+    except (OSError, SQLAlchemyError) as exc:
+        raise click.ClickException(f"cannot migrate the audit database: {exc}") from None
+
+
+@db.command("upgrade")
+@click.option("--revision", default="head", show_default=True, help="Target revision.")
+def db_upgrade(revision: str) -> None:
+    """Migrate the audit schema up to REVISION (RISKSTREAM_DATABASE__URL)."""
+
+    async def go(log: AuditLog) -> str:
+        await log.ensure_schema(revision)
+        return f"audit schema at revision {await log.schema_revision()}"
+
+    _db_run(go)
+
+
+@db.command("downgrade")
+@click.argument("revision")
+def db_downgrade(revision: str) -> None:
+    """Migrate the audit schema down to REVISION ("base" removes it)."""
+
+    async def go(log: AuditLog) -> str:
+        await log.downgrade(revision)
+        return f"audit schema at revision {await log.schema_revision()}"
+
+    _db_run(go)
+
+
+@db.command("current")
+def db_current() -> None:
+    """Print the audit schema's revision."""
+
+    async def go(log: AuditLog) -> str:
+        return f"audit schema at revision {await log.schema_revision()}"
+
+    _db_run(go)
 
 
 @main.group()

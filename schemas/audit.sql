@@ -1,6 +1,6 @@
 -- Audit table of scored alerts (PostgreSQL). One row per alert_id; a newer version replaces it.
--- riskstream creates it itself on start (SQLAlchemy metadata); this DDL is the reference and is
--- tested to match that metadata.
+-- riskstream builds it with its migrations (`riskstream db upgrade`, also run by every worker on
+-- start); this DDL is the reference and is tested to match what they build.
 CREATE TABLE IF NOT EXISTS risk_alert_audit (
     alert_id      VARCHAR(32) PRIMARY KEY,
     version       INTEGER NOT NULL,
@@ -24,3 +24,4 @@ CREATE INDEX IF NOT EXISTS ix_audit_account_event_ts ON risk_alert_audit (accoun
 CREATE INDEX IF NOT EXISTS ix_audit_symbol_event_ts ON risk_alert_audit (symbol, event_ts);
 CREATE INDEX IF NOT EXISTS ix_audit_category_severity_event_ts
     ON risk_alert_audit (category, severity, event_ts);
+CREATE INDEX IF NOT EXISTS ix_audit_event_ts ON risk_alert_audit (event_ts);

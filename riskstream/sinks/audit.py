@@ -62,7 +62,9 @@ audit_table = Table(
     Index("ix_audit_account_event_ts", "account", "event_ts"),
     Index("ix_audit_symbol_event_ts", "symbol", "event_ts"),
     Index("ix_audit_category_severity_event_ts", "category", "severity", "event_ts"),
+    Index("ix_audit_event_ts", "event_ts"),
 )
+"""What the migrations in riskstream/migrations build (a test compares them)."""
 
 
 def _sqlite_wal(dbapi_conn: Any, _record: Any) -> None:
@@ -125,9 +127,24 @@ class AuditLog:
             return cls(engine)
         return cls(create_async_engine(url, pool_size=pool_size))
 
-    async def ensure_schema(self) -> None:
+    async def ensure_schema(self, revision: str = "head") -> None:
+        """Migrate the audit schema to ``revision`` (every worker does so on start: idempotent)."""
+        from riskstream import migrations
+
         async with self.engine.begin() as conn:
-            await conn.run_sync(metadata.create_all)
+            await conn.run_sync(migrations.upgrade, revision)
+
+    async def downgrade(self, revision: str) -> None:
+        from riskstream import migrations
+
+        async with self.engine.begin() as conn:
+            await conn.run_sync(migrations.downgrade, revision)
+
+    async def schema_revision(self) -> str | None:
+        from riskstream import migrations
+
+        async with self.engine.connect() as conn:
+            return await conn.run_sync(migrations.current)
 
     async def write(self, alerts: Sequence[RiskAlert]) -> None:
         """Upsert on alert_id: a newer version replaces the row, a replay changes nothing."""
