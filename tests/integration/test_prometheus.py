@@ -1,6 +1,7 @@
 """deploy/prometheus against the real Prometheus (Debian's ``prometheus`` package): promtool
 checks the config and runs the rules' unit tests, and a Prometheus server scrapes a running
-worker, loads the rules, and serves riskstream's series back through its HTTP API."""
+worker, loads the rules, serves riskstream's series back through its HTTP API, and runs every
+Grafana panel's query without an error."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from typing import Any
 import pytest
 
 from riskstream.broker import EmbeddedBroker, free_port
+from riskstream.ops.panels import PANELS, for_prometheus
 from riskstream.settings import REPO_ROOT
 from tests.integration.conftest import WorkerProcess, worker_env
 from tests.integration.test_pipeline import produce_scenario
@@ -144,6 +146,9 @@ async def test_prometheus_scrapes_a_worker_and_serves_its_series(
         await series(
             "histogram_quantile(0.99, sum by (le) (rate(riskstream_event_to_alert_seconds_bucket[1m])))"
         )
+        for panel in PANELS:
+            for q in panel.queries:
+                await asyncio.to_thread(query, base, for_prometheus(q.expr))
         rules = await asyncio.to_thread(loaded_rules, base)
         assert len(rules) == 6
         assert all(rule["health"] == "ok" for rule in rules.values()), rules
