@@ -32,6 +32,37 @@ def main() -> None:
     """Real-time market-risk and trade-surveillance on Kafka."""
 
 
+@main.command()
+@click.option("--url", default="http://127.0.0.1:9108/metrics", show_default=True, help="A worker's metrics.")
+@click.option("--interval-s", default=2.0, show_default=True, help="Seconds between scrapes.")
+@click.option("--once", is_flag=True, help="Two scrapes, one view, then exit (for scripts).")
+def top(url: str, interval_s: float, once: bool) -> None:
+    """Live terminal view of a worker: throughput, lag, latency, alerts, LLM."""
+    import time
+
+    from rich.console import Console
+    from rich.live import Live
+
+    from riskstream.ops.top import fetch, render
+
+    try:
+        before = fetch(url)
+        time.sleep(interval_s)
+        now = fetch(url)
+        if once:
+            Console().print(render(before, now))
+            return
+        with Live(render(before, now), refresh_per_second=1) as live:
+            while True:
+                time.sleep(interval_s)
+                before, now = now, fetch(url)
+                live.update(render(before, now))
+    except OSError as exc:
+        raise click.ClickException(f"cannot read {url}: {exc}") from None
+    except KeyboardInterrupt:
+        return
+
+
 @main.group()
 def db() -> None:
     """The audit database's schema (Alembic migrations in riskstream/migrations)."""
