@@ -237,6 +237,7 @@ def build_runtime(
         # a pause that every event in flight waits out.
         gc.freeze()
         ready.set()
+        metrics.mark_ready()
         log.info("riskstream ready: scorer=%s", settings.scorer.kind)
 
     async def crash(exc: BaseException) -> None:

@@ -6,7 +6,13 @@ in one process without colliding in the global registry.
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+import threading
+from collections.abc import Callable, Iterable
+from typing import Any
+from wsgiref.simple_server import make_server
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, make_wsgi_app
+from prometheus_client.exposition import ThreadingWSGIServer, _SilentHandler
 
 LATENCY_BUCKETS_S = (
     0.001,
@@ -180,12 +186,40 @@ class Metrics:
             "Prior-alert lookups that failed or ran out of time (the prompt went without history).",
             registry=r,
         )
+        self._ready_now = False
+        self.ready = Gauge(
+            "riskstream_ready",
+            "1 once the worker's services (audit schema, market replica, scorer) have started.",
+            registry=r,
+        )
         self.alert_updates = Counter(
             "riskstream_alert_updates_total",
             "Alerts re-published as a new version with a late LLM assessment.",
             registry=r,
         )
 
-    def serve(self, port: int) -> None:
-        """Expose /metrics on ``port`` in a daemon thread."""
-        start_http_server(port, registry=self.registry)
+    def mark_ready(self) -> None:
+        self._ready_now = True
+        self.ready.set(1)
+
+    def serve(self, port: int, addr: str = "0.0.0.0") -> None:
+        """/metrics, /healthz (the process answers) and /readyz (services started) on ``port``,
+        in a daemon thread: what Prometheus scrapes and Kubernetes probes."""
+        metrics_app = make_wsgi_app(self.registry)
+
+        def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+            path = environ.get("PATH_INFO", "")
+            if path == "/healthz":
+                start_response("200 OK", [("Content-Type", "text/plain")])
+                return [b"ok\n"]
+            if path == "/readyz":
+                ready = self._ready_now
+                start_response(
+                    "200 OK" if ready else "503 Service Unavailable", [("Content-Type", "text/plain")]
+                )
+                return [b"ready\n" if ready else b"starting\n"]
+            result: Iterable[bytes] = metrics_app(environ, start_response)
+            return result
+
+        server = make_server(addr, port, app, ThreadingWSGIServer, handler_class=_SilentHandler)
+        threading.Thread(target=server.serve_forever, daemon=True, name="metrics").start()

@@ -11,6 +11,7 @@ import os
 import shutil
 import subprocess
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 import uuid
@@ -154,3 +155,48 @@ async def test_prometheus_scrapes_a_worker_and_serves_its_series(
         assert all(rule["health"] == "ok" for rule in rules.values()), rules
     finally:
         worker.stop()
+
+
+async def test_worker_health_and_readiness_endpoints(broker: EmbeddedBroker, tmp_path: Path) -> None:
+    """What the Kubernetes probes call: /healthz answers while the process lives, /readyz only
+    once the worker's services have started."""
+    env = worker_env(broker, f"sqlite+aiosqlite:///{tmp_path / 'audit.db'}", f"rs-{uuid.uuid4().hex[:8]}")
+    worker = WorkerProcess(env, tmp_path / "worker.log")
+
+    def status(path: str) -> int:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{worker.metrics_port}{path}", timeout=2) as r:
+                return int(r.status)
+        except urllib.error.HTTPError as exc:
+            return int(exc.code)
+        except OSError:
+            return 0
+
+    worker.start()
+    try:
+        await asyncio.to_thread(worker.wait_ready)
+        assert await asyncio.to_thread(status, "/healthz") == 200
+        assert await asyncio.to_thread(status, "/readyz") == 200
+        assert worker.metric("riskstream_ready") == 1
+    finally:
+        worker.stop()
+    assert await asyncio.to_thread(status, "/healthz") == 0
+
+
+def test_readyz_is_503_until_ready() -> None:
+    from prometheus_client import CollectorRegistry
+
+    from riskstream.metrics import Metrics
+
+    m = Metrics(CollectorRegistry())
+    port = free_port()
+    m.serve(port, addr="127.0.0.1")
+    url = f"http://127.0.0.1:{port}/readyz"
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(url, timeout=2)
+    assert refused.value.code == 503
+    m.mark_ready()
+    with urllib.request.urlopen(url, timeout=2) as r:
+        assert r.status == 200
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as r:
+        assert b"riskstream_ready 1.0" in r.read()
