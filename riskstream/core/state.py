@@ -419,6 +419,8 @@ class SymbolState:
     slow_s: float = 300.0
     open_shock: bool = False
     """A market-shock episode is open: one alert per episode."""
+    shock_quiet_ns: int = 0
+    """Since when every shock feature has been below half its threshold (0: not quiet)."""
     close_ns: int = 0
     """The session close whose last minutes have begun (0: none yet)."""
     close_variance: float = 0.0

@@ -19,6 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from riskstream.records import (
+    Category,
     DecodeError,
     OrderEvent,
     decode_market_data,
@@ -168,15 +169,25 @@ LABELS_SCHEMA = pa.schema(
 )
 
 
-def simulate_to_parquet(out_dir: Path, seed: int, rate: float, events: int, start_ns: int) -> dict[str, int]:
+def simulate_to_parquet(
+    out_dir: Path,
+    seed: int,
+    rate: float,
+    events: int,
+    start_ns: int,
+    typologies: Sequence[Category] | None = None,
+    inject_every_s: float = 4.0,
+    first_inject_s: float = 1.0,
+) -> dict[str, int]:
     """The simulator's market as files: market_data.parquet, trade_logs.parquet (both sorted by
-    event time) and labels.parquet (the injected abuse: the ground truth)."""
+    event time) and labels.parquet (the injected abuse: the ground truth). ``typologies`` to
+    inject in turn (all when None)."""
     from itertools import islice
 
     from riskstream.sim.market import MarketSimulator
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    sim = MarketSimulator(seed, start_ns, rate)
+    sim = MarketSimulator(seed, start_ns, rate, inject_every_s, typologies, first_inject_s)
     orders: list[OrderEvent] = []
     market: list[MarketEvent] = []
     for ev in islice(sim.events(), events):

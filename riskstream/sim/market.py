@@ -86,6 +86,8 @@ class _Book:
     """+1/-1 while a trend runs (momentum traders follow it), 0 otherwise."""
     drift_per_s: float = 0.0
     """Log drift per second an injected case imposes (a ramp, a slide)."""
+    wide_until_ns: int = 0
+    """An injected spread blow-out holds the quoted spread until then."""
     touch: float = 2700.0
     """Typical displayed size at the touch (an average over recent quotes)."""
     volume: float = 0.0
@@ -302,7 +304,8 @@ class MarketSimulator:
                 busy = book.vol_per_s == CALM_VOL_PER_S
                 book.vol_per_s = CALM_VOL_PER_S * (2.0 if busy else 1.0)
                 book.trend = rng.choice((-1, 1)) if busy else 0
-            book.spread_ticks = 1 if rng.random() < 0.7 else 2
+            if ts >= book.wide_until_ns:
+                book.spread_ticks = 1 if rng.random() < 0.7 else 2
             self._quote(symbol, ts)
         elif roll < 0.42:
             self._advance(symbol, ts)
@@ -647,6 +650,7 @@ class MarketSimulator:
             self._quote(symbol, ts)
         elif kind == "spread":
             wide = rng.randrange(10, 20)
+            book.wide_until_ns = ts + 2 * NS
             widen: Action = lambda t: self._wide_quote(symbol, t, wide)  # noqa: E731
             for i in range(10):
                 self._at(ts + i * 200 * MS, widen)

@@ -3,7 +3,8 @@ spike or a price gap, each measured against the symbol's own recent baseline.
 
 Every feature is a ratio to that symbol's baseline (or, for a gap, a move in its own sigmas), so
 the thresholds mean the same for a $5 stock and a $500 one, a quiet name and a busy one. One
-alert per episode: the episode stays open until every feature is back below half its threshold.
+alert per episode: the episode stays open until every feature has stayed below half its threshold
+for ``shock_fast_s``.
 No account is accused; the alert's entity is the symbol.
 """
 
@@ -47,11 +48,15 @@ def detect_market_shock(event: MarketEvent, state: SymbolState, ctx: DetectionCo
         "gap": p.shock_gap_sigmas,
     }
     over = {k: features[k] / t for k, t in thresholds.items() if features[k] >= t}
-    if not over:
-        if state.open_shock and all(features[k] < t / 2 for k, t in thresholds.items()):
+    if state.open_shock:
+        if any(features[k] >= t / 2 for k, t in thresholds.items()):
+            state.shock_quiet_ns = 0
+        elif state.shock_quiet_ns == 0:
+            state.shock_quiet_ns = event.ts_ns
+        elif event.ts_ns - state.shock_quiet_ns >= p.shock_fast_s * 1e9:
             state.open_shock = False
         return []
-    if state.open_shock:
+    if not over:
         return []
     state.open_shock = True
     kinds = sorted(over, key=lambda k: -over[k])
