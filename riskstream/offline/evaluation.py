@@ -17,11 +17,12 @@ from datetime import UTC, datetime
 from riskstream.detection import detection_context
 from riskstream.offline.backtest import EventTimeDetector
 from riskstream.records import Category, OrderEvent
+from riskstream.records.codec import NS_PER_S
 from riskstream.records.market_data import MarketEvent
 from riskstream.settings import Settings
 from riskstream.sim.market import CLOSE, Label, MarketSimulator
 
-NS = 1_000_000_000
+NS = NS_PER_S
 TRADING_DAY_S = 23_400
 """6.5 hours: alert volumes are per trading day."""
 MATCH_BEFORE_NS = 1 * NS
