@@ -198,7 +198,7 @@ class Pipeline:
                 candidates.extend(surveil_market(symbol_state, quote, self.context))
                 self.symbols.mark_applied(quote.symbol, rec.partition, rec.offset)
                 candidates.extend(
-                    surveil_marks(quote.symbol, quote.ts_ns, self._held(quote.symbol), self.context)
+                    surveil_marks(quote.symbol, quote.ts_ns, self.holders, self.accounts.cached, self.context)
                 )
             t2 = time.perf_counter()
             late += self._surveil(segment_orders, candidates)
@@ -256,21 +256,9 @@ class Pipeline:
             result = surveil_account(state, keyed.events, self.context, self._size_alpha)
             out.extend(result.candidates)
             late += result.late_events
-            self.holders.update(account, state)
+            self.holders.update(account, state, self.context)
             self.accounts.mark_applied(account, keyed.partition, keyed.last_offset)
         return late
-
-    def _held(self, symbol: str) -> list[tuple[str, AccountState]]:
-        """Holders of ``symbol`` whose state this worker has live; after a rebalance or a
-        restart an account is re-indexed by its next order event."""
-        held = []
-        for account in self.holders.of(symbol):
-            state = self.accounts.cached(account)
-            if state is None:
-                self.holders.forget([account])
-            else:
-                held.append((account, state))
-        return held
 
     def _remember_degraded(self, alert_id: str, detected_ns: int) -> None:
         self._degraded_detected_ns[alert_id] = detected_ns

@@ -6,7 +6,7 @@ event that completes a pattern rather than at window close.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from riskstream.core.candidates import Candidate
@@ -22,6 +22,7 @@ from riskstream.core.detectors import (
     detect_ramping,
     detect_spoofing,
     detect_wash_trade,
+    loss_headroom,
     track_aggression,
 )
 from riskstream.core.state import AccountState, SymbolState
@@ -83,41 +84,70 @@ def surveil_market(state: SymbolState, event: MarketEvent, ctx: DetectionContext
 
 
 def surveil_marks(
-    symbol: str, ts_ns: int, holders: Iterable[tuple[str, AccountState]], ctx: DetectionContext
+    symbol: str,
+    ts_ns: int,
+    holders: Holders,
+    states: Callable[[str], AccountState | None],
+    ctx: DetectionContext,
 ) -> list[Candidate]:
-    """Loss limits of the accounts holding ``symbol``, after its market moved."""
+    """Loss limits of the accounts holding ``symbol`` whose re-mark trigger the market's move
+    crossed; ``states`` gives an account's live state (None: not on this worker any more)."""
+    market = ctx.market.get(symbol)
+    mid = market.mid if market is not None else None
+    if mid is None:
+        return []
     found: list[Candidate] = []
-    for account, state in holders:
+    for account in holders.due(symbol, mid):
+        state = states(account)
+        if state is None:
+            holders.forget([account])
+            continue
         found.extend(detect_loss_on_mark(account, state, symbol, ts_ns, ctx))
+        holders.update(account, state, ctx)
     return found
 
 
 class Holders:
-    """Which accounts hold a position in which symbol, so a market move re-marks only them."""
+    """Which accounts hold which symbol, with a re-mark trigger price per position, so a quote
+    re-marks only the accounts it could push past their loss limit.
+
+    An account's loss headroom is shared equally among its positions: each symbol's trigger is
+    the mid at which that position alone would have used its share. While no position crosses
+    its trigger the total loss cannot pass the limit; a crossing re-marks the account exactly and
+    sets fresh triggers. A breached account (or one with no limit headroom) is re-marked on
+    every quote of its symbols, so the breach can clear."""
 
     def __init__(self) -> None:
-        self._by_symbol: dict[str, set[str]] = {}
+        self._triggers: dict[str, dict[str, tuple[int, float]]] = {}
+        """symbol -> account -> (position sign, trigger mid); sign 0: re-mark on every quote."""
         self._symbols_of: dict[str, set[str]] = {}
 
-    def update(self, account: str, state: AccountState) -> None:
-        now = set(state.positions)
-        before = self._symbols_of.get(account, set())
-        if now == before:
+    def update(self, account: str, state: AccountState, ctx: DetectionContext) -> None:
+        self.forget([account])
+        if not state.positions:
             return
-        for symbol in before - now:
-            self._by_symbol[symbol].discard(account)
-        for symbol in now - before:
-            self._by_symbol.setdefault(symbol, set()).add(account)
-        if now:
-            self._symbols_of[account] = now
-        else:
-            self._symbols_of.pop(account, None)
+        headroom = loss_headroom(account, state, ctx)
+        share = headroom / len(state.positions)
+        for symbol, qty in state.positions.items():
+            market = ctx.market.get(symbol)
+            mid = market.mid if market is not None else None
+            if share <= 0 or mid is None or qty == 0:
+                trigger = (0, 0.0)
+            else:
+                sign = 1 if qty > 0 else -1
+                trigger = (sign, mid - sign * share / abs(qty))
+            self._triggers.setdefault(symbol, {})[account] = trigger
+        self._symbols_of[account] = set(state.positions)
 
-    def of(self, symbol: str) -> list[str]:
-        """Holders of ``symbol`` in a stable order (alerts come out the same on every run)."""
-        return sorted(self._by_symbol.get(symbol, ()))
+    def due(self, symbol: str, mid: float) -> list[str]:
+        """Holders of ``symbol`` the mid has crossed the trigger of, in a stable order."""
+        return sorted(
+            account
+            for account, (sign, trigger) in self._triggers.get(symbol, {}).items()
+            if sign == 0 or (mid <= trigger if sign > 0 else mid >= trigger)
+        )
 
     def forget(self, accounts: Iterable[str]) -> None:
         for account in accounts:
             for symbol in self._symbols_of.pop(account, set()):
-                self._by_symbol[symbol].discard(account)
+                self._triggers[symbol].pop(account, None)

@@ -95,13 +95,12 @@ class EventTimeDetector:
         if isinstance(event, OrderEvent):
             state = self.accounts.setdefault(event.account, AccountState())
             result = surveil_account(state, [event], self.ctx, self.size_alpha)
-            self.holders.update(event.account, state)
+            self.holders.update(event.account, state, self.ctx)
             self.late_events += result.late_events
             return result.candidates
         market = self.market.setdefault(event.symbol, SymbolState())
         found = surveil_market(market, event, self.ctx)
-        held = [(a, self.accounts[a]) for a in self.holders.of(event.symbol)]
-        return found + surveil_marks(event.symbol, event.ts_ns, held, self.ctx)
+        return found + surveil_marks(event.symbol, event.ts_ns, self.holders, self.accounts.get, self.ctx)
 
 
 def rule_scored_alert(candidate: Candidate, event_ns: int) -> RiskAlert:

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from riskstream.core.calendar import SessionCalendar
 from riskstream.core.limits import AccountLimits, RiskLimits
 from riskstream.core.state import AccountState, SymbolState
+from riskstream.offline.backtest import EventTimeDetector
 from riskstream.records import Category, OrderEvent
 from riskstream.records.market_data import MarketEvent
 from tests.factories import T0, context, fill, order, quote, replay, trade_print
@@ -256,3 +257,25 @@ def test_symbol_state_round_trips_its_features() -> None:
     state = market["AAPL"]
     assert SymbolState.from_json(state.to_json()) == state
     assert state.quote_rate() > 5 and state.variance_rate() > 0
+
+
+def test_a_quote_re_marks_only_holders_it_could_push_past_their_loss_limit() -> None:
+    limits = RiskLimits(AccountLimits(1e6, 5e7, 5e5, max_loss=10_000))
+    ctx = context(market={}, limits=limits)
+    accounts: dict[str, AccountState] = {}
+    events: Events = [quote(0, 99.995, 100.005)]
+    for i, qty in enumerate((100, 1000)):
+        events += [
+            order("new", f"o{i}", "buy", qty, 100.0, 1, f"A{i}"),
+            fill(f"o{i}", "buy", qty, 100.0, 2, f"A{i}"),
+        ]
+    detector = EventTimeDetector(ctx, 0.05)
+    detector.accounts = accounts
+    for e in events:
+        detector.feed(e)
+    # A1 (1 000 shares) would need a 10.0 drop to lose 10 000; A0 (100 shares) a 100.0 drop.
+    assert detector.holders.due("AAPL", 95.0) == []
+    assert detector.holders.due("AAPL", 89.9) == ["A1"]
+    found = [c for c in detector.feed(quote(10, 89.895, 89.905)) if c.category is Category.LIMIT_BREACH]
+    assert [c.entity.account for c in found] == ["A1"]
+    assert detector.holders.due("AAPL", 89.9) == ["A1"], "a breached account is re-marked on every quote"

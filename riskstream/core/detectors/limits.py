@@ -146,3 +146,15 @@ def detect_loss_on_mark(
     if symbol not in state.positions:
         return []
     return _loss_breach(account, symbol, state, ctx, ts_ns, ())
+
+
+def loss_headroom(account: str, state: AccountState, ctx: DetectionContext) -> float:
+    """How much more the account may lose at current marks before its loss limit (<= 0: in
+    breach, or no finite limit to measure against gives +inf)."""
+    limit = ctx.limits.for_account(account).max_loss
+    if limit == float("inf"):
+        return limit
+    pnl = state.realized_pnl + state.unrealized_pnl(lambda sym: _mark(sym, state, ctx))
+    if "loss" in state.open_breaches:
+        return 0.0
+    return limit + pnl
