@@ -27,6 +27,7 @@ from riskstream.records import (
     DeadLetter,
     DecodeError,
     OrderEvent,
+    OrderEventType,
     RiskAlert,
     Timings,
     decode_market_data,
@@ -256,7 +257,8 @@ class Pipeline:
             result = surveil_account(state, keyed.events, self.context, self._size_alpha)
             out.extend(result.candidates)
             late += result.late_events
-            self.holders.update(account, state, self.context)
+            if any(e.event is OrderEventType.FILL for e in keyed.events):
+                self.holders.update(account, state, self.context)
             self.accounts.mark_applied(account, keyed.partition, keyed.last_offset)
         return late
 

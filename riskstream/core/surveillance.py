@@ -114,7 +114,8 @@ class Holders:
     An account's loss headroom is shared equally among its positions: each symbol's trigger is
     the mid at which that position alone would have used its share. While no position crosses
     its trigger the total loss cannot pass the limit; a crossing re-marks the account exactly and
-    sets fresh triggers. A breached account (or one with no limit headroom) is re-marked on
+    sets fresh triggers, as does every fill of the account (orders alone change neither its
+    positions nor its P&L). A breached account (or one with no limit headroom) is re-marked on
     every quote of its symbols, so the breach can clear."""
 
     def __init__(self) -> None:

@@ -25,7 +25,7 @@ from riskstream.core.surveillance import Holders, surveil_account, surveil_marke
 from riskstream.detection import detection_context
 from riskstream.llm.rules import assess_by_rules
 from riskstream.offline.parquet import BATCH_ROWS, RejectedRow, merged_events
-from riskstream.records import OrderEvent, RiskAlert
+from riskstream.records import OrderEvent, OrderEventType, RiskAlert
 from riskstream.records.market_data import MarketEvent
 from riskstream.settings import Settings
 
@@ -95,7 +95,8 @@ class EventTimeDetector:
         if isinstance(event, OrderEvent):
             state = self.accounts.setdefault(event.account, AccountState())
             result = surveil_account(state, [event], self.ctx, self.size_alpha)
-            self.holders.update(event.account, state, self.ctx)
+            if event.event is OrderEventType.FILL:
+                self.holders.update(event.account, state, self.ctx)
             self.late_events += result.late_events
             return result.candidates
         market = self.market.setdefault(event.symbol, SymbolState())
