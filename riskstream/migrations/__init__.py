@@ -18,10 +18,11 @@ from sqlalchemy import Connection
 SCRIPTS = Path(__file__).parent
 
 
-def _config(connection: Connection) -> Config:
+def _config(connection: Connection | None = None) -> Config:
     cfg = Config()
     cfg.set_main_option("script_location", str(SCRIPTS))
-    cfg.attributes["connection"] = connection
+    if connection is not None:
+        cfg.attributes["connection"] = connection
     return cfg
 
 
@@ -39,13 +40,7 @@ def current(connection: Connection) -> str | None:
 
 
 def head() -> str:
-    script = ScriptDirectory.from_config(_config_without_connection())
+    script = ScriptDirectory.from_config(_config())
     found = script.get_current_head()
     assert found is not None
     return found
-
-
-def _config_without_connection() -> Config:
-    cfg = Config()
-    cfg.set_main_option("script_location", str(SCRIPTS))
-    return cfg

@@ -27,6 +27,10 @@ def _mark(symbol: str, state: AccountState, ctx: DetectionContext) -> float:
     return mid if mid is not None else state.last_fill_px.get(symbol, 0.0)
 
 
+def _unrealized(state: AccountState, ctx: DetectionContext) -> float:
+    return state.unrealized_pnl(lambda sym: _mark(sym, state, ctx))
+
+
 def detect_limit_breach(event: OrderEvent, state: AccountState, ctx: DetectionContext) -> list[Candidate]:
     limits = ctx.limits.for_account(event.account)
     entity = AlertEntity(event.account, event.symbol)
@@ -108,7 +112,7 @@ def _loss_breach(
     order_ids: tuple[str, ...],
 ) -> list[Candidate]:
     limit = ctx.limits.for_account(account).max_loss
-    unrealized = state.unrealized_pnl(lambda sym: _mark(sym, state, ctx))
+    unrealized = _unrealized(state, ctx)
     pnl = state.realized_pnl + unrealized
     key = "loss"
     if -pnl <= limit:
@@ -154,7 +158,6 @@ def loss_headroom(account: str, state: AccountState, ctx: DetectionContext) -> f
     limit = ctx.limits.for_account(account).max_loss
     if limit == float("inf"):
         return limit
-    pnl = state.realized_pnl + state.unrealized_pnl(lambda sym: _mark(sym, state, ctx))
     if "loss" in state.open_breaches:
         return 0.0
-    return limit + pnl
+    return limit + state.realized_pnl + _unrealized(state, ctx)
