@@ -20,6 +20,7 @@ import gc
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,6 +44,8 @@ from riskstream.settings import KafkaSettings, SecurityProtocol, Settings
 from riskstream.sinks import AlertPublisher, AuditLog, AuditWriter, DeadLetterPublisher
 
 log = logging.getLogger(__name__)
+RECORD_OVERHEAD_BYTES = 64 * 1024
+"""Room above the largest state for its key and the record and request framing."""
 CHECKPOINT_MARKER = "\x00checkpoint"
 """Key of the state-less record that ends each checkpoint in a changelog partition."""
 NEVER_S = 10**9
@@ -171,6 +174,7 @@ def build_runtime(
         broker_commit_interval=NEVER_S,
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
+        producer_max_request_size=settings.stream.max_state_record_bytes + RECORD_OVERHEAD_BYTES,
         stream_wait_empty=True,
     )
     raw: dict[str, Any] = {
@@ -186,13 +190,43 @@ def build_runtime(
     table_schema: Any = faust.Schema(
         key_type=str, value_type=bytes, key_serializer="json", value_serializer="raw"
     )
-    account_table = app.Table("account-state", partitions=n_trades, schema=table_schema)
-    symbol_table = app.Table("symbol-state", partitions=n_market, schema=table_schema)
+    max_record = settings.stream.max_state_record_bytes
+    changelog_configs = {"max.message.bytes": str(max_record + RECORD_OVERHEAD_BYTES)}
+    account_table = app.Table(
+        "account-state", partitions=n_trades, schema=table_schema, extra_topic_configs=changelog_configs
+    )
+    symbol_table = app.Table(
+        "symbol-state", partitions=n_market, schema=table_schema, extra_topic_configs=changelog_configs
+    )
+
+    def oversize(table: str) -> Callable[[str, int], None]:
+        def report(key: str, size: int) -> None:
+            metrics.state_oversize.labels(table).inc()
+            log.error(
+                "%s of %r is %d bytes, over stream.max_state_record_bytes (%d): not checkpointed",
+                table,
+                key,
+                size,
+                max_record,
+            )
+
+        return report
+
     accounts: CheckpointedStore[AccountState] = CheckpointedStore(
-        FaustStateTable(account_table), AccountState.to_bytes, AccountState.from_json, AccountState
+        FaustStateTable(account_table),
+        AccountState.to_bytes,
+        AccountState.from_json,
+        AccountState,
+        max_record,
+        oversize("account-state"),
     )
     symbols: CheckpointedStore[SymbolState] = CheckpointedStore(
-        FaustStateTable(symbol_table), SymbolState.to_bytes, SymbolState.from_json, SymbolState
+        FaustStateTable(symbol_table),
+        SymbolState.to_bytes,
+        SymbolState.from_json,
+        SymbolState,
+        max_record,
+        oversize("symbol-state"),
     )
     replica = MarketReplica(
         CHECKPOINT_MARKER, symbol_table.changelog_topic.get_topic_name(), aiokafka_kwargs(settings.kafka)

@@ -114,6 +114,13 @@ class Metrics:
             "Input-topic partitions this worker owns now; 0 while it joins the group.",
             registry=r,
         )
+        self.state_oversize = Counter(
+            "riskstream_state_oversize_total",
+            "States too large to checkpoint (stream.max_state_record_bytes): their last checkpoint"
+            " stands, and a restart would lose what they gained since.",
+            ["table"],
+            registry=r,
+        )
         self.checkpoints = Counter(
             "riskstream_checkpoints_total",
             "State checkpoints followed by an offset commit.",

@@ -103,6 +103,16 @@ class StreamSettings(_Group):
         ),
     )
     lag_poll_s: float = Field(2.0, gt=0, description="How often consumer lag is measured.")
+    max_state_record_bytes: int = Field(
+        16 * 1024 * 1024,
+        ge=1_048_576,
+        description=(
+            "Largest checkpointed state of one account or symbol: the producer's max request size"
+            " and the state changelog topics' max.message.bytes. An account at"
+            " windows.max_events_per_account with long ids takes a few MB; a larger state is not"
+            " checkpointed and counts in riskstream_state_oversize_total."
+        ),
+    )
 
 
 class WindowSettings(_Group):

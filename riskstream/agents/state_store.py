@@ -42,7 +42,14 @@ class CheckpointedStore(Generic[S]):
         to_bytes: Callable[[S], bytes],
         from_json: Callable[[Any], S],
         new: Callable[[], S],
+        max_record_bytes: int | None = None,
+        on_oversize: Callable[[str, int], None] | None = None,
     ) -> None:
+        """``max_record_bytes``: the largest record the changelog takes; a larger state is not
+        written (its last checkpoint stands) and is reported to ``on_oversize`` with its size,
+        instead of failing the producer and with it the worker."""
+        self._max_record_bytes = max_record_bytes
+        self._on_oversize = on_oversize
         self._table = table
         self._to_bytes = to_bytes
         self._from_json = from_json
@@ -102,6 +109,10 @@ class CheckpointedStore(Generic[S]):
         for key in self._dirty:
             entry = self._cache[key]
             value = b'{"off":%d,"s":%s}' % (entry.offset, self._to_bytes(entry.state))
+            if self._max_record_bytes is not None and len(value) > self._max_record_bytes:
+                if self._on_oversize is not None:
+                    self._on_oversize(key, len(value))
+                continue
             self._table.put_raw(key, value, entry.partition)
             self._unsealed.add(entry.partition)
             written += 1

@@ -76,6 +76,12 @@ class ActivityItem:
         return cls(Activity(kind), oid, sym, Side(side), qty, price, placed, cp)
 
 
+def side_key(symbol: str, side: Side) -> str:
+    """``symbol|side``: the key of an account's per-side records (fills, spoof marks, aggressive
+    orders)."""
+    return f"{symbol}|{side.value}"
+
+
 @dataclass(frozen=True, slots=True)
 class AggressiveOrder:
     """A marketable order (buy at or above the ask, sell at or below the bid) and the market it
@@ -112,6 +118,18 @@ class AggressiveOrder:
     def from_json(cls, row: list[Any]) -> AggressiveOrder:
         ts, oid, sym, side, qty, mid, spread, touch, volume = row
         return cls(ts, oid, sym, Side(side), qty, mid, spread, touch, volume)
+
+
+def _aggressive_from_json(obj: dict[str, list[Any]] | list[list[Any]]) -> dict[str, deque[AggressiveOrder]]:
+    """Per-side records; a state checkpointed before they were split by side (one list, all
+    symbols) is split on load."""
+    if isinstance(obj, dict):
+        return {key: deque(AggressiveOrder.from_json(r) for r in rows) for key, rows in obj.items()}
+    records: dict[str, deque[AggressiveOrder]] = {}
+    for row in sorted(obj, key=lambda r: int(r[0])):
+        order = AggressiveOrder.from_json(row)
+        records.setdefault(side_key(order.symbol, order.side), deque()).append(order)
+    return records
 
 
 @dataclass(slots=True)
@@ -208,8 +226,10 @@ class AccountState:
     avg_cost: dict[str, float] = field(default_factory=dict)
     """Average entry price of the open position per symbol."""
     realized_pnl: float = 0.0
-    aggressive: deque[AggressiveOrder] = field(default_factory=deque)
-    """Recent marketable orders, oldest first (pruned by the detectors' longest look-back)."""
+    aggressive: dict[str, deque[AggressiveOrder]] = field(default_factory=dict)
+    """:func:`side_key` -> recent marketable orders in that symbol and side, in event-time order,
+    oldest first (pruned by the detectors' longest look-back): readers look at one symbol and
+    side and stop at the first order too old."""
     messages: dict[str, deque[int]] = field(default_factory=dict)
     """symbol -> event times of recent order messages (new, replace, cancel)."""
     ramps: dict[str, RampEpisode] = field(default_factory=dict)
@@ -292,8 +312,8 @@ class AccountState:
             # An order that trades was meant, however large: it sets the yardstick after all.
             self.large_qty = max(self.large_qty, event.qty)
             self.last_fill_px[event.symbol] = event.last_px
-            side_key = f"{event.symbol}|{event.side.value}"
-            self.last_fill_ns[side_key] = max(ts, self.last_fill_ns.get(side_key, 0))
+            key = side_key(event.symbol, event.side)
+            self.last_fill_ns[key] = max(ts, self.last_fill_ns.get(key, 0))
             item = ActivityItem(
                 Activity.FILL,
                 event.order_id,
@@ -341,7 +361,7 @@ class AccountState:
             "lf": self.last_fill_ns,
             "ac": self.avg_cost,
             "rp": self.realized_pnl,
-            "ag": [a.to_json() for a in self.aggressive],
+            "ag": {key: [a.to_json() for a in record] for key, record in self.aggressive.items()},
             "ms": {sym: list(times) for sym, times in self.messages.items()},
             "rm": {sym: ep.to_json() for sym, ep in self.ramps.items()},
             "op": sorted(self.open_patterns),
@@ -367,7 +387,7 @@ class AccountState:
             last_fill_ns=dict(obj.get("lf", {})),
             avg_cost=dict(obj.get("ac", {})),
             realized_pnl=obj.get("rp", 0.0),
-            aggressive=deque(AggressiveOrder.from_json(r) for r in obj.get("ag", [])),
+            aggressive=_aggressive_from_json(obj.get("ag", {})),
             messages={sym: deque(t) for sym, t in obj.get("ms", {}).items()},
             ramps={sym: RampEpisode.from_json(r) for sym, r in obj.get("rm", {}).items()},
             open_patterns=set(obj.get("op", [])),

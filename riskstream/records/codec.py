@@ -12,8 +12,14 @@ from typing import Any
 import orjson
 
 NS_PER_S = 1_000_000_000
-_ISO_FRACTION = re.compile(r"^(?P<head>[^.]+)(?:\.(?P<frac>\d{1,9}))?(?P<tz>Z|[+-]\d{2}:\d{2})$")
+_ISO_FRACTION = re.compile(r"^(?P<head>[^.]+)(?:\.(?P<frac>[0-9]{1,9}))?(?P<tz>Z|[+-]\d{2}:\d{2})$")
 MAX_ID_LEN = 64
+_UTC_NS_LEN = len("2026-01-02T09:30:00.123456789Z")
+_UTC_SECONDS_KEPT = 4096
+_utc_seconds: dict[str, int] = {}
+"""Epoch seconds of the ``YYYY-MM-DDTHH:MM:SS`` heads of UTC timestamps parsed lately: events
+of the same second share a head, so the canonical form (what riskstream writes) skips the
+regex and datetime parse. Only heads that passed the full parse get in."""
 
 
 class DecodeError(ValueError):
@@ -45,6 +51,11 @@ def parse_ts(value: object) -> int:
         return value
     if not isinstance(value, str):
         raise DecodeError("ts must be an ISO-8601 string or integer epoch nanoseconds")
+    if len(value) == _UTC_NS_LEN and value[19] == "." and value[-1] == "Z":
+        seconds = _utc_seconds.get(value[:19])
+        fraction = value[20:29]
+        if seconds is not None and fraction.isascii() and fraction.isdigit():
+            return seconds * NS_PER_S + int(fraction)
     match = _ISO_FRACTION.match(value)
     if match is None:
         raise DecodeError(f"ts {value!r} is not ISO-8601 with a UTC offset (e.g. ...Z)")
@@ -55,6 +66,10 @@ def parse_ts(value: object) -> int:
         raise DecodeError(f"ts {value!r} is not a valid ISO-8601 date-time") from None
     frac = (match["frac"] or "").ljust(9, "0")
     seconds = int(base.timestamp())
+    if tz == "Z":
+        if len(_utc_seconds) >= _UTC_SECONDS_KEPT:
+            _utc_seconds.clear()
+        _utc_seconds[match["head"]] = seconds
     return seconds * NS_PER_S + int(frac or "0")
 
 

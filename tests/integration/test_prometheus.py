@@ -46,7 +46,7 @@ def test_promtool_checks_config_and_rule_tests() -> None:
         [promtool, "check", "config", "prometheus.yml"], cwd=PROM_DIR, capture_output=True, text=True
     )
     assert check.returncode == 0, check.stdout + check.stderr
-    assert "6 rules found" in check.stdout + check.stderr
+    assert "7 rules found" in check.stdout + check.stderr
     tests = subprocess.run(
         [promtool, "test", "rules", "tests/riskstream_test.yml"], cwd=PROM_DIR, capture_output=True, text=True
     )

@@ -99,6 +99,22 @@ def test_timestamps_round_trip(ts: int) -> None:
     assert parse_ts(format_ts(ts)) == ts
 
 
+@given(ts_ns, st.integers(min_value=0, max_value=10**9 - 1))
+def test_timestamps_of_a_second_already_seen_parse_the_same(ts: int, other_ns: int) -> None:
+    """The second event of a second takes the cached path: it must agree with the full parse."""
+    first = format_ts(ts)
+    second = format_ts(ts - ts % 10**9 + other_ns)
+    assert parse_ts(first) == ts
+    assert parse_ts(second) == ts - ts % 10**9 + other_ns
+
+
+@pytest.mark.parametrize("fraction", ["12345678x", "\uff1123456789", "1234 5678", "-12345678"])
+def test_timestamps_with_a_bad_fraction_are_rejected_after_a_good_one(fraction: str) -> None:
+    parse_ts("2026-11-25T10:00:00.123456789Z")
+    with pytest.raises(DecodeError, match="not ISO-8601"):
+        parse_ts(f"2026-11-25T10:00:00.{fraction}Z")
+
+
 BASE_ORDER = {
     "event": "new",
     "order_id": "o",

@@ -107,3 +107,26 @@ def test_seal_ends_each_written_partition_with_a_marker_once() -> None:
     assert sorted(p for p, k in table.log if k == "marker") == [0, 2]
     last_per_partition = {p: k for p, k in table.log}
     assert last_per_partition == {0: "marker", 2: "marker"}
+
+
+def test_state_over_the_record_limit_is_reported_not_written_and_others_still_are() -> None:
+    table = DictTableDouble()
+    reported: list[tuple[str, int]] = []
+    s = CheckpointedStore(
+        table,
+        AccountState.to_bytes,
+        AccountState.from_json,
+        AccountState,
+        max_record_bytes=2_000,
+        on_oversize=lambda key, size: reported.append((key, size)),
+    )
+    big = s.get("BIG", 0)
+    for i in range(50):
+        big.apply(order("new", f"order-{i:04d}", "buy", 100, 100.0, i), SPEC, 0.1)
+    s.mark_applied("BIG", 0, 50)
+    s.get("SMALL", 1).orders_seen = 1
+    s.mark_applied("SMALL", 1, 7)
+    assert s.flush() == 1
+    assert list(table.data) == ["SMALL"]
+    assert [key for key, _ in reported] == ["BIG"]
+    assert reported[0][1] > 2_000

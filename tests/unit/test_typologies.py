@@ -4,10 +4,12 @@ each with an honest look-alike that must not alert."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import random
 from datetime import UTC, datetime
 
 from riskstream.core.calendar import SessionCalendar
+from riskstream.core.detectors.aggression import MAX_AGGRESSIVE_ORDERS, track_aggression
 from riskstream.core.limits import AccountLimits, RiskLimits
 from riskstream.core.state import AccountState, SymbolState
 from riskstream.offline.backtest import EventTimeDetector
@@ -19,7 +21,12 @@ Events = list[OrderEvent | MarketEvent]
 
 
 def calm(
-    seconds: float, start_ms: float = 0, mid: float = 100.0, step_ms: float = 100, seed: int = 1
+    seconds: float,
+    start_ms: float = 0,
+    mid: float = 100.0,
+    step_ms: float = 100,
+    seed: int = 1,
+    symbol: str = "AAPL",
 ) -> Events:
     """A quiet one-tick-spread market: the mid flickers a tick around ``mid``, prints of 100 now
     and then."""
@@ -28,9 +35,9 @@ def calm(
     t = start_ms
     while t < start_ms + seconds * 1000:
         now = round(mid + rng.choice((-0.01, 0.0, 0.01)), 2)
-        out.append(quote(t, round(now - 0.005, 3), round(now + 0.005, 3)))
+        out.append(quote(t, round(now - 0.005, 3), round(now + 0.005, 3), symbol=symbol))
         if rng.random() < 0.3:
-            out.append(trade_print(t, now, 100))
+            out.append(trade_print(t, now, 100, symbol=symbol))
         t += step_ms
     return out
 
@@ -72,6 +79,54 @@ def test_reversal_long_after_the_burst_or_without_a_move_is_not_ignition() -> No
         replay(ignition(reversal_ms=15_000), context(market={}))
     )
     assert Category.MOMENTUM_IGNITION not in categories(replay(ignition(move=0.01), context(market={})))
+
+
+def test_ignition_burst_is_one_symbol_and_side_whatever_else_the_account_does() -> None:
+    """Aggressive orders in another symbol and on the other side, interleaved with the burst and
+    one burst order arriving late (within grace), change neither the burst nor its evidence."""
+    events = ignition()
+    other = [*calm(60, mid=50.0, symbol="MSFT"), quote(60_000, 49.995, 50.005, symbol="MSFT")]
+    noise: Events = []
+    for i in range(6):
+        t = 60_000 + i * 100 + 50
+        noise.append(order("new", f"m{i}", "buy", 500, 50.5, t, symbol="MSFT"))
+        noise.append(order("new", f"x{i}", "sell", 10, 99.0, t + 1))
+    late_burst = [
+        e for e in events if isinstance(e, OrderEvent) and e.order_id == "b1" and e.event.value == "new"
+    ]
+    rest = [e for e in events if e not in late_burst]
+    ordered = sorted(rest + other + noise, key=lambda e: e.ts_ns)
+    at = next(i for i, e in enumerate(ordered) if isinstance(e, OrderEvent) and e.order_id == "b2")
+    ordered[at + 1 : at + 1] = late_burst
+    found = [c for c in replay(ordered, context(market={})) if c.category is Category.MOMENTUM_IGNITION]
+    assert [c.evidence.order_ids for c in found] == [("b0", "b1", "b2", "s1")]
+
+
+def test_aggressive_orders_round_trip_and_load_from_the_single_list_of_older_checkpoints() -> None:
+    detector = EventTimeDetector(context(market={}), 0.1)
+    for e in ignition()[:-1]:
+        detector.feed(e)
+    state = detector.accounts["ACC-1"]
+    assert set(state.aggressive) == {"AAPL|buy", "AAPL|sell"}
+    again = AccountState.from_json(json.loads(json.dumps(state.to_json())))
+    assert again.aggressive == state.aggressive
+    legacy = state.to_json()
+    legacy["ag"] = [row for rows in reversed(legacy["ag"].values()) for row in reversed(rows)]
+    assert AccountState.from_json(legacy).aggressive == state.aggressive
+
+
+def test_aggressive_record_is_bounded_per_account_oldest_first() -> None:
+    market = {sym: SymbolState(bid=99.99, ask=100.01, bid_size=100, ask_size=100) for sym in ("AAPL", "MSFT")}
+    ctx = context(market=market)
+    state = AccountState()
+    n = MAX_AGGRESSIVE_ORDERS + 10
+    for i in range(n):
+        symbol, side = ("AAPL", "buy") if i % 2 else ("MSFT", "sell")
+        track_aggression(order("new", f"o{i}", side, 10, None, i, symbol=symbol), state, ctx)
+    kept = sorted((o for record in state.aggressive.values() for o in record), key=lambda o: o.ts_ns)
+    assert len(kept) == MAX_AGGRESSIVE_ORDERS
+    assert kept[0].order_id == "o10"
+    assert set(state.aggressive) == {"AAPL|buy", "MSFT|sell"}
 
 
 # -- ramping ---------------------------------------------------------------------------------------

@@ -8,13 +8,16 @@ before market data shows its impact.
 
 from __future__ import annotations
 
+from collections import deque
+
 from riskstream.core.detectors.base import DetectionContext
-from riskstream.core.state import AccountState, AggressiveOrder
+from riskstream.core.state import AccountState, AggressiveOrder, side_key
 from riskstream.core.windows import NS_PER_S
 from riskstream.records import OrderEvent, OrderEventType, Side
 
 MAX_AGGRESSIVE_ORDERS = 2000
-"""Bound on the record, whatever the look-backs: an account's state stays small."""
+"""Bound on an account's record, all symbols and sides together, whatever the look-backs: its
+state stays small. Beyond it the oldest orders go first."""
 
 
 def lookback_ns(ctx: DetectionContext) -> int:
@@ -34,20 +37,43 @@ def track_aggression(event: OrderEvent, state: AccountState, ctx: DetectionConte
         return
     mid = (market.bid + market.ask) / 2.0
     touch = market.typical_touch() or (market.ask_size if buy else market.bid_size)
-    record = state.aggressive
-    record.append(
-        AggressiveOrder(
-            event.ts_ns,
-            event.order_id,
-            event.symbol,
-            event.side,
-            event.qty,
-            mid,
-            market.ask - market.bid,
-            touch,
-            market.cum_volume,
-        )
+    key = side_key(event.symbol, event.side)
+    record = state.aggressive.get(key)
+    if record is None:
+        record = state.aggressive[key] = deque()
+    entry = AggressiveOrder(
+        event.ts_ns,
+        event.order_id,
+        event.symbol,
+        event.side,
+        event.qty,
+        mid,
+        market.ask - market.bid,
+        touch,
+        market.cum_volume,
     )
-    cutoff = event.ts_ns - lookback_ns(ctx)
-    while record and (record[0].ts_ns < cutoff or len(record) > MAX_AGGRESSIVE_ORDERS):
-        record.popleft()
+    if not record or record[-1].ts_ns <= event.ts_ns:
+        record.append(entry)
+    else:
+        # Late but kept: inserted in place, so readers can stop at the first order too old.
+        pos = len(record) - 1
+        while pos > 0 and record[pos - 1].ts_ns > event.ts_ns:
+            pos -= 1
+        record.insert(pos, entry)
+    _prune(state.aggressive, event.ts_ns - lookback_ns(ctx))
+
+
+def _prune(records: dict[str, deque[AggressiveOrder]], cutoff_ns: int) -> None:
+    """Drop orders older than the look-back, then the oldest beyond the account's bound."""
+    for key in list(records):
+        record = records[key]
+        while record and record[0].ts_ns < cutoff_ns:
+            record.popleft()
+        if not record:
+            del records[key]
+    excess = sum(len(record) for record in records.values()) - MAX_AGGRESSIVE_ORDERS
+    for _ in range(excess):
+        key = min(records, key=lambda k: records[k][0].ts_ns)
+        records[key].popleft()
+        if not records[key]:
+            del records[key]

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from riskstream.core.candidates import Candidate
 from riskstream.core.detectors.base import DetectionContext
-from riskstream.core.state import AccountState
+from riskstream.core.state import AccountState, side_key
 from riskstream.core.windows import NS_PER_S
-from riskstream.records import AlertEntity, Category, Evidence, OrderEvent, OrderEventType, WindowBounds
+from riskstream.records import AlertEntity, Category, Evidence, OrderEvent, OrderEventType, Side, WindowBounds
 
 
 def detect_marking_the_close(
@@ -36,14 +36,14 @@ def detect_marking_the_close(
     if mid is None or not spread or spread <= 0:
         return []
     found = []
-    sides = {o.side for o in state.aggressive if o.symbol == event.symbol and o.ts_ns >= opens_ns}
-    for side in sorted(sides):
+    for side in sorted(Side):
+        record = state.aggressive.get(side_key(event.symbol, side))
+        if not record or record[-1].ts_ns < opens_ns:
+            continue
         key = f"close:{event.symbol}:{side.value}:{close_ns}"
         if key in state.open_patterns:
             continue
-        orders = [
-            o for o in state.aggressive if o.symbol == event.symbol and o.side is side and o.ts_ns >= opens_ns
-        ]
+        orders = [o for o in record if o.ts_ns >= opens_ns]
         if len(orders) < p.close_min_orders:
             continue
         qty = sum(o.qty for o in orders)

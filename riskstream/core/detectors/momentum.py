@@ -8,39 +8,59 @@ aggressively too, but holds; a hedger trades both ways, but without the burst.
 
 from __future__ import annotations
 
+from collections import deque
+
 from riskstream.core.candidates import Candidate
 from riskstream.core.detectors.base import DetectionContext
-from riskstream.core.state import AccountState, AggressiveOrder
+from riskstream.core.state import AccountState, AggressiveOrder, side_key
 from riskstream.core.windows import NS_PER_S
-from riskstream.records import AlertEntity, Category, Evidence, OrderEvent, OrderEventType, WindowBounds
+from riskstream.records import (
+    AlertEntity,
+    Category,
+    Evidence,
+    OrderEvent,
+    OrderEventType,
+    WindowBounds,
+)
 
 
-def _latest_burst(orders: list[AggressiveOrder], burst_ns: int) -> list[AggressiveOrder]:
-    """The newest run of orders whose span is within ``burst_ns``, oldest first."""
-    if not orders:
-        return []
-    last = orders[-1].ts_ns
-    burst = [o for o in orders if last - o.ts_ns <= burst_ns]
+def _latest_burst(
+    record: deque[AggressiveOrder], flagged: set[str], start_ns: int, end_ns: int, burst_ns: int
+) -> list[AggressiveOrder]:
+    """The newest run of one symbol and side's unflagged aggressive orders in ``[start, end]``
+    spanning at most ``burst_ns``, oldest first. The record is in event-time order, so the scan
+    from its newest end stops at the window's start or, once the newest order is found, at the
+    burst's."""
+    burst: list[AggressiveOrder] = []
+    stop_ns = start_ns
+    for o in reversed(record):
+        if o.ts_ns < stop_ns:
+            break
+        if o.ts_ns <= end_ns and o.order_id not in flagged:
+            if not burst:
+                stop_ns = max(start_ns, o.ts_ns - burst_ns)
+            burst.append(o)
+    burst.reverse()
     return burst
 
 
 def detect_momentum_ignition(
     event: OrderEvent, state: AccountState, ctx: DetectionContext
 ) -> list[Candidate]:
-    if event.event is not OrderEventType.FILL or not state.aggressive:
+    if event.event is not OrderEventType.FILL:
+        return []
+    burst_side = event.side.opposite
+    record = state.aggressive.get(side_key(event.symbol, burst_side))
+    if not record:
         return []
     p = ctx.params
-    reversal_ns = int(p.ignition_reversal_s * NS_PER_S)
-    burst_side = event.side.opposite
-    orders = [
-        o
-        for o in state.aggressive
-        if o.symbol == event.symbol
-        and o.side is burst_side
-        and o.order_id not in state.flagged
-        and event.ts_ns - reversal_ns <= o.ts_ns <= event.ts_ns
-    ]
-    burst = _latest_burst(orders, int(p.ignition_burst_s * NS_PER_S))
+    burst = _latest_burst(
+        record,
+        state.flagged,
+        event.ts_ns - int(p.ignition_reversal_s * NS_PER_S),
+        event.ts_ns,
+        int(p.ignition_burst_s * NS_PER_S),
+    )
     if len(burst) < p.ignition_min_orders:
         return []
     first = burst[0]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from riskstream.core.candidates import Candidate
 from riskstream.core.detectors.base import DetectionContext
-from riskstream.core.state import AccountState, Activity, ActivityItem
+from riskstream.core.state import AccountState, Activity, ActivityItem, side_key
 from riskstream.core.windows import NS_PER_S
 from riskstream.records import (
     AlertEntity,
@@ -45,9 +45,9 @@ def _pattern_can_complete(
     a large, quick cancel on the other side, or a fill shortly after one."""
     far = event.side if event.event is OrderEventType.CANCEL else event.side.opposite
     span_start = event.ts_ns - 2 * within_ns
-    if state.last_fill_ns.get(f"{event.symbol}|{far.opposite.value}", -1) < span_start:
+    if state.last_fill_ns.get(side_key(event.symbol, far.opposite), -1) < span_start:
         return False
-    if state.last_fill_ns.get(f"{event.symbol}|{far.value}", -1) >= span_start:
+    if state.last_fill_ns.get(side_key(event.symbol, far), -1) >= span_start:
         return False
     if event.event is OrderEventType.CANCEL:
         newest = state.activity.newest()
@@ -57,9 +57,9 @@ def _pattern_can_complete(
         large = item.qty >= _large_order_qty(item.side, item.symbol, state, ctx)
         if not large or ts - item.placed_ns > within_ns:
             return False
-        state.spoof_marks[f"{item.symbol}|{item.side.value}"] = ts
+        state.spoof_marks[side_key(item.symbol, item.side)] = ts
         return True
-    return state.spoof_marks.get(f"{event.symbol}|{far.value}", -1) >= span_start
+    return state.spoof_marks.get(side_key(event.symbol, far), -1) >= span_start
 
 
 def detect_spoofing(event: OrderEvent, state: AccountState, ctx: DetectionContext) -> list[Candidate]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from riskstream.core.candidates import Candidate
 from riskstream.core.detectors.base import DetectionContext
-from riskstream.core.state import AccountState, Activity
+from riskstream.core.state import AccountState, Activity, side_key
 from riskstream.core.windows import NS_PER_S
 from riskstream.records import (
     AlertEntity,
@@ -48,7 +48,7 @@ def detect_wash_trade(event: OrderEvent, state: AccountState, ctx: DetectionCont
         ]
     p = ctx.params
     match_ns = int(p.wash_match_window_s * NS_PER_S)
-    other_leg = state.last_fill_ns.get(f"{event.symbol}|{event.side.opposite.value}", -1)
+    other_leg = state.last_fill_ns.get(side_key(event.symbol, event.side.opposite), -1)
     if other_leg < event.ts_ns - match_ns:
         return []
     newest = state.activity.newest()
