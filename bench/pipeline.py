@@ -1,12 +1,14 @@
 """Pipeline benchmark on the embedded broker, in one run:
 
 1. throughput: N simulated events are produced first, then one riskstream worker consumes
-   them; consumed events/s and alerts/s, beside the raw aiokafka rate and the bare-Faust
-   ceiling on the same data, and the ratios;
+   them; consumed events/s, CPU per event and alerts/s, beside the raw aiokafka rate and the
+   bare-Faust ceiling on the same data, and the ratios. The Faust agents and the pipeline run
+   ``--repeat`` times each, interleaved, and the medians are compared: single runs on this
+   broker vary by a third;
 2. latency: events produced at a fixed rate (event time = wall time); end-to-end latency
    p50/p95/p99 from the alerts' own timings (event ts -> published ts).
 
-    python bench/pipeline.py --events 100000 --rate 5000 --latency-s 20
+    python -m bench.pipeline --events 150000 --rate 3350 --latency-s 30 --repeat 3
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer
@@ -72,7 +75,16 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
         proc.kill()
 
 
-async def faust_ceiling(bootstrap: str, events: int, topics: list[str], *, stock_drain: bool) -> float:
+@dataclass(frozen=True, slots=True)
+class Run:
+    events_per_s: float
+    cpu_us_per_event: float
+    """CPU time of the consuming process (all threads) per event: steadier than the rate, which
+    also moves with how fetches and processing interleave on the shared broker."""
+    alerts_per_s: float = 0.0
+
+
+async def faust_ceiling(bootstrap: str, events: int, topics: list[str], *, stock_drain: bool) -> Run:
     command = [
         sys.executable,
         str(REPO_ROOT / "bench" / "faust_ceiling.py"),
@@ -86,46 +98,75 @@ async def faust_ceiling(bootstrap: str, events: int, topics: list[str], *, stock
     if stock_drain:
         command.append("--stock-drain")
     out = await asyncio.to_thread(subprocess.run, command, capture_output=True, text=True, timeout=600)
-    found = re.search(r"faust_ceiling_events_per_s (\d+)", out.stdout + out.stderr)
+    found = re.search(r"faust_ceiling_events_per_s (\d+) cpu_us_per_event ([\d.]+)", out.stdout + out.stderr)
     if found is None:
         raise RuntimeError(f"faust ceiling run failed: {out.stderr[-2000:]}")
-    return float(found.group(1))
+    return Run(float(found.group(1)), float(found.group(2)))
+
+
+def cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def pipeline_run(bootstrap: str, events: int, workdir: Path, app_id: str) -> Run:
+    """One worker, a consumer group of its own, through the whole backlog."""
+    proc, port = start_worker(bootstrap, workdir, app_id)
+    try:
+        # One scrape per poll, a few per second: a scrape costs the worker ~3 ms of CPU, and
+        # polling at 20/s had been taking ~10 % of the worker away from the pipeline.
+        t_first: float | None = None
+        seen_first = cpu_first = 0.0
+        while (consumed := metric(port, "riskstream_events_consumed_total")) < events:
+            if t_first is None and consumed > 0:
+                t_first, seen_first, cpu_first = time.perf_counter(), consumed, cpu_s(proc.pid)
+            if proc.poll() is not None:
+                raise RuntimeError((workdir / f"{app_id}.log").read_text()[-2000:])
+            await asyncio.sleep(0.02 if t_first is None else 0.25)
+        assert t_first is not None
+        elapsed = time.perf_counter() - t_first
+        cpu_used = cpu_s(proc.pid) - cpu_first
+        events_timed = consumed - seen_first
+        alerts = metric(port, "riskstream_alerts_total")
+    finally:
+        stop(proc)
+    return Run(events_timed / elapsed, 1e6 * cpu_used / events_timed, alerts / elapsed)
+
+
+def median_run(runs: list[Run]) -> Run:
+    return Run(
+        statistics.median(r.events_per_s for r in runs),
+        statistics.median(r.cpu_us_per_event for r in runs),
+        statistics.median(r.alerts_per_s for r in runs),
+    )
+
+
+def spread(runs: list[Run]) -> str:
+    rates = [r.events_per_s for r in runs]
+    return f"{min(rates):,.0f}-{max(rates):,.0f}"
 
 
 def pct(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1]
 
 
-async def main(events: int, rate: float, latency_s: float) -> None:
+async def main(events: int, rate: float, latency_s: float, repeat: int) -> None:
     workdir = Path(tempfile.mkdtemp(prefix="riskstream-bench-"))
+    stock_runs: list[Run] = []
+    lean_runs: list[Run] = []
+    pipe_runs: list[Run] = []
     with EmbeddedBroker() as broker:
         bs = broker.bootstrap_servers
         settings = await fill_topics(bs, events)
         topics = [settings.topics.trade_logs, settings.topics.market_data]
         raw = await raw_consume_rate(bs, topics, events)
-        ceiling = await faust_ceiling(bs, events, topics, stock_drain=False)
-        ceiling_stock = await faust_ceiling(bs, events, topics, stock_drain=True)
-
-        proc, port = start_worker(bs, workdir, "bench-throughput")
-        try:
-            # One scrape per poll, a few per second: a scrape costs the worker ~3 ms of CPU, and
-            # polling at 20/s had been taking ~10 % of the worker away from the pipeline.
-            t_first: float | None = None
-            seen_first = 0.0
-            while (consumed := metric(port, "riskstream_events_consumed_total")) < events:
-                if t_first is None and consumed > 0:
-                    t_first, seen_first = time.perf_counter(), consumed
-                if proc.poll() is not None:
-                    raise RuntimeError((workdir / "bench-throughput.log").read_text()[-2000:])
-                await asyncio.sleep(0.02 if t_first is None else 0.25)
-            assert t_first is not None
-            elapsed = time.perf_counter() - t_first
-            events_timed = consumed - seen_first
-            consumed = metric(port, "riskstream_events_consumed_total")
-            alerts = metric(port, "riskstream_alerts_total")
-        finally:
-            stop(proc)
-        pipe_rate = events_timed / elapsed
+        # Interleaved, so a slow spell of the machine or the broker hits all three alike.
+        for i in range(repeat):
+            stock_runs.append(await faust_ceiling(bs, events, topics, stock_drain=True))
+            lean_runs.append(await faust_ceiling(bs, events, topics, stock_drain=False))
+            pipe_runs.append(await pipeline_run(bs, events, workdir, f"bench-throughput-{i}"))
+    stock, lean, pipe = median_run(stock_runs), median_run(lean_runs), median_run(pipe_runs)
 
     # Latency on a fresh broker, so the worker starts with no backlog.
     with EmbeddedBroker() as broker:
@@ -159,15 +200,20 @@ async def main(events: int, rate: float, latency_s: float) -> None:
         finally:
             stop(proc)
 
-    print(f"{'measure':44} {'value':>12}")
-    print(f"{'raw aiokafka consume + json (events/s)':44} {raw:>12,.0f}")
-    print(f"{'bare Faust agent, stock drain (events/s)':44} {ceiling_stock:>12,.0f}")
-    print(f"{'bare Faust agent, riskstream drain (events/s)':44} {ceiling:>12,.0f}")
-    print(f"{'riskstream pipeline (events/s)':44} {pipe_rate:>12,.0f}")
-    print(f"{'  alerts/s during that run':44} {alerts / elapsed:>12,.1f}")
-    print(f"{'  pipeline / bare Faust, stock drain':44} {pipe_rate / ceiling_stock:>12.0%}")
-    print(f"{'  pipeline / bare Faust, riskstream drain':44} {pipe_rate / ceiling:>12.0%}")
-    print(f"{'  pipeline / raw aiokafka':44} {pipe_rate / raw:>12.0%}")
+    print(f"throughput: {events:,} events, median of {repeat} runs (min-max events/s)")
+    print(f"{'measure':44} {'events/s':>10} {'min-max':>15} {'CPU us/event':>13}")
+    print(f"{'raw aiokafka consume + json':44} {raw:>10,.0f}")
+    for name, runs, med in (
+        ("bare Faust agent, stock drain", stock_runs, stock),
+        ("bare Faust agent, riskstream drain", lean_runs, lean),
+        ("riskstream pipeline", pipe_runs, pipe),
+    ):
+        print(f"{name:44} {med.events_per_s:>10,.0f} {spread(runs):>15} {med.cpu_us_per_event:>13.1f}")
+    print(f"{'  alerts/s during the pipeline runs':44} {pipe.alerts_per_s:>10,.1f}")
+    print(f"{'  pipeline / bare Faust, stock drain':44} {pipe.events_per_s / stock.events_per_s:>10.0%}")
+    print(f"{'  pipeline / bare Faust, riskstream drain':44} {pipe.events_per_s / lean.events_per_s:>10.0%}")
+    print(f"{'  pipeline / raw aiokafka':44} {pipe.events_per_s / raw:>10.0%}")
+    print(f"latency: {latency_s:.0f} s of simulated traffic at {rate:,.0f} steps/s, produced live")
     print(f"{'latency run: produced events/s':44} {produced_rate:>12,.0f}")
     print(f"{'latency run: alerts':44} {len(latencies_ms):>12}")
     if len(stats.send_lag_ms) >= 2:
@@ -183,5 +229,6 @@ if __name__ == "__main__":
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--rate", type=float, default=5000)
     parser.add_argument("--latency-s", type=float, default=20)
+    parser.add_argument("--repeat", type=int, default=3, help="throughput runs of each consumer")
     a = parser.parse_args()
-    asyncio.run(main(a.events, a.rate, a.latency_s))
+    asyncio.run(main(a.events, a.rate, a.latency_s, a.repeat))

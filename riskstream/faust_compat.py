@@ -12,14 +12,18 @@ races the delivery against the flow-suspend event with four new tasks per messag
 quarter of a bare agent's per-message cost here. :meth:`_RiskstreamConsumer._drain_messages`
 awaits the delivery directly. What the race bought is kept: no message is delivered once the
 flow is suspended, and a delivery blocked at a rebalance ends when Faust stops the fetcher
-(``_stop_fetcher`` cancels this loop right after suspending the flow). The loop is Faust
-0.15's own otherwise; ``tests/unit/test_faust_compat.py`` pins the source it was adapted from.
+(``_stop_fetcher`` cancels this loop right after suspending the flow). When the stream's
+buffer is full (a backlog), the loop waits for room itself: Faust's delivery would otherwise
+start a task per message to wait in. The loop is Faust 0.15's own otherwise;
+``tests/unit/test_faust_compat.py`` pins the source it was adapted from.
+4. Faust's Monitor sensor keeps statistics per message and event for Faust's web views, which
+riskstream turns off; the lean app leaves it out of the sensors.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from typing import Any
 
 import faust
@@ -40,6 +44,10 @@ class _FetchWaitConsumer(faust_aiokafka.Consumer):
         return _FetchWaitConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
 
+FULL_STREAM_POLL_S = 0.001
+"""How often a drain waiting for room in a full stream buffer looks again."""
+
+
 class _RiskstreamConsumer(_FetchWaitConsumer):
     async def _drain_messages(self, fetcher: Any) -> None:
         callback = self.callback
@@ -53,6 +61,14 @@ class _RiskstreamConsumer(_FetchWaitConsumer):
         unset_flag = self.diag.unset_flag
         commit_every = self._commit_every
         acks_enabled_for = self.app.topics.acks_enabled_for
+        conductor: Any = self.app.topics
+        channels_of = conductor._tp_index.get
+
+        def wait_for_room(tp: TP) -> bool:
+            return any(channel.queue.full() for channel in channels_of(tp, ())) and not (
+                flow_suspended() or consumer_should_stop() or fetcher_should_stop()
+            )
+
         yield_every = 100
         num_since_yield = 0
         try:
@@ -75,6 +91,9 @@ class _RiskstreamConsumer(_FetchWaitConsumer):
                             if commit_every is not None and self._n_acked >= commit_every:
                                 self._n_acked = 0
                                 await self.commit()
+                            # A poll: asyncio.Queue has no wait for room short of a put.
+                            while wait_for_room(tp):  # noqa: ASYNC110
+                                await asyncio.sleep(FULL_STREAM_POLL_S)
                             if not flow_suspended():
                                 await callback(message)
                             set_read_offset(tp, offset)
@@ -97,12 +116,20 @@ class _RiskstreamConsumer(_FetchWaitConsumer):
 class RiskstreamApp(faust.App):
     """A Faust app whose worker consumer waits at most ``fetch_max_wait_ms`` per fetch and,
     with ``lean_drain`` (the default; off only to benchmark stock Faust), delivers fetched
-    messages without a per-message task race."""
+    messages without a per-message task race and without Faust's statistics sensor."""
 
     def __init__(self, *args: Any, fetch_max_wait_ms: int, lean_drain: bool = True, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fetch_max_wait_ms = fetch_max_wait_ms
         self.lean_drain = lean_drain
+
+    def on_init_dependencies(self) -> Iterable[Any]:
+        services = super().on_init_dependencies()
+        if self.lean_drain:
+            # Faust's Monitor keeps statistics per message and per event for Faust's web views,
+            # which riskstream turns off; riskstream's Prometheus metrics say what they would.
+            self.sensors.remove(self.monitor)
+        return services
 
     def _new_transport(self) -> Any:
         transport = super()._new_transport()

@@ -31,3 +31,14 @@ def test_lean_drain_is_the_default_and_can_be_turned_off() -> None:
     assert lean_consumer._drain_messages is not Consumer._drain_messages
     assert stock_consumer._drain_messages is Consumer._drain_messages
     assert issubclass(lean_consumer, stock_consumer)
+
+
+def test_lean_app_leaves_faust_statistics_sensor_out_and_stock_keeps_it() -> None:
+    lean = RiskstreamApp("compat-test-lean-sensors", fetch_max_wait_ms=10, autodiscover=False)
+    stock = RiskstreamApp(
+        "compat-test-stock-sensors", fetch_max_wait_ms=10, lean_drain=False, autodiscover=False
+    )
+    for app in (lean, stock):
+        list(app.on_init_dependencies())
+    assert lean.monitor not in set(lean.sensors)
+    assert stock.monitor in set(stock.sensors)
