@@ -337,7 +337,7 @@ class AccountState:
 
     def to_bytes(self) -> bytes:
         """The whole state as JSON; the window is spliced in from its cached encodings."""
-        head = json.dumps(self._scalars(), separators=(",", ":")).encode()
+        head = orjson.dumps(self._scalars())
         return head[:-1] + b',"a":' + self.activity.to_bytes() + b"}"
 
     def to_json(self) -> dict[str, Any]:
@@ -558,7 +558,7 @@ class SymbolState:
             self.vol_slow += event.size
 
     def to_bytes(self) -> bytes:
-        return json.dumps(self.to_json(), separators=(",", ":")).encode()
+        return orjson.dumps(self.to_json())
 
     def to_json(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in self.__slots__}
