@@ -30,10 +30,11 @@ from faust.types import TP
 from riskstream.agents.market_replica import MarketReplica, MarketView
 from riskstream.agents.pipeline import Pipeline, SourceRecord
 from riskstream.agents.state_store import CheckpointedStore
+from riskstream.core.alignment import EventTimeAligner
 from riskstream.core.clock import Clock, wall_clock_ns
 from riskstream.core.state import AccountState, SymbolState
 from riskstream.detection import detection_context, load_limits
-from riskstream.faust_compat import RiskstreamApp, commit_offsets
+from riskstream.faust_compat import RiskstreamApp, commit_offsets, resume_partitions
 from riskstream.kafka import aiokafka_kwargs, ssl_context
 from riskstream.llm import RuleScorer, Scorer
 from riskstream.llm.client import LlmClient
@@ -238,6 +239,21 @@ def build_runtime(
         return await app.producer.send_and_wait(topic, key, value, None, None, None)
 
     audit = AuditWriter(audit_log, metrics)
+    aligner: EventTimeAligner[tuple[str, int]] | None = None
+    if settings.stream.max_event_time_skew_ms > 0:
+
+        def caught_up(source: tuple[str, int]) -> bool:
+            """Every record up to the partition's high watermark has reached the pipeline."""
+            highwater = app.consumer.highwater(TP(*source))
+            last = pipeline.last_offsets.get(source)
+            return highwater is not None and last is not None and last + 1 >= highwater
+
+        aligner = EventTimeAligner(
+            settings.stream.max_event_time_skew_ms * 1_000_000,
+            settings.stream.partition_idle_ms / 1000,
+            time.monotonic,
+            caught_up,
+        )
     pipeline = Pipeline(
         accounts=accounts,
         symbols=symbols,
@@ -250,6 +266,7 @@ def build_runtime(
         metrics=metrics,
         clock=clock,
         market_topic=names.market_data,
+        aligner=aligner,
     )
     ready = asyncio.Event()
     lock = asyncio.Lock()
@@ -281,6 +298,20 @@ def build_runtime(
         log.critical("pipeline failed; stopping the worker to replay from committed offsets", exc_info=exc)
         await app.crash(exc)
 
+    async def align() -> None:
+        """Carry out the aligner's pauses and resumes on the consumer. Faust pauses and resumes
+        partitions itself around a rebalance (and resumes them all after it), so nothing is
+        decided while it rebalances, and a rebalance starts the aligner afresh."""
+        if aligner is None or app.in_recovery or app.rebalancing:
+            return
+        decision = aligner.decide()
+        if decision.pause:
+            app.consumer.pause_partitions({TP(t, p) for t, p in decision.pause})
+            metrics.partition_holds.inc(len(decision.pause))
+        if decision.resume:
+            await resume_partitions(app, {TP(t, p) for t, p in decision.resume})
+        metrics.partitions_held.set(len(aligner.paused))
+
     @app.agent(inputs, name="surveillance")
     async def surveil(stream_: Any) -> None:
         async for events in stream_.take_events(stream.batch_max_events, within_s):
@@ -291,6 +322,19 @@ def build_runtime(
                 except Exception as exc:
                     await crash(exc)
                     raise
+            await align()
+
+    if aligner is not None:
+        # Held events are released as the partitions they wait on go quiet, batch or not.
+        @app.timer(min(0.05, aligner.idle_after_s / 2), name="event-time-alignment")
+        async def alignment_timer() -> None:
+            async with lock:
+                try:
+                    await pipeline.release_due()
+                except Exception as exc:
+                    await crash(exc)
+                    raise
+            await align()
 
     checkpoint_lock = asyncio.Lock()
 
@@ -307,7 +351,7 @@ def build_runtime(
                 metrics.state_writes.labels("symbol-state").inc(written)
                 written = accounts.flush()
                 metrics.state_writes.labels("account-state").inc(written)
-                offsets = {TP(t, p): off + 1 for (t, p), off in pipeline.last_offsets.items()}
+                offsets = {TP(t, p): off for (t, p), off in pipeline.commit_offsets().items()}
                 metrics.stage.labels("checkpoint_pause").observe(time.perf_counter() - t0)
             t1 = time.perf_counter()
             try:
@@ -330,6 +374,11 @@ def build_runtime(
 
     async def on_revoked(app_: Any, revoked: set[TP], **_: Any) -> None:
         await checkpoint()
+        if aligner is not None:
+            # Committed offsets stop at the first held event: Faust re-reads from there.
+            pipeline.drop_held()
+            aligner.forget(list(aligner.progress_ns))
+            metrics.partitions_held.set(0)
         for tp in revoked:
             pipeline.last_offsets.pop((tp.topic, tp.partition), None)
         accounts.forget()

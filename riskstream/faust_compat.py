@@ -146,3 +146,16 @@ async def commit_offsets(app: faust.App, offsets: Mapping[TP, int]) -> bool:
         return False
     consumer: Any = app.consumer
     return bool(await consumer._commit_offsets(offsets))
+
+
+async def resume_partitions(app: faust.App, tps: Iterable[TP]) -> None:
+    """Resume partitions held with Faust's ``pause_partitions``, reading on from the first offset
+    not yet handed to the streams. Faust drops, rather than keeps, the fetched records of a
+    partition that is paused while they are being delivered; the seek fetches them again."""
+    consumer: Any = app.consumer
+    tps = set(tps)
+    consumer.resume_partitions(tps)
+    read = consumer._read_offset
+    offsets = {tp: read[tp] + 1 for tp in tps if read.get(tp) is not None}
+    if offsets:
+        await consumer.seek_wait(offsets)

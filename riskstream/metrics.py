@@ -121,6 +121,22 @@ class Metrics:
             ["table"],
             registry=r,
         )
+        self.partitions_held = Gauge(
+            "riskstream_partitions_held",
+            "Input partitions held now because their event time ran ahead of the others'"
+            " (stream.max_event_time_skew_ms).",
+            registry=r,
+        )
+        self.events_held = Gauge(
+            "riskstream_events_held",
+            "Events decoded but waiting for the other input partitions to reach their event time.",
+            registry=r,
+        )
+        self.partition_holds = Counter(
+            "riskstream_partition_holds_total",
+            "Times an input partition was held for event-time alignment.",
+            registry=r,
+        )
         self.checkpoints = Counter(
             "riskstream_checkpoints_total",
             "State checkpoints followed by an offset commit.",

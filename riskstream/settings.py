@@ -103,6 +103,25 @@ class StreamSettings(_Group):
         ),
     )
     lag_poll_s: float = Field(2.0, gt=0, description="How often consumer lag is measured.")
+    max_event_time_skew_ms: int = Field(
+        500,
+        ge=0,
+        description=(
+            "Event-time alignment of the input partitions: an event is processed once every"
+            " partition still delivering has reached its event time, and a partition running"
+            " this far ahead is paused until the others catch up (what waits in memory stays"
+            " bounded). Orders of a backlog then meet the market of their own time. 0 turns"
+            " alignment off."
+        ),
+    )
+    partition_idle_ms: int = Field(
+        1000,
+        gt=0,
+        description=(
+            "A partition read to its end is not waited for; nor, as a safety net, is one that"
+            " has delivered nothing for this long (wall time)."
+        ),
+    )
     max_state_record_bytes: int = Field(
         16 * 1024 * 1024,
         ge=1_048_576,

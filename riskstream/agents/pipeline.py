@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from riskstream.agents.state_store import CheckpointedStore
+from riskstream.core.alignment import EventTimeAligner
 from riskstream.core.candidates import Candidate
 from riskstream.core.clock import Clock
 from riskstream.core.detectors import DetectionContext
@@ -55,7 +56,12 @@ class _Keyed:
     last_offset: int = -1
 
 
-E = TypeVar("E")
+class _Timed(Protocol):
+    @property
+    def ts_ns(self) -> int: ...
+
+
+E = TypeVar("E", bound=_Timed)
 MAX_AWAITING_UPDATE = 10_000
 """Degraded alerts whose detection time is kept for their update; beyond it the oldest go."""
 
@@ -70,6 +76,29 @@ def _symbol_of(event: MarketEvent) -> str:
 
 Quotes = list[tuple[SourceRecord, MarketEvent]]
 Orders = list[tuple[SourceRecord, OrderEvent]]
+
+
+Held = dict[tuple[str, int], deque[tuple[SourceRecord, E]]]
+
+
+def _hold(held: Held[E], events: list[tuple[SourceRecord, E]]) -> None:
+    for rec, event in events:
+        key = (rec.topic, rec.partition)
+        queue = held.get(key)
+        if queue is None:
+            queue = held[key] = deque()
+        elif queue and rec.offset <= queue[-1][0].offset:
+            continue
+        queue.append((rec, event))
+
+
+def _take_until(held: Held[E], limit_ns: int | None) -> list[tuple[SourceRecord, E]]:
+    """Each partition's held events up to ``limit_ns`` (all when None), in partition order."""
+    out: list[tuple[SourceRecord, E]] = []
+    for queue in held.values():
+        while queue and (limit_ns is None or queue[0][1].ts_ns <= limit_ns):
+            out.append(queue.popleft())
+    return out
 
 
 def event_time_segments(quotes: Quotes, orders: Orders) -> list[tuple[Quotes, Orders]]:
@@ -131,6 +160,7 @@ class Pipeline:
         metrics: Metrics,
         clock: Clock,
         market_topic: str,
+        aligner: EventTimeAligner[tuple[str, int]] | None = None,
     ) -> None:
         self._market_topic = market_topic
         self.accounts = accounts
@@ -145,6 +175,13 @@ class Pipeline:
         self._clock = clock
         self.last_offsets: dict[tuple[str, int], int] = {}
         """(topic, partition) -> last offset processed, for the lag gauge."""
+        self._aligner = aligner
+        self._held_quotes: Held[MarketEvent] = {}
+        self._held_orders: Held[OrderEvent] = {}
+        """Events decoded but waiting for the other partitions' event time (with an aligner)."""
+        self.batch_progress: dict[tuple[str, int], int] = {}
+        """(topic, partition) -> largest event time decoded from it in the last batch, for
+        event-time alignment across partitions."""
         self.holders = Holders()
         """Accounts with open positions per symbol, for the loss limit on market moves."""
         self._degraded_detected_ns: OrderedDict[str, int] = OrderedDict()
@@ -175,13 +212,15 @@ class Pipeline:
     async def on_batch(self, records: Sequence[SourceRecord]) -> list[RiskAlert]:
         """One micro-batch from both input topics, folded in event-time order: each order is
         checked against the market as of its own event time (quotes at the same time count as
-        before it), as the offline backtest does, not against quotes that came later."""
+        before it), as the offline backtest does, not against quotes that came later. With an
+        aligner, events ahead of what the other partitions have delivered wait for them."""
         market = [r for r in records if r.topic == self._market_topic]
         trades = [r for r in records if r.topic != self._market_topic]
         dead: list[DeadLetter] = []
+        self.batch_progress = {}
         t0 = time.perf_counter()
-        quotes: list[tuple[SourceRecord, MarketEvent]] = []
-        orders: list[tuple[SourceRecord, OrderEvent]] = []
+        quotes: Quotes = []
+        orders: Orders = []
         if market:
             self._track(market[0].topic, market)
             quotes = self._admit(market, decode_market_data, _symbol_of, "symbol", self.symbols, dead)
@@ -189,6 +228,53 @@ class Pipeline:
             self._track(trades[0].topic, trades)
             orders = self._admit(trades, decode_trade_log, _account_of, "account", self.accounts, dead)
         self._m.stage.labels("decode").observe(time.perf_counter() - t0)
+        if self._aligner is not None:
+            self._aligner.observe(self.batch_progress)
+            _hold(self._held_quotes, quotes)
+            _hold(self._held_orders, orders)
+            quotes, orders = self._release()
+        return await self._fold(quotes, orders, dead)
+
+    async def release_due(self) -> list[RiskAlert]:
+        """Held events the other partitions have caught up with, or stopped being waited for:
+        run on a timer too, so that held events need not wait for the next batch."""
+        if self._aligner is None or self.held_events() == 0:
+            return []
+        quotes, orders = self._release()
+        if not quotes and not orders:
+            return []
+        return await self._fold(quotes, orders, [])
+
+    def _release(self) -> tuple[Quotes, Orders]:
+        assert self._aligner is not None
+        limit = self._aligner.release_limit_ns()
+        quotes = _take_until(self._held_quotes, limit)
+        orders = _take_until(self._held_orders, limit)
+        self._m.events_held.set(self.held_events())
+        return quotes, orders
+
+    def held_events(self) -> int:
+        return sum(len(q) for q in self._held_quotes.values()) + sum(
+            len(q) for q in self._held_orders.values()
+        )
+
+    def drop_held(self) -> None:
+        """Forget held events (a rebalance: the consumer re-reads them from the committed
+        offsets, which never pass a held event)."""
+        self._held_quotes.clear()
+        self._held_orders.clear()
+        self._m.events_held.set(0)
+
+    def commit_offsets(self) -> dict[tuple[str, int], int]:
+        """Next offset to read per partition: past every processed record, never past a held
+        one."""
+        out: dict[tuple[str, int], int] = {}
+        for key, last in self.last_offsets.items():
+            held = self._held_quotes.get(key) or self._held_orders.get(key)
+            out[key] = held[0][0].offset if held else last + 1
+        return out
+
+    async def _fold(self, quotes: Quotes, orders: Orders, dead: list[DeadLetter]) -> list[RiskAlert]:
         candidates: list[Candidate] = []
         market_s = detect_s = 0.0
         late = 0
@@ -205,12 +291,12 @@ class Pipeline:
             late += self._surveil(segment_orders, candidates)
             market_s += t2 - t1
             detect_s += time.perf_counter() - t2
-        if market:
+        if quotes:
             self._m.stage.labels("market_state").observe(market_s)
-        if trades:
+        if orders:
             self._m.stage.labels("detect").observe(detect_s)
             if late:
-                self._m.late_events.labels(trades[0].topic).inc(late)
+                self._m.late_events.labels(orders[0][0].topic).inc(late)
         return await self._finish(candidates, dead)
 
     def _admit(
@@ -226,12 +312,16 @@ class Pipeline:
         the checkpointed state (redelivered after a crash) are skipped."""
         admitted: list[tuple[SourceRecord, E]] = []
         replayed = 0
+        progress = self.batch_progress
         for rec in records:
             try:
                 event = decode(rec.value or b"")
             except DecodeError as exc:
                 dead.append(self._dead_letter(rec, exc.reason))
                 continue
+            source = (rec.topic, rec.partition)
+            if event.ts_ns > progress.get(source, -1):
+                progress[source] = event.ts_ns
             key = key_of(event)
             if rec.key is not None and rec.key != key.encode():
                 dead.append(self._dead_letter(rec, f"key {rec.key!r} is not the {key_name} {key!r}"))
