@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from riskstream.core.candidates import Candidate
 from riskstream.core.detectors import DetectionContext
@@ -64,7 +64,7 @@ def fill(
 
 
 def context(
-    market: dict[str, SymbolState] | None = None, limits: RiskLimits | None = None, **params: float
+    market: Mapping[str, SymbolState] | None = None, limits: RiskLimits | None = None, **params: float
 ) -> DetectionContext:
     return DetectionContext(
         params=DetectorSettings(**params),
