@@ -34,7 +34,7 @@ from riskstream.core.alignment import EventTimeAligner
 from riskstream.core.clock import Clock, wall_clock_ns
 from riskstream.core.state import AccountState, SymbolState
 from riskstream.detection import detection_context, load_limits
-from riskstream.faust_compat import RiskstreamApp, commit_offsets, resume_partitions
+from riskstream.faust_compat import RiskstreamApp, commit_offsets, pause_partitions, resume_partitions
 from riskstream.kafka import aiokafka_kwargs, ssl_context
 from riskstream.llm import RuleScorer, Scorer
 from riskstream.llm.client import LlmClient
@@ -306,7 +306,7 @@ def build_runtime(
             return
         decision = aligner.decide()
         if decision.pause:
-            app.consumer.pause_partitions({TP(t, p) for t, p in decision.pause})
+            await pause_partitions(app, {TP(t, p) for t, p in decision.pause})
             metrics.partition_holds.inc(len(decision.pause))
         if decision.resume:
             await resume_partitions(app, {TP(t, p) for t, p in decision.resume})

@@ -27,6 +27,7 @@ from collections.abc import AsyncIterator, Iterable, Mapping
 from typing import Any
 
 import faust
+from aiokafka import TopicPartition
 from faust.transport.consumer import CONSUMER_FETCHING
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
@@ -148,14 +149,28 @@ async def commit_offsets(app: faust.App, offsets: Mapping[TP, int]) -> bool:
     return bool(await consumer._commit_offsets(offsets))
 
 
+async def pause_partitions(app: faust.App, tps: Iterable[TP]) -> None:
+    """Stop fetching ``tps`` in the aiokafka consumer itself, in its thread. Faust's own
+    ``pause_partitions`` drops the rest of a fetched batch of a partition paused mid-delivery,
+    and its stream-buffer flow control can make the partition active again unseen; aiokafka's
+    pause keeps the consumer's position, so its fetched-but-unreturned records are read again
+    after the resume, and nothing is lost."""
+    await _call_kafka(app, "pause", tps)
+
+
 async def resume_partitions(app: faust.App, tps: Iterable[TP]) -> None:
-    """Resume partitions held with Faust's ``pause_partitions``, reading on from the first offset
-    not yet handed to the streams. Faust drops, rather than keeps, the fetched records of a
-    partition that is paused while they are being delivered; the seek fetches them again."""
-    consumer: Any = app.consumer
-    tps = set(tps)
-    consumer.resume_partitions(tps)
-    read = consumer._read_offset
-    offsets = {tp: read[tp] + 1 for tp in tps if read.get(tp) is not None}
-    if offsets:
-        await consumer.seek_wait(offsets)
+    """Undo :func:`pause_partitions`."""
+    await _call_kafka(app, "resume", tps)
+
+
+async def _call_kafka(app: faust.App, method: str, tps: Iterable[TP]) -> None:
+    thread: Any = app.consumer._thread  # type: ignore[attr-defined]
+    kafka = thread._ensure_consumer()
+    partitions = [TopicPartition(tp.topic, tp.partition) for tp in tps]
+    assigned = kafka.assignment()
+
+    async def call() -> None:
+        # A rebalance may have taken a partition away since the decision.
+        getattr(kafka, method)(*(tp for tp in partitions if tp in assigned))
+
+    await thread.call_thread(call)
