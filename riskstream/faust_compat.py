@@ -18,6 +18,8 @@ start a task per message to wait in. The loop is Faust 0.15's own otherwise;
 ``tests/unit/test_faust_compat.py`` pins the source it was adapted from.
 4. Faust's Monitor sensor keeps statistics per message and event for Faust's web views, which
 riskstream turns off; the lean app leaves it out of the sensors.
+5. Event-time alignment pauses partitions in the aiokafka consumer (:func:`pause_partitions`),
+not through Faust's pause, which can lose records.
 """
 
 from __future__ import annotations
