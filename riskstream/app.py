@@ -299,9 +299,9 @@ def build_runtime(
         await app.crash(exc)
 
     async def align() -> None:
-        """Carry out the aligner's pauses and resumes on the consumer. Faust pauses and resumes
-        partitions itself around a rebalance (and resumes them all after it), so nothing is
-        decided while it rebalances, and a rebalance starts the aligner afresh."""
+        """Carry out the aligner's pauses and resumes on the consumer. Nothing is decided while
+        Faust rebalances or recovers tables; a rebalance gives the consumer a fresh, unpaused
+        assignment, and the aligner starts afresh with it (``on_revoked``)."""
         if aligner is None or app.in_recovery or app.rebalancing:
             return
         decision = aligner.decide()
