@@ -45,6 +45,15 @@ PANELS: tuple[Panel, ...] = (
         "Throughput",
     ),
     Panel(
+        "Waiting for event-time alignment",
+        "short",
+        (
+            Query("sum(riskstream_events_held)", "events held"),
+            Query("sum(riskstream_partitions_held)", "partitions paused"),
+        ),
+        "Throughput",
+    ),
+    Panel(
         "Event to alert latency",
         "s",
         tuple(
