@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import shutil
 import subprocess
 import time
@@ -28,6 +29,8 @@ from tests.integration.conftest import WorkerProcess, worker_env
 from tests.integration.test_pipeline import produce_scenario
 
 PROM_DIR = REPO_ROOT / "deploy" / "prometheus"
+RULES = (PROM_DIR / "rules" / "riskstream.yml").read_text().count("- alert: ")
+"""Alerting rules in the file: every one must load and have a unit test."""
 
 
 def need(tool: str) -> str:
@@ -46,11 +49,15 @@ def test_promtool_checks_config_and_rule_tests() -> None:
         [promtool, "check", "config", "prometheus.yml"], cwd=PROM_DIR, capture_output=True, text=True
     )
     assert check.returncode == 0, check.stdout + check.stderr
-    assert "7 rules found" in check.stdout + check.stderr
+    assert f"{RULES} rules found" in check.stdout + check.stderr
     tests = subprocess.run(
         [promtool, "test", "rules", "tests/riskstream_test.yml"], cwd=PROM_DIR, capture_output=True, text=True
     )
     assert tests.returncode == 0, tests.stdout + tests.stderr
+    rule_tests = (PROM_DIR / "tests" / "riskstream_test.yml").read_text()
+    names = re.findall(r"- alert: (\w+)", (PROM_DIR / "rules" / "riskstream.yml").read_text())
+    assert len(names) == RULES
+    assert [n for n in names if f"alertname: {n}" not in rule_tests] == []
 
 
 def query(base: str, promql: str) -> list[dict[str, Any]]:
@@ -151,7 +158,7 @@ async def test_prometheus_scrapes_a_worker_and_serves_its_series(
             for q in panel.queries:
                 await asyncio.to_thread(query, base, for_prometheus(q.expr))
         rules = await asyncio.to_thread(loaded_rules, base)
-        assert len(rules) == 6
+        assert len(rules) == RULES
         assert all(rule["health"] == "ok" for rule in rules.values()), rules
     finally:
         worker.stop()
