@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import faust
+from aiokafka.errors import KafkaError
 from faust.types import TP
 
 from riskstream.agents.market_replica import MarketReplica, MarketView
@@ -243,8 +244,12 @@ def build_runtime(
     if settings.stream.max_event_time_skew_ms > 0:
 
         def caught_up(source: tuple[str, int]) -> bool:
-            """Every record up to the partition's high watermark has reached the pipeline."""
-            highwater = app.consumer.highwater(TP(*source))
+            """Every record up to the partition's high watermark has reached the pipeline (a
+            partition no longer assigned delivers nothing more: nothing to wait for)."""
+            try:
+                highwater = app.consumer.highwater(TP(*source))
+            except (AssertionError, KafkaError):
+                return True
             last = pipeline.last_offsets.get(source)
             return highwater is not None and last is not None and last + 1 >= highwater
 
