@@ -42,6 +42,7 @@ from riskstream.llm.client import LlmClient
 from riskstream.llm.openai_client import OpenAIClient
 from riskstream.llm.scorer import LlmScorer, LlmScorerConfig
 from riskstream.metrics import Metrics
+from riskstream.records.plausibility import EventTimeBounds
 from riskstream.settings import KafkaSettings, SecurityProtocol, Settings
 from riskstream.sinks import AlertPublisher, AuditLog, AuditWriter, DeadLetterPublisher
 
@@ -240,6 +241,7 @@ def build_runtime(
         return await app.producer.send_and_wait(topic, key, value, None, None, None)
 
     audit = AuditWriter(audit_log, metrics)
+    stream = settings.stream
     aligner: EventTimeAligner[tuple[str, int]] | None = None
     if settings.stream.max_event_time_skew_ms > 0:
 
@@ -272,10 +274,10 @@ def build_runtime(
         clock=clock,
         market_topic=names.market_data,
         aligner=aligner,
+        event_time_bounds=EventTimeBounds(stream.max_event_lead_s, stream.max_event_age_s, wall_clock_ns),
     )
     ready = asyncio.Event()
     lock = asyncio.Lock()
-    stream = settings.stream
     within_s = stream.batch_within_ms / 1000
 
     def records(events: list[Any]) -> list[SourceRecord]:

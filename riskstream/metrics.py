@@ -50,6 +50,14 @@ class Metrics:
             ["topic"],
             registry=r,
         )
+        self.event_failures = Counter(
+            "riskstream_event_failures_total",
+            "Decoded events whose processing raised (stage: market, order, score, alert): the"
+            " event went to the dead-letter topic with the error and the stream went on. Each is"
+            " a bug to report with its dead letter.",
+            ["topic", "stage"],
+            registry=r,
+        )
         self.replayed_events = Counter(
             "riskstream_replayed_events_total",
             "Redelivered messages skipped because their state was already checkpointed.",

@@ -122,6 +122,25 @@ class StreamSettings(_Group):
             " has delivered nothing for this long (wall time)."
         ),
     )
+    max_event_lead_s: float = Field(
+        60.0,
+        ge=0,
+        description=(
+            "Plausible event time, ahead side: an input event dated more than this after the"
+            " worker's wall clock is dead-lettered (clock skew between venues and the worker is"
+            " milliseconds). A future-dated quote would otherwise become its symbol's market and"
+            " a future-dated order would move its account's window watermark."
+        ),
+    )
+    max_event_age_s: float = Field(
+        10 * 365 * 86_400.0,
+        ge=0,
+        description=(
+            "Plausible event time, behind side: an input event dated more than this before the"
+            " worker's wall clock is dead-lettered. Ten years covers replays of any retained"
+            " history (MiFID II keeps records five to seven); 0 turns the bound off."
+        ),
+    )
     max_state_record_bytes: int = Field(
         16 * 1024 * 1024,
         ge=1_048_576,

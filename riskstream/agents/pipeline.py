@@ -12,7 +12,7 @@ import logging
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 from riskstream.agents.state_store import CheckpointedStore
@@ -23,6 +23,7 @@ from riskstream.core.detectors import DetectionContext
 from riskstream.core.state import AccountState, SymbolState
 from riskstream.core.surveillance import Holders, surveil_account, surveil_market, surveil_marks
 from riskstream.llm.base import Assessment, Scorer
+from riskstream.llm.rules import assess_by_rules
 from riskstream.metrics import Metrics
 from riskstream.records import (
     DeadLetter,
@@ -35,6 +36,7 @@ from riskstream.records import (
     decode_trade_log,
 )
 from riskstream.records.market_data import MarketEvent
+from riskstream.records.plausibility import EventTimeBounds
 from riskstream.sinks import AlertPublisher, AuditWriter, DeadLetterPublisher
 
 log = logging.getLogger(__name__)
@@ -47,13 +49,6 @@ class SourceRecord:
     offset: int
     key: bytes | None
     value: bytes | None
-
-
-@dataclass(slots=True)
-class _Keyed:
-    partition: int
-    events: list[OrderEvent] = field(default_factory=list)
-    last_offset: int = -1
 
 
 class _Timed(Protocol):
@@ -76,6 +71,12 @@ def _symbol_of(event: MarketEvent) -> str:
 
 Quotes = list[tuple[SourceRecord, MarketEvent]]
 Orders = list[tuple[SourceRecord, OrderEvent]]
+Found = list[tuple[Candidate, SourceRecord]]
+"""Candidates with the input record whose event completed them (where a failure is reported)."""
+
+
+def _error(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
 
 
 Held = dict[tuple[str, int], deque[tuple[SourceRecord, E]]]
@@ -161,8 +162,10 @@ class Pipeline:
         clock: Clock,
         market_topic: str,
         aligner: EventTimeAligner[tuple[str, int]] | None = None,
+        event_time_bounds: EventTimeBounds | None = None,
     ) -> None:
         self._market_topic = market_topic
+        self._bounds = event_time_bounds
         self.accounts = accounts
         self.symbols = symbols
         self.context = context
@@ -195,12 +198,31 @@ class Pipeline:
         detected_ns = self._degraded_detected_ns.pop(candidate.alert_id, None)
         if detected_ns is None:
             detected_ns = self._clock()
-        published = await self._alerts.publish([to_alert(candidate, assessment, detected_ns, version=2)])
-        self._audit.submit(published)
-        self._m.alert_updates.inc(len(published))
+        outcome = await self._alerts.publish([to_alert(candidate, assessment, detected_ns, version=2)])
+        for alert, error in outcome.unencodable:
+            # Version 1 went out; the update is dropped, as after a crash.
+            log.error("update of alert %s could not be encoded: %s", alert.alert_id, error)
+        self._audit.submit(outcome.alerts)
+        self._m.alert_updates.inc(len(outcome.alerts))
 
     def _dead_letter(self, rec: SourceRecord, reason: str) -> DeadLetter:
         self._m.decode_failures.labels(rec.topic).inc()
+        return DeadLetter(rec.topic, rec.partition, rec.offset, rec.key, rec.value, reason, self._clock())
+
+    def _failed(self, rec: SourceRecord, stage: str, error: str) -> DeadLetter:
+        """A decoded event whose processing raised: a bug, reported with the event so that it
+        can be reproduced, and contained to that event (the stream goes on)."""
+        self._m.event_failures.labels(rec.topic, stage).inc()
+        log.error(
+            "%s processing of %s/%d@%d (key %r) failed, dead-lettered: %s",
+            stage,
+            rec.topic,
+            rec.partition,
+            rec.offset,
+            rec.key,
+            error,
+        )
+        reason = f"{stage} processing failed: {error}"
         return DeadLetter(rec.topic, rec.partition, rec.offset, rec.key, rec.value, reason, self._clock())
 
     def _track(self, topic: str, records: Sequence[SourceRecord]) -> None:
@@ -275,20 +297,15 @@ class Pipeline:
         return out
 
     async def _fold(self, quotes: Quotes, orders: Orders, dead: list[DeadLetter]) -> list[RiskAlert]:
-        candidates: list[Candidate] = []
+        found: Found = []
         market_s = detect_s = 0.0
         late = 0
         for segment_quotes, segment_orders in event_time_segments(quotes, orders):
             t1 = time.perf_counter()
             for rec, quote in segment_quotes:
-                symbol_state = self.symbols.get(quote.symbol, rec.partition)
-                candidates.extend(surveil_market(symbol_state, quote, self.context))
-                self.symbols.mark_applied(quote.symbol, rec.partition, rec.offset)
-                candidates.extend(
-                    surveil_marks(quote.symbol, quote.ts_ns, self.holders, self.accounts.cached, self.context)
-                )
+                self._surveil_quote(rec, quote, found, dead)
             t2 = time.perf_counter()
-            late += self._surveil(segment_orders, candidates)
+            late += self._surveil(segment_orders, found, dead)
             market_s += t2 - t1
             detect_s += time.perf_counter() - t2
         if quotes:
@@ -297,7 +314,22 @@ class Pipeline:
             self._m.stage.labels("detect").observe(detect_s)
             if late:
                 self._m.late_events.labels(orders[0][0].topic).inc(late)
-        return await self._finish(candidates, dead)
+        return await self._finish(found, dead)
+
+    def _surveil_quote(
+        self, rec: SourceRecord, quote: MarketEvent, out: Found, dead: list[DeadLetter]
+    ) -> None:
+        symbol_state = self.symbols.get(quote.symbol, rec.partition)
+        try:
+            found = surveil_market(symbol_state, quote, self.context)
+            found += surveil_marks(
+                quote.symbol, quote.ts_ns, self.holders, self.accounts.cached, self.context
+            )
+        except Exception as exc:
+            dead.append(self._failed(rec, "market", _error(exc)))
+        else:
+            out.extend((c, rec) for c in found)
+        self.symbols.mark_applied(quote.symbol, rec.partition, rec.offset)
 
     def _admit(
         self,
@@ -319,6 +351,10 @@ class Pipeline:
             except DecodeError as exc:
                 dead.append(self._dead_letter(rec, exc.reason))
                 continue
+            refusal = self._bounds.refusal(event.ts_ns) if self._bounds is not None else None
+            if refusal is not None:
+                dead.append(self._dead_letter(rec, refusal))
+                continue
             source = (rec.topic, rec.partition)
             if event.ts_ns > progress.get(source, -1):
                 progress[source] = event.ts_ns
@@ -334,22 +370,22 @@ class Pipeline:
             self._m.replayed_events.labels(records[0].topic).inc(replayed)
         return admitted
 
-    def _surveil(self, orders: list[tuple[SourceRecord, OrderEvent]], out: list[Candidate]) -> int:
-        """Each account's orders of one segment through the detectors; returns late events."""
-        by_account: dict[str, _Keyed] = {}
-        for rec, event in orders:
-            keyed = by_account.setdefault(event.account, _Keyed(rec.partition))
-            keyed.events.append(event)
-            keyed.last_offset = rec.offset
+    def _surveil(self, orders: Orders, out: Found, dead: list[DeadLetter]) -> int:
+        """Orders of one segment through the detectors, one event at a time as the backtest
+        does; an event whose processing raises is dead-lettered. Returns late events."""
         late = 0
-        for account, keyed in by_account.items():
-            state = self.accounts.get(account, keyed.partition)
-            result = surveil_account(state, keyed.events, self.context, self._size_alpha)
-            out.extend(result.candidates)
-            late += result.late_events
-            if any(e.event is OrderEventType.FILL for e in keyed.events):
-                self.holders.update(account, state, self.context)
-            self.accounts.mark_applied(account, keyed.partition, keyed.last_offset)
+        for rec, event in orders:
+            state = self.accounts.get(event.account, rec.partition)
+            try:
+                result = surveil_account(state, (event,), self.context, self._size_alpha)
+                if event.event is OrderEventType.FILL:
+                    self.holders.update(event.account, state, self.context)
+            except Exception as exc:
+                dead.append(self._failed(rec, "order", _error(exc)))
+            else:
+                out.extend((c, rec) for c in result.candidates)
+                late += result.late_events
+            self.accounts.mark_applied(event.account, rec.partition, rec.offset)
         return late
 
     def _remember_degraded(self, alert_id: str, detected_ns: int) -> None:
@@ -357,19 +393,48 @@ class Pipeline:
         while len(self._degraded_detected_ns) > MAX_AWAITING_UPDATE:
             self._degraded_detected_ns.popitem(last=False)
 
-    async def _finish(self, candidates: list[Candidate], dead: list[DeadLetter]) -> list[RiskAlert]:
+    async def _assess(
+        self, found: Found, dead: list[DeadLetter]
+    ) -> list[tuple[Candidate, Assessment, SourceRecord]]:
+        """The scorer's assessments; should it raise (it must not), rules score each candidate,
+        and a candidate even the rules cannot score is dead-lettered with its event."""
+        try:
+            assessments = await self._scorer.score([c for c, _ in found])
+            return [(c, a, rec) for (c, rec), a in zip(found, assessments, strict=True)]
+        except Exception:
+            log.exception("scorer failed on %d candidates; rules score them", len(found))
+        scored: list[tuple[Candidate, Assessment, SourceRecord]] = []
+        for candidate, rec in found:
+            try:
+                scored.append((candidate, assess_by_rules(candidate), rec))
+            except Exception as exc:
+                dead.append(self._failed(rec, "score", _error(exc)))
+        return scored
+
+    async def _finish(self, found: Found, dead: list[DeadLetter]) -> list[RiskAlert]:
         published: list[RiskAlert] = []
-        if candidates:
+        if found:
             detected_ns = self._clock()
             t0 = time.perf_counter()
-            assessments = await self._scorer.score(candidates)
+            scored = await self._assess(found, dead)
             t1 = time.perf_counter()
             self._m.stage.labels("score").observe(t1 - t0)
-            alerts = [to_alert(c, a, detected_ns) for c, a in zip(candidates, assessments, strict=True)]
-            for alert in alerts:
+            alerts: list[RiskAlert] = []
+            source: dict[str, SourceRecord] = {}
+            for candidate, assessment, rec in scored:
+                try:
+                    alert = to_alert(candidate, assessment, detected_ns)
+                except Exception as exc:
+                    dead.append(self._failed(rec, "alert", _error(exc)))
+                    continue
+                alerts.append(alert)
+                source[alert.alert_id] = rec
                 if alert.degraded:
                     self._remember_degraded(alert.alert_id, detected_ns)
-            published = await self._alerts.publish(alerts)
+            outcome = await self._alerts.publish(alerts)
+            for alert, error in outcome.unencodable:
+                dead.append(self._failed(source[alert.alert_id], "alert", error))
+            published = outcome.alerts
             t2 = time.perf_counter()
             self._m.stage.labels("publish").observe(t2 - t1)
             for alert in published:

@@ -6,10 +6,38 @@ import json
 import math
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
+
+MAX_TS_NS = 2**63 - 1
+"""Event times are epoch ns in a signed 64-bit integer (Kafka, Parquet and Postgres all hold
+them so): up to 2262-04-11. Earlier than 1970 is not an event of an electronic market."""
+
+
+@dataclass(frozen=True, slots=True)
+class Magnitude:
+    """What a number of the domain can be: a price or a quantity of a real instrument. Values
+    outside it are data errors (a unit slip, an uninitialised field, a fuzzer), and letting them
+    in produces infinities in notional, P&L and ratios downstream."""
+
+    smallest: float
+    """Least non-zero value; below it is not a price or a quantity of any instrument."""
+    largest: float
+    """Greatest value."""
+    zero_allowed: bool
+    """Zero is a value (a displayed size may be), not a missing one."""
+
+
+PRICE = Magnitude(1e-8, 1e9, zero_allowed=False)
+"""Per-unit prices: from a sub-satoshi crypto quote to a billion (Berkshire A is ~1e6)."""
+QUANTITY = Magnitude(1e-8, 1e12, zero_allowed=False)
+"""Order and trade quantities: fractional crypto lots up to 1e12 units, above the share count
+of any listed company (the largest are ~2e10) and the notional of any FX ticket."""
+DISPLAYED_SIZE = Magnitude(QUANTITY.smallest, QUANTITY.largest, zero_allowed=True)
+"""Displayed size at the touch: an empty side of the book is 0."""
 
 NS_PER_S = 1_000_000_000
 _ISO_FRACTION = re.compile(r"^(?P<head>[^.]+)(?:\.(?P<frac>[0-9]{1,9}))?(?P<tz>Z|[+-]\d{2}:\d{2})$")
@@ -46,9 +74,7 @@ def parse_ts(value: object) -> int:
     if isinstance(value, bool):
         raise DecodeError("ts must be an ISO-8601 string or integer epoch nanoseconds")
     if isinstance(value, int):
-        if value < 0:
-            raise DecodeError("ts must not be negative")
-        return value
+        return _in_epoch_range(value, value)
     if not isinstance(value, str):
         raise DecodeError("ts must be an ISO-8601 string or integer epoch nanoseconds")
     if len(value) == _UTC_NS_LEN and value[19] == "." and value[-1] == "Z":
@@ -66,11 +92,20 @@ def parse_ts(value: object) -> int:
         raise DecodeError(f"ts {value!r} is not a valid ISO-8601 date-time") from None
     frac = (match["frac"] or "").ljust(9, "0")
     seconds = int(base.timestamp())
+    ts_ns = _in_epoch_range(seconds * NS_PER_S + int(frac or "0"), value)
     if tz == "Z":
         if len(_utc_seconds) >= _UTC_SECONDS_KEPT:
             _utc_seconds.clear()
         _utc_seconds[match["head"]] = seconds
-    return seconds * NS_PER_S + int(frac or "0")
+    return ts_ns
+
+
+def _in_epoch_range(ts_ns: int, shown: object) -> int:
+    if ts_ns < 0:
+        raise DecodeError(f"ts {shown!r} is before 1970-01-01T00:00:00Z")
+    if ts_ns > MAX_TS_NS:
+        raise DecodeError(f"ts {shown!r} is after 2262-04-11 (beyond 64-bit epoch nanoseconds)")
+    return ts_ns
 
 
 def format_ts(ts_ns: int) -> str:
@@ -95,24 +130,31 @@ def opt_str(obj: Mapping[str, Any], name: str, max_len: int = MAX_ID_LEN) -> str
     return req_str(obj, name, max_len)
 
 
-def req_number(obj: Mapping[str, Any], name: str, *, positive: bool) -> float:
+def req_number(obj: Mapping[str, Any], name: str, magnitude: Magnitude) -> float:
     value = obj.get(name)
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise DecodeError(f"{name} must be a number")
-    number = float(value)
+    try:
+        number = float(value)
+    except OverflowError:
+        raise DecodeError(f"{name} {value} is out of range") from None
     if not math.isfinite(number):
         raise DecodeError(f"{name} must be finite")
-    if positive and number <= 0:
-        raise DecodeError(f"{name} must be greater than 0")
-    if number < 0:
-        raise DecodeError(f"{name} must not be negative")
+    if number == 0 and magnitude.zero_allowed:
+        return number
+    if number <= 0:
+        raise DecodeError(f"{name} must be {'at least' if magnitude.zero_allowed else 'greater than'} 0")
+    if number < magnitude.smallest:
+        raise DecodeError(f"{name} {number!r} is below {magnitude.smallest:g}")
+    if number > magnitude.largest:
+        raise DecodeError(f"{name} {number!r} is above {magnitude.largest:g}")
     return number
 
 
-def opt_number(obj: Mapping[str, Any], name: str, *, positive: bool) -> float | None:
+def opt_number(obj: Mapping[str, Any], name: str, magnitude: Magnitude) -> float | None:
     if obj.get(name) is None:
         return None
-    return req_number(obj, name, positive=positive)
+    return req_number(obj, name, magnitude)
 
 
 def dumps(obj: object) -> bytes:

@@ -6,6 +6,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from riskstream.records.codec import (
+    DISPLAYED_SIZE,
+    PRICE,
+    QUANTITY,
     DecodeError,
     format_ts,
     load_object,
@@ -88,8 +91,8 @@ def decode_market_data(raw: bytes) -> MarketEvent:
     venue = req_str(obj, "venue")
     ts_ns = parse_ts(obj.get("ts"))
     if kind == "quote":
-        bid = req_number(obj, "bid", positive=True)
-        ask = req_number(obj, "ask", positive=True)
+        bid = req_number(obj, "bid", PRICE)
+        ask = req_number(obj, "ask", PRICE)
         if bid > ask:
             raise DecodeError(f"crossed quote: bid {bid} above ask {ask}")
         return Quote(
@@ -98,15 +101,15 @@ def decode_market_data(raw: bytes) -> MarketEvent:
             ts_ns=ts_ns,
             bid=bid,
             ask=ask,
-            bid_size=req_number(obj, "bid_size", positive=False),
-            ask_size=req_number(obj, "ask_size", positive=False),
+            bid_size=req_number(obj, "bid_size", DISPLAYED_SIZE),
+            ask_size=req_number(obj, "ask_size", DISPLAYED_SIZE),
         )
     if kind == "trade":
         return Print(
             symbol=symbol,
             venue=venue,
             ts_ns=ts_ns,
-            price=req_number(obj, "price", positive=True),
-            size=req_number(obj, "size", positive=True),
+            price=req_number(obj, "price", PRICE),
+            size=req_number(obj, "size", QUANTITY),
         )
     raise DecodeError(f"kind must be 'quote' or 'trade', got {kind!r}")

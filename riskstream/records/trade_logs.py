@@ -7,6 +7,8 @@ from enum import StrEnum
 from typing import Any
 
 from riskstream.records.codec import (
+    PRICE,
+    QUANTITY,
     DecodeError,
     format_ts,
     load_object,
@@ -107,8 +109,8 @@ def decode_trade_log(raw: bytes) -> OrderEvent:
         side = Side(str(obj.get("side")))
     except ValueError:
         raise DecodeError(f"side must be 'buy' or 'sell', got {obj.get('side')!r}") from None
-    last_qty = opt_number(obj, "last_qty", positive=True)
-    last_px = opt_number(obj, "last_px", positive=True)
+    last_qty = opt_number(obj, "last_qty", QUANTITY)
+    last_px = opt_number(obj, "last_px", PRICE)
     if event is OrderEventType.FILL and (last_qty is None or last_px is None):
         raise DecodeError("a fill needs last_qty and last_px")
     return OrderEvent(
@@ -118,8 +120,8 @@ def decode_trade_log(raw: bytes) -> OrderEvent:
         trader=req_str(obj, "trader"),
         symbol=req_str(obj, "symbol"),
         side=side,
-        qty=req_number(obj, "qty", positive=True),
-        price=opt_number(obj, "price", positive=True),
+        qty=req_number(obj, "qty", QUANTITY),
+        price=opt_number(obj, "price", PRICE),
         ts_ns=parse_ts(obj.get("ts")),
         last_qty=last_qty,
         last_px=last_px,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 
 from riskstream.core.clock import Clock
 from riskstream.records import RiskAlert
@@ -13,19 +14,37 @@ SendFn = Callable[[str, bytes, bytes], Awaitable[object]]
 """(topic, key, value) -> completes when the broker acknowledged the record."""
 
 
+@dataclass(frozen=True, slots=True)
+class Published:
+    """What a publish did: the alerts the broker acknowledged, and those that could not be
+    encoded (a detector bug: a non-finite feature, say), each with the error."""
+
+    alerts: list[RiskAlert]
+    unencodable: list[tuple[RiskAlert, str]]
+
+
 class AlertPublisher:
     def __init__(self, send: SendFn, topic: str, clock: Clock) -> None:
         self._send = send
         self._topic = topic
         self._clock = clock
 
-    async def publish(self, alerts: Sequence[RiskAlert]) -> list[RiskAlert]:
-        """Stamp publication time, send every alert, return them as published."""
+    async def publish(self, alerts: Sequence[RiskAlert]) -> Published:
+        """Stamp publication time, send every alert that encodes, return what was published.
+        One alert that does not encode is reported, not raised: the others still go out."""
         if not alerts:
-            return []
+            return Published([], [])
         now = self._clock()
-        stamped = [a.published(now) for a in alerts]
-        await asyncio.gather(
-            *(self._send(self._topic, a.entity.key.encode(), dumps(a.to_json())) for a in stamped)
-        )
-        return stamped
+        sent: list[RiskAlert] = []
+        payloads: list[tuple[bytes, bytes]] = []
+        unencodable: list[tuple[RiskAlert, str]] = []
+        for alert in alerts:
+            stamped = alert.published(now)
+            try:
+                payloads.append((stamped.entity.key.encode(), dumps(stamped.to_json())))
+            except (ValueError, TypeError, OverflowError) as exc:
+                unencodable.append((alert, f"{type(exc).__name__}: {exc}"))
+                continue
+            sent.append(stamped)
+        await asyncio.gather(*(self._send(self._topic, key, value) for key, value in payloads))
+        return Published(sent, unencodable)

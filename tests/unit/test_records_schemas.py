@@ -32,7 +32,7 @@ from riskstream.records import (
     format_ts,
     parse_ts,
 )
-from riskstream.records.codec import dumps
+from riskstream.records.codec import MAX_TS_NS, PRICE, QUANTITY, dumps
 from riskstream.settings import REPO_ROOT
 
 
@@ -42,15 +42,16 @@ def schema(name: str) -> dict[str, Any]:
 
 MARKET, TRADES, ALERTS, DLQ = (schema(n) for n in ("market_data", "trade_logs", "risk_alerts", "dead_letter"))
 ids = st.text(st.characters(codec="utf-8"), min_size=1, max_size=64)
-prices = st.floats(min_value=0.0001, max_value=1e7, allow_nan=False)
-sizes = st.floats(min_value=0, max_value=1e9, allow_nan=False)
-ts_ns = st.integers(min_value=0, max_value=4_000_000_000 * 10**9)
+prices = st.floats(min_value=PRICE.smallest, max_value=PRICE.largest)
+quantities = st.floats(min_value=QUANTITY.smallest, max_value=QUANTITY.largest)
+sizes = st.just(0.0) | quantities
+ts_ns = st.integers(min_value=0, max_value=MAX_TS_NS)
 
 
 @st.composite
 def quotes(draw: st.DrawFn) -> Quote:
     bid = draw(prices)
-    ask = bid + draw(st.floats(min_value=0, max_value=100, allow_nan=False))
+    ask = min(PRICE.largest, bid + draw(st.floats(min_value=0, max_value=100, allow_nan=False)))
     return Quote(draw(ids), draw(ids), draw(ts_ns), bid, ask, draw(sizes), draw(sizes))
 
 
@@ -65,10 +66,10 @@ def order_events(draw: st.DrawFn) -> OrderEvent:
         draw(ids),
         draw(ids),
         draw(st.sampled_from(Side)),
-        draw(st.floats(min_value=0.001, max_value=1e9)),
+        draw(quantities),
         draw(st.none() | prices),
         draw(ts_ns),
-        draw(prices) if is_fill else None,
+        draw(quantities) if is_fill else None,
         draw(prices) if is_fill else None,
         draw(st.none() | ids),
         draw(st.none() | st.text(min_size=1, max_size=256)),
@@ -82,7 +83,7 @@ def test_quote_round_trip_validates(q: Quote) -> None:
     assert decode_market_data(dumps(body)) == q
 
 
-@given(st.builds(Print, ids, ids, ts_ns, prices, st.floats(min_value=0.001, max_value=1e9)))
+@given(st.builds(Print, ids, ids, ts_ns, prices, quantities))
 def test_print_round_trip_validates(p: Print) -> None:
     jsonschema.validate(p.to_json(), MARKET)
     assert decode_market_data(dumps(p.to_json())) == p
@@ -135,6 +136,15 @@ BAD_ORDERS = [
     {"ts": "2026-11-25T10:00:00"},
     {"ts": "yesterday"},
     {"ts": -5},
+    {"ts": 2**63},
+    {"ts": "9999-12-31T23:59:59Z"},
+    {"ts": "0001-01-01T00:00:00Z"},
+    {"qty": 1e300},
+    {"qty": 1e-300},
+    {"price": 1e300},
+    {"price": 2e9},
+    {"event": "fill", "last_qty": 1e300, "last_px": 10.0},
+    {"event": "fill", "last_qty": 1, "last_px": 1e300},
     {"account": ""},
     {"account": "x" * 65},
     {"event": "fill"},
@@ -175,7 +185,19 @@ BASE_QUOTE = {
 
 
 @pytest.mark.parametrize(
-    "change", [{"kind": "book"}, {"bid": 0}, {"bid_size": -1}, {"ts": 1.5}, {"symbol": None}, {"ts": True}]
+    "change",
+    [
+        {"kind": "book"},
+        {"bid": 0},
+        {"bid_size": -1},
+        {"ts": 1.5},
+        {"symbol": None},
+        {"ts": True},
+        {"ts": "9999-01-01T00:00:00Z"},
+        {"ask": 1e300},
+        {"ask_size": 1e300},
+        {"bid_size": 1e-300},
+    ],
 )
 def test_schema_and_decoder_reject_the_same_quotes(change: dict[str, Any]) -> None:
     body = {**BASE_QUOTE, **change}

@@ -13,7 +13,7 @@ from riskstream.core.detectors.aggression import MAX_AGGRESSIVE_ORDERS, track_ag
 from riskstream.core.limits import AccountLimits, RiskLimits
 from riskstream.core.state import AccountState, SymbolState
 from riskstream.offline.backtest import EventTimeDetector
-from riskstream.records import Category, OrderEvent
+from riskstream.records import Category, OrderEvent, Quote
 from riskstream.records.market_data import MarketEvent
 from tests.factories import T0, context, fill, order, quote, replay, trade_print
 
@@ -67,6 +67,20 @@ def test_momentum_ignition_fires_on_the_reversing_fill() -> None:
     assert found[0].evidence.order_ids == ("b0", "b1", "b2", "s1")
     assert found[0].evidence.features["move_spreads"] >= 3
     assert found[0].window.end_ns == T0 + (60_000 + 2701) * 1_000_000
+
+
+def test_ignition_against_an_empty_displayed_touch_alerts_with_finite_evidence() -> None:
+    """Quotes with no displayed size: any burst takes out the touch, and the evidence (which the
+    alert must carry as JSON) holds the touch size, not an infinite multiple of it."""
+    empty = [
+        dataclasses.replace(e, bid_size=0.0, ask_size=0.0) if isinstance(e, Quote) else e for e in ignition()
+    ]
+    found = [c for c in replay(empty, context(market={})) if c.category is Category.MOMENTUM_IGNITION]
+    assert len(found) == 1
+    features = found[0].evidence.features
+    assert "touch_multiple" not in features and features["touch_qty"] == 0.0
+    assert "an empty touch" in found[0].evidence.summary
+    json.dumps(features, allow_nan=False)
 
 
 def test_momentum_trader_who_holds_is_not_ignition() -> None:

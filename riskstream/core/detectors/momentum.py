@@ -69,7 +69,9 @@ def detect_momentum_ignition(
     if mid is None or first.spread <= 0:
         return []
     burst_qty = sum(o.qty for o in burst)
-    touch_multiple = burst_qty / first.touch_qty if first.touch_qty > 0 else float("inf")
+    # An empty displayed touch is taken out by any burst: the touch test passes, and the
+    # multiple (undefined) stays out of the evidence and the strength.
+    touch_multiple = burst_qty / first.touch_qty if first.touch_qty > 0 else None
     move = (mid - first.mid) * burst_side.sign
     move_spreads = move / first.spread
     elapsed_s = (event.ts_ns - first.ts_ns) / NS_PER_S
@@ -80,32 +82,40 @@ def detect_momentum_ignition(
         if market is not None
         else 0.0
     )
-    if touch_multiple < p.ignition_min_touch_multiple or move < needed:
+    if (touch_multiple is not None and touch_multiple < p.ignition_min_touch_multiple) or move < needed:
         return []
     order_ids = (*(o.order_id for o in burst), event.order_id)
     state.flagged.update(order_ids)
     reversal_s = (event.ts_ns - burst[-1].ts_ns) / NS_PER_S
-    strength = max(1.0, min(touch_multiple / p.ignition_min_touch_multiple, move / needed))
+    move_strength = move / needed if needed > 0 else 1.0
+    touch_strength = (
+        touch_multiple / p.ignition_min_touch_multiple if touch_multiple is not None else move_strength
+    )
+    strength = max(1.0, min(touch_strength, move_strength))
+    features = {
+        "burst_orders": float(len(burst)),
+        "burst_qty": burst_qty,
+        "touch_qty": first.touch_qty,
+        "mid_before": first.mid,
+        "mid_now": mid,
+        "move_spreads": round(move_spreads, 4),
+        "reversal_after_s": round(reversal_s, 6),
+        "reversal_qty": event.last_qty or 0.0,
+    }
+    if touch_multiple is not None:
+        features["touch_multiple"] = round(touch_multiple, 4)
+    taken = f"{touch_multiple:.1f}x the touch" if touch_multiple is not None else "an empty touch"
     return [
         Candidate(
             category=Category.MOMENTUM_IGNITION,
             entity=AlertEntity(event.account, event.symbol),
             window=WindowBounds(first.ts_ns, event.ts_ns),
             evidence=Evidence(
-                features={
-                    "burst_orders": float(len(burst)),
-                    "burst_qty": burst_qty,
-                    "touch_multiple": round(touch_multiple, 4),
-                    "mid_before": first.mid,
-                    "mid_now": mid,
-                    "move_spreads": round(move_spreads, 4),
-                    "reversal_after_s": round(reversal_s, 6),
-                    "reversal_qty": event.last_qty or 0.0,
-                },
+                features=features,
                 order_ids=order_ids,
                 summary=(
                     f"{len(burst)} aggressive {burst_side.value} orders ({burst_qty:g}, "
-                    f"{touch_multiple:.1f}x the touch) moved the mid {move_spreads:.1f} spreads, "
+                    f"{taken}) moved the mid {move_spreads:.1f} spreads, "
                     f"then a {event.side.value} fill {reversal_s:.2f}s later"
                 ),
             ),
