@@ -299,9 +299,10 @@ def build_runtime(
         log.info("riskstream ready: scorer=%s", settings.scorer.kind)
 
     async def crash(exc: BaseException) -> None:
-        """An error the pipeline did not turn into a dead letter is a bug: stop the worker so
-        it restarts from the committed offsets, instead of Faust restarting the agent past the
-        unprocessed batch (which would drop it)."""
+        """What one event or candidate does wrong is dead-lettered inside the pipeline; what
+        reaches here is the infrastructure failing (the broker refusing alerts or dead letters).
+        The worker stops so that its supervisor restarts it from the committed offsets, instead
+        of Faust restarting the agent past the unprocessed batch (which would drop it)."""
         log.critical("pipeline failed; stopping the worker to replay from committed offsets", exc_info=exc)
         await app.crash(exc)
 

@@ -351,17 +351,18 @@ class Pipeline:
             except DecodeError as exc:
                 dead.append(self._dead_letter(rec, exc.reason))
                 continue
-            refusal = self._bounds.refusal(event.ts_ns) if self._bounds is not None else None
-            if refusal is not None:
-                dead.append(self._dead_letter(rec, refusal))
-                continue
-            source = (rec.topic, rec.partition)
-            if event.ts_ns > progress.get(source, -1):
-                progress[source] = event.ts_ns
             key = key_of(event)
             if rec.key is not None and rec.key != key.encode():
                 dead.append(self._dead_letter(rec, f"key {rec.key!r} is not the {key_name} {key!r}"))
                 continue
+            refusal = self._bounds.refusal(event.ts_ns) if self._bounds is not None else None
+            if refusal is not None:
+                dead.append(self._dead_letter(rec, refusal))
+                continue
+            # Only a plausible event advances its partition's event time.
+            source = (rec.topic, rec.partition)
+            if event.ts_ns > progress.get(source, -1):
+                progress[source] = event.ts_ns
             if rec.offset <= store.applied_offset(key, rec.partition):
                 replayed += 1
                 continue
