@@ -157,9 +157,33 @@ def build_runtime(
     metrics = metrics or Metrics()
     audit_log = AuditLog.from_url(settings.database.url.get_secret_value(), settings.database.pool_size)
     scorer = scorer or build_scorer(settings, metrics, audit_log)
+
+    def on_offset_gap(topic: str, partition: int, expected: int, got: int, skipped: bool) -> None:
+        metrics.offset_gaps.labels(topic, "skipped" if skipped else "reseek").inc()
+        if skipped:
+            log.error(
+                "%s/%d: offsets %d..%d are not in the log (the broker answers from %d); skipped",
+                topic,
+                partition,
+                expected,
+                got - 1,
+                got,
+            )
+        else:
+            log.warning(
+                "%s/%d: fetch jumped from offset %d to %d; seeking back to %d",
+                topic,
+                partition,
+                expected,
+                got,
+                expected,
+            )
+
     app = RiskstreamApp(
         settings.app_id,
         fetch_max_wait_ms=settings.kafka.fetch_max_wait_ms,
+        gapless_topics=(names.trade_logs, names.market_data),
+        on_offset_gap=on_offset_gap,
         broker=[f"kafka://{h.strip()}" for h in settings.kafka.bootstrap_servers.split(",")],
         broker_credentials=broker_credentials(settings.kafka),
         store="memory://",

@@ -20,12 +20,21 @@ start a task per message to wait in. The loop is Faust 0.15's own otherwise;
 riskstream turns off; the lean app leaves it out of the sensors.
 5. Event-time alignment pauses partitions in the aiokafka consumer (:func:`pause_partitions`),
 not through Faust's pause, which can lose records.
+6. Faust's drain loop takes any offset at or past the partition's read offset, so records from a
+fetch that was in flight while Faust sought back to the committed offsets (after a restart's
+recovery) were delivered, moved the read offset past the records between, and those were then
+dropped as already read: a block of input lost without a word. The lean loop keeps the read
+offset as the next offset it expects, delivers exactly that one, and treats a forward jump in
+a gapless input topic as an error (:class:`OffsetContinuity`): it seeks back, counts it, and
+skips the jump only when the broker keeps answering past the missing offsets.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterable, Mapping
+import enum
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import faust
@@ -49,6 +58,60 @@ class _FetchWaitConsumer(faust_aiokafka.Consumer):
 
 FULL_STREAM_POLL_S = 0.001
 """How often a drain waiting for room in a full stream buffer looks again."""
+GAP_RESEEKS = 3
+"""Seeks back to a missing offset before the jump past it is accepted: the broker answered past
+it from fresh fetches that many times, so the records are not in the log (deleted by retention,
+or transaction markers of a transactional producer)."""
+
+
+class Continuity(enum.Enum):
+    DELIVER = "deliver"
+    DROP = "drop"
+    """Already delivered (a refetch), or the stale rest of a fetch that jumped."""
+    RESEEK = "reseek"
+    """A jump forward: seek back to the expected offset, deliver nothing of this fetch."""
+
+
+@dataclass(slots=True)
+class _Jump:
+    expected: int
+    fetch: int
+    seeks: int
+
+
+GapReport = Callable[[str, int, int, int, bool], None]
+"""(topic, partition, expected offset, offset received, skipped) for every forward jump."""
+
+
+class OffsetContinuity:
+    """Decides, per record of a gapless topic, whether the drain delivers it, given the next
+    offset expected from the partition and the number of the fetch it came in."""
+
+    def __init__(self, reseeks: int = GAP_RESEEKS) -> None:
+        self._reseeks = reseeks
+        self._jumps: dict[Any, _Jump] = {}
+
+    def check(self, tp: Any, expected: int | None, offset: int, fetch: int) -> Continuity:
+        if expected is None or offset == expected:
+            self._jumps.pop(tp, None)
+            return Continuity.DELIVER
+        if offset < expected:
+            return Continuity.DROP
+        jump = self._jumps.get(tp)
+        if jump is None or jump.expected != expected:
+            self._jumps[tp] = _Jump(expected, fetch, 1)
+            return Continuity.RESEEK
+        if jump.fetch == fetch:
+            return Continuity.DROP
+        if jump.seeks >= self._reseeks:
+            del self._jumps[tp]
+            return Continuity.DELIVER
+        jump.seeks += 1
+        jump.fetch = fetch
+        return Continuity.RESEEK
+
+    def forget(self, tp: Any) -> None:
+        self._jumps.pop(tp, None)
 
 
 class _RiskstreamConsumer(_FetchWaitConsumer):
@@ -74,10 +137,16 @@ class _RiskstreamConsumer(_FetchWaitConsumer):
 
         yield_every = 100
         num_since_yield = 0
+        app: Any = self.app
+        gapless: frozenset[str] = getattr(app, "gapless_topics", frozenset())
+        report: GapReport | None = getattr(app, "on_offset_gap", None)
+        continuity = OffsetContinuity()
+        fetch = 0
         try:
             while not (consumer_should_stop() or fetcher_should_stop()):
                 set_flag(CONSUMER_FETCHING)
                 ait: AsyncIterator[Any] = getmany(timeout=1.0)
+                fetch += 1
                 await self.sleep(0)
                 if not self.should_stop:
                     async for tp, message in ait:
@@ -86,20 +155,36 @@ class _RiskstreamConsumer(_FetchWaitConsumer):
                             await asyncio.sleep(0)
                             num_since_yield = 0
                         offset = message.offset
-                        r_offset = get_read_offset(tp)
-                        if r_offset is None or offset >= r_offset:
-                            gap = offset - (r_offset or 0)
-                            if gap > 1 and r_offset and acks_enabled_for(message.topic):
-                                await self._add_gap(tp, r_offset + 1, offset)
-                            if commit_every is not None and self._n_acked >= commit_every:
-                                self._n_acked = 0
-                                await self.commit()
-                            # A poll: asyncio.Queue has no wait for room short of a put.
-                            while wait_for_room(tp):  # noqa: ASYNC110
-                                await asyncio.sleep(FULL_STREAM_POLL_S)
-                            if not flow_suspended():
-                                await callback(message)
-                            set_read_offset(tp, offset)
+                        expected = get_read_offset(tp)
+                        if tp.topic in gapless:
+                            verdict = continuity.check(tp, expected, offset, fetch)
+                            if verdict is Continuity.DROP:
+                                continue
+                            if verdict is Continuity.RESEEK:
+                                assert expected is not None
+                                if report is not None:
+                                    report(tp.topic, tp.partition, expected, offset, False)
+                                await self._seek(tp, expected)
+                                continue
+                            if expected is not None and offset != expected and report is not None:
+                                report(tp.topic, tp.partition, expected, offset, True)
+                        elif expected is not None and offset < expected:
+                            continue
+                        gap = offset - (expected or 0)
+                        if gap > 0 and expected and acks_enabled_for(message.topic):
+                            await self._add_gap(tp, expected, offset)
+                        if commit_every is not None and self._n_acked >= commit_every:
+                            self._n_acked = 0
+                            await self.commit()
+                        # A poll: asyncio.Queue has no wait for room short of a put.
+                        while wait_for_room(tp):  # noqa: ASYNC110
+                            await asyncio.sleep(FULL_STREAM_POLL_S)
+                        if flow_suspended():
+                            # Not delivered: the read offset stays, and Faust seeks back to
+                            # the committed offsets before the flow resumes.
+                            continue
+                        await callback(message)
+                        set_read_offset(tp, offset + 1)
                     unset_flag(CONSUMER_FETCHING)
         except self.consumer_stopped_errors:
             if self.transport.app.should_stop:
@@ -121,10 +206,22 @@ class RiskstreamApp(faust.App):
     with ``lean_drain`` (the default; off only to benchmark stock Faust), delivers fetched
     messages without a per-message task race and without Faust's statistics sensor."""
 
-    def __init__(self, *args: Any, fetch_max_wait_ms: int, lean_drain: bool = True, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        fetch_max_wait_ms: int,
+        lean_drain: bool = True,
+        gapless_topics: Iterable[str] = (),
+        on_offset_gap: GapReport | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.fetch_max_wait_ms = fetch_max_wait_ms
         self.lean_drain = lean_drain
+        self.gapless_topics = frozenset(gapless_topics)
+        """Topics whose offsets have no holes (not compacted, no transaction markers): a jump
+        in them is a lost read, not a property of the log."""
+        self.on_offset_gap = on_offset_gap
 
     def on_init_dependencies(self) -> Iterable[Any]:
         services = super().on_init_dependencies()

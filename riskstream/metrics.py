@@ -156,6 +156,15 @@ class Metrics:
             "Checkpoints whose offset commit failed (retried at the next checkpoint).",
             registry=r,
         )
+        self.offset_gaps = Counter(
+            "riskstream_offset_gaps_total",
+            "Forward jumps in an input partition's offsets seen by the consumer. outcome=reseek:"
+            " the consumer sought back to the missing offset (nothing lost); outcome=skipped: the"
+            " broker kept answering past it, so the records are not in the log (an error line says"
+            " which offsets).",
+            ["topic", "outcome"],
+            registry=r,
+        )
         self.state_writes = Counter(
             "riskstream_state_writes_total",
             "Keys written to a changelog-backed state table.",

@@ -9,7 +9,7 @@ from typing import Any
 
 from faust.transport.consumer import Consumer
 
-from riskstream.faust_compat import RiskstreamApp
+from riskstream.faust_compat import Continuity, OffsetContinuity, RiskstreamApp
 
 ADAPTED_FROM_SHA256 = "44a2500309e83c630493f6828af50166ec8d96a0b3e4fb2bab735f704ae93417"
 """sha256 of ``faust.transport.consumer.Consumer._drain_messages`` in faust-streaming 0.15.3."""
@@ -42,3 +42,30 @@ def test_lean_app_leaves_faust_statistics_sensor_out_and_stock_keeps_it() -> Non
         list(app.on_init_dependencies())
     assert lean.monitor not in set(lean.sensors)
     assert stock.monitor in set(stock.sensors)
+
+
+def test_continuity_delivers_the_expected_offset_and_drops_what_was_read() -> None:
+    c = OffsetContinuity()
+    assert c.check("tp", None, 7, fetch=1) is Continuity.DELIVER
+    assert c.check("tp", 8, 8, fetch=1) is Continuity.DELIVER
+    assert c.check("tp", 9, 3, fetch=2) is Continuity.DROP
+
+
+def test_a_jump_reseeks_and_the_rest_of_that_fetch_is_dropped() -> None:
+    """The loss seen after restarts: a fetch in flight across the seek to the committed
+    offsets answers from far ahead (2955 while 2023 is expected)."""
+    c = OffsetContinuity()
+    assert c.check("tp", 2023, 2955, fetch=1) is Continuity.RESEEK
+    assert c.check("tp", 2023, 2956, fetch=1) is Continuity.DROP
+    assert c.check("tp", 2023, 2023, fetch=2) is Continuity.DELIVER
+    assert c.check("tp", 2024, 2024, fetch=2) is Continuity.DELIVER
+
+
+def test_a_jump_that_fresh_fetches_confirm_is_accepted_after_the_reseeks() -> None:
+    """Records that are really not in the log (retention, transaction markers): the broker
+    answers past them after every seek back, and the drain goes on instead of spinning."""
+    c = OffsetContinuity(reseeks=3)
+    verdicts = [c.check("tp", 10, 15, fetch=f) for f in range(1, 5)]
+    assert verdicts == [Continuity.RESEEK, Continuity.RESEEK, Continuity.RESEEK, Continuity.DELIVER]
+    assert c.check("tp", 16, 16, fetch=5) is Continuity.DELIVER
+    assert c.check("other", 3, 4, fetch=5) is Continuity.RESEEK
