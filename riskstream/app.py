@@ -31,11 +31,18 @@ from faust.types import TP
 from riskstream.agents.market_replica import MarketReplica, MarketView
 from riskstream.agents.pipeline import Pipeline, SourceRecord
 from riskstream.agents.state_store import CheckpointedStore
+from riskstream.agents.watchdog import StreamWatchdog
 from riskstream.core.alignment import EventTimeAligner
 from riskstream.core.clock import Clock, wall_clock_ns
 from riskstream.core.state import AccountState, SymbolState
 from riskstream.detection import detection_context, load_limits
-from riskstream.faust_compat import RiskstreamApp, commit_offsets, pause_partitions, resume_partitions
+from riskstream.faust_compat import (
+    RiskstreamApp,
+    commit_offsets,
+    end_offsets,
+    pause_partitions,
+    resume_partitions,
+)
 from riskstream.kafka import aiokafka_kwargs, ssl_context
 from riskstream.llm import RuleScorer, Scorer
 from riskstream.llm.client import LlmClient
@@ -155,21 +162,15 @@ def build_runtime(
             "one agent reads both and its state tables are co-partitioned, so they must match"
         )
     metrics = metrics or Metrics()
-    audit_log = AuditLog.from_url(settings.database.url.get_secret_value(), settings.database.pool_size)
+    db = settings.database
+    audit_log = AuditLog.from_url(db.url.get_secret_value(), db.pool_size, db.statement_timeout_s)
     scorer = scorer or build_scorer(settings, metrics, audit_log)
 
-    def on_offset_gap(topic: str, partition: int, expected: int, got: int, skipped: bool) -> None:
-        metrics.offset_gaps.labels(topic, "skipped" if skipped else "reseek").inc()
-        if skipped:
-            log.error(
-                "%s/%d: offsets %d..%d are not in the log (the broker answers from %d); skipped",
-                topic,
-                partition,
-                expected,
-                got - 1,
-                got,
-            )
-        else:
+    exits: list[asyncio.Task[None]] = []
+
+    def on_offset_gap(topic: str, partition: int, expected: int, got: int, outcome: str) -> None:
+        metrics.offset_gaps.labels(topic, outcome).inc()
+        if outcome == "reseek":
             log.warning(
                 "%s/%d: fetch jumped from offset %d to %d; seeking back to %d",
                 topic,
@@ -178,6 +179,20 @@ def build_runtime(
                 got,
                 expected,
             )
+        elif outcome == "skipped":
+            log.error(
+                "%s/%d: offsets %d..%d are not in the log (the broker answers from %d); skipped",
+                topic,
+                partition,
+                expected,
+                got - 1,
+                got,
+            )
+        elif not exits:
+            reason = (
+                f"{topic}/{partition} restarted at offset {got} below {expected}: the broker lost its log"
+            )
+            exits.append(asyncio.get_running_loop().create_task(crash(RuntimeError(reason))))
 
     app = RiskstreamApp(
         settings.app_id,
@@ -264,7 +279,7 @@ def build_runtime(
     async def send(topic: str, key: bytes, value: bytes) -> object:
         return await app.producer.send_and_wait(topic, key, value, None, None, None)
 
-    audit = AuditWriter(audit_log, metrics)
+    audit = AuditWriter(audit_log, metrics, db.retry_max_s, timeout_s=3 * db.statement_timeout_s)
     stream = settings.stream
     aligner: EventTimeAligner[tuple[str, int]] | None = None
     if settings.stream.max_event_time_skew_ms > 0:
@@ -369,16 +384,27 @@ def build_runtime(
             await align()
 
     checkpoint_lock = asyncio.Lock()
+    checkpoint_started: list[float | None] = [None]
 
     async def checkpoint() -> None:
+        checkpoint_started[0] = time.monotonic()
+        try:
+            await checkpoint_once()
+        finally:
+            checkpoint_started[0] = None
+
+    async def checkpoint_once() -> None:
         """Audit rows, then state, then offsets. The agent is paused only while the last audit
         rows and the dirty state are written; the offsets committed are the ones processed at
         that moment, so the commit itself (a broker round trip) runs with the agent going."""
         async with checkpoint_lock:
-            await audit.flush()
+            if not await audit.flush():
+                # Offsets stay where they are until the audit table holds every alert.
+                return
             async with lock:
                 t0 = time.perf_counter()
-                await audit.flush()
+                if not await audit.flush():
+                    return
                 written = symbols.flush()
                 metrics.state_writes.labels("symbol-state").inc(written)
                 written = accounts.flush()
@@ -406,6 +432,7 @@ def build_runtime(
 
     async def on_revoked(app_: Any, revoked: set[TP], **_: Any) -> None:
         await checkpoint()
+        watchdog.forget(revoked)
         if aligner is not None:
             # Committed offsets stop at the first held event: Faust re-reads from there.
             pipeline.drop_held()
@@ -423,7 +450,12 @@ def build_runtime(
         the scorer and the database. Offsets are not committed here (the consumer is already
         stopped); the applied offsets in the state make the replay a no-op."""
         try:
-            await audit.flush()
+            if not await audit.flush():
+                log.warning(
+                    "%d alerts not yet in the audit table at shutdown: their offsets are not"
+                    " committed, so the next start raises them again",
+                    audit.pending,
+                )
             async with lock:
                 metrics.state_writes.labels("symbol-state").inc(symbols.flush())
                 metrics.state_writes.labels("account-state").inc(accounts.flush())
@@ -449,19 +481,56 @@ def build_runtime(
     async def audit_flush_timer() -> None:
         await audit.flush()
 
+    watchdog: StreamWatchdog[TP] = StreamWatchdog(stream.stall_after_s, stream.stall_exit_s, time.monotonic)
+
     @app.timer(stream.lag_poll_s, name="consumer-lag")
     async def measure_lag() -> None:
-        consumer = app.consumer
-        for tp in consumer.assignment():
-            if tp.topic not in (names.trade_logs, names.market_data):
-                continue
-            try:
-                end = consumer.highwater(tp)
-            except Exception:
-                continue
-            if end is None:
-                continue
-            last = pipeline.last_offsets.get((tp.topic, tp.partition), -1)
-            metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(max(0, end - last - 1))
+        """Lag from the broker's end offsets, and the watchdog's verdict on them: readiness,
+        stalled partitions, and an exit when only a restart helps."""
+        if app.rebalancing or app.in_recovery or not ready.is_set():
+            return
+        consumer: Any = app.consumer
+        assigned = [tp for tp in consumer.assignment() if tp.topic in (names.trade_logs, names.market_data)]
+        ends: dict[TP, int] | None
+        try:
+            ends = await end_offsets(app, assigned, settings.kafka.session_timeout_s)
+        except Exception as exc:
+            ends = None
+            log.warning("broker did not answer end offsets: %r", exc)
+        processed = {TP(*k): v for k, v in pipeline.last_offsets.items()}
+        committed = {tp: consumer._committed_offset.get(tp) for tp in assigned}
+        paused = {TP(*k) for k in aligner.paused} if aligner is not None else set()
+        health = watchdog.observe(ends, processed, committed, paused)
+        metrics.dependency_up.labels("broker").set(1 if health.broker_up else 0)
+        metrics.set_condition("broker", None if health.broker_up else "end offsets not answered")
+        for tp, lag in health.lag.items():
+            metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(lag)
+        metrics.stalled_partitions.set(len(health.stalled))
+        if health.stalled:
+            log.error("no progress on %s with records waiting", sorted(map(str, health.stalled)))
+        metrics.set_condition(
+            "stream", f"{len(health.stalled)} stalled partitions" if health.stalled else None
+        )
+        if health.exit_reason is not None:
+            await crash(RuntimeError(health.exit_reason))
+
+    loop_tick = [time.monotonic()]
+
+    @app.timer(1.0, name="liveness")
+    async def liveness_tick() -> None:
+        loop_tick[0] = time.monotonic()
+
+    def health_check() -> str | None:
+        """Read from the metrics thread: a loop that stopped ticking, or a checkpoint that has
+        run past the liveness timeout (a call that hangs), means the worker is not live."""
+        now = time.monotonic()
+        if now - loop_tick[0] > stream.liveness_timeout_s:
+            return f"event loop has not run for {now - loop_tick[0]:.0f} s"
+        started = checkpoint_started[0]
+        if started is not None and now - started > stream.liveness_timeout_s:
+            return f"checkpoint running for {now - started:.0f} s"
+        return None
+
+    metrics.health_check = health_check
 
     return Runtime(app, pipeline, metrics)

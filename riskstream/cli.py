@@ -72,7 +72,8 @@ def _audit_log() -> AuditLog:
     from riskstream.sinks.audit import AuditLog
 
     settings = Settings()
-    return AuditLog.from_url(settings.database.url.get_secret_value(), settings.database.pool_size)
+    db = settings.database
+    return AuditLog.from_url(db.url.get_secret_value(), db.pool_size, db.statement_timeout_s)
 
 
 async def _on_audit(action: Callable[[AuditLog], Awaitable[str]]) -> str:
@@ -178,7 +179,7 @@ def worker(bootstrap_servers: str | None) -> None:
         raise click.ClickException(str(exc)) from None
     runtime = build_runtime(settings, partitions)
     if settings.metrics_port:
-        runtime.metrics.serve(settings.metrics_port)
+        runtime.metrics.serve(settings.metrics_port, settings.metrics_addr)
     asyncio.set_event_loop(asyncio.new_event_loop())
     Worker(runtime.app, loglevel=settings.log_level, quiet=True).execute_from_commandline()
 

@@ -33,12 +33,14 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import time
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import faust
 from aiokafka import TopicPartition
+from aiokafka.structs import OffsetAndMetadata
 from faust.transport.consumer import CONSUMER_FETCHING
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
@@ -70,6 +72,9 @@ class Continuity(enum.Enum):
     """Already delivered (a refetch), or the stale rest of a fetch that jumped."""
     RESEEK = "reseek"
     """A jump forward: seek back to the expected offset, deliver nothing of this fetch."""
+    REWOUND = "rewound"
+    """Fresh fetches keep answering below the expected offset: the partition's log restarted
+    (a broker that lost its data). Offsets, state and commits describe another log now."""
 
 
 @dataclass(slots=True)
@@ -79,8 +84,9 @@ class _Jump:
     seeks: int
 
 
-GapReport = Callable[[str, int, int, int, bool], None]
-"""(topic, partition, expected offset, offset received, skipped) for every forward jump."""
+GapReport = Callable[[str, int, int, int, str], None]
+"""(topic, partition, expected offset, offset received, outcome): outcome ``reseek`` or
+``skipped`` for a forward jump, ``rewound`` for a log that restarted below the expected offset."""
 
 
 class OffsetContinuity:
@@ -90,13 +96,17 @@ class OffsetContinuity:
     def __init__(self, reseeks: int = GAP_RESEEKS) -> None:
         self._reseeks = reseeks
         self._jumps: dict[Any, _Jump] = {}
+        self._behind: dict[Any, _Jump] = {}
+        """Partitions answering below the expected offset: since which fetch, how many fetches."""
 
     def check(self, tp: Any, expected: int | None, offset: int, fetch: int) -> Continuity:
         if expected is None or offset == expected:
             self._jumps.pop(tp, None)
+            self._behind.pop(tp, None)
             return Continuity.DELIVER
         if offset < expected:
-            return Continuity.DROP
+            return self._below(tp, expected, fetch)
+        self._behind.pop(tp, None)
         jump = self._jumps.get(tp)
         if jump is None or jump.expected != expected:
             self._jumps[tp] = _Jump(expected, fetch, 1)
@@ -110,8 +120,24 @@ class OffsetContinuity:
         jump.fetch = fetch
         return Continuity.RESEEK
 
+    def _below(self, tp: Any, expected: int, fetch: int) -> Continuity:
+        """A stale record of a fetch that crossed a seek is dropped; fetches issued after it
+        that still answer below the expected offset mean the log itself went back."""
+        behind = self._behind.get(tp)
+        if behind is None or behind.expected != expected:
+            self._behind[tp] = _Jump(expected, fetch, 1)
+            return Continuity.DROP
+        if fetch != behind.fetch:
+            behind.fetch = fetch
+            behind.seeks += 1
+        if behind.seeks > self._reseeks:
+            del self._behind[tp]
+            return Continuity.REWOUND
+        return Continuity.DROP
+
     def forget(self, tp: Any) -> None:
         self._jumps.pop(tp, None)
+        self._behind.pop(tp, None)
 
 
 class _RiskstreamConsumer(_FetchWaitConsumer):
@@ -163,11 +189,16 @@ class _RiskstreamConsumer(_FetchWaitConsumer):
                             if verdict is Continuity.RESEEK:
                                 assert expected is not None
                                 if report is not None:
-                                    report(tp.topic, tp.partition, expected, offset, False)
+                                    report(tp.topic, tp.partition, expected, offset, "reseek")
                                 await self._seek(tp, expected)
                                 continue
+                            if verdict is Continuity.REWOUND:
+                                assert expected is not None
+                                if report is not None:
+                                    report(tp.topic, tp.partition, expected, offset, "rewound")
+                                continue
                             if expected is not None and offset != expected and report is not None:
-                                report(tp.topic, tp.partition, expected, offset, True)
+                                report(tp.topic, tp.partition, expected, offset, "skipped")
                         elif expected is not None and offset < expected:
                             continue
                         gap = offset - (expected or 0)
@@ -240,12 +271,40 @@ class RiskstreamApp(faust.App):
 
 async def commit_offsets(app: faust.App, offsets: Mapping[TP, int]) -> bool:
     """Commit ``offsets`` (next offset to read, per partition) for the partitions still
-    assigned, through Faust's own commit step (it drops the others and records what was
-    committed), minus its choice of offsets."""
-    if not offsets:
-        return False
+    assigned; False when none is. A failure raises, so the caller counts and retries it:
+    Faust's own commit step logs it, crashes its consumer thread and returns False, which is how
+    a broker restart once left a worker consuming nothing while it reported ready."""
     consumer: Any = app.consumer
-    return bool(await consumer._commit_offsets(offsets))
+    assignment = consumer.assignment()
+    committable = {tp: offset for tp, offset in offsets.items() if tp in assignment}
+    if not committable:
+        return False
+    thread: Any = consumer._thread
+    kafka = thread._ensure_consumer()
+    request = {
+        TopicPartition(tp.topic, tp.partition): OffsetAndMetadata(o, "") for tp, o in committable.items()
+    }
+    await thread.call_thread(kafka.commit, request)
+    consumer._committed_offset.update(committable)
+    thread.tp_last_committed_at.update(dict.fromkeys(committable, time.monotonic()))
+    return True
+
+
+async def end_offsets(app: faust.App, tps: Iterable[TP], timeout_s: float) -> dict[TP, int]:
+    """The broker's end offsets of ``tps``, asked over the network (the consumer's cached
+    highwater goes stale when its fetcher stops); raises when the broker does not answer in
+    ``timeout_s``."""
+    thread: Any = app.consumer._thread  # type: ignore[attr-defined]
+    kafka = thread._ensure_consumer()
+    partitions = [TopicPartition(tp.topic, tp.partition) for tp in tps]
+    if not partitions:
+        return {}
+
+    async def ask() -> Any:
+        return await asyncio.wait_for(kafka.end_offsets(partitions), timeout_s)
+
+    answer = await asyncio.wait_for(thread.call_thread(ask), timeout_s * 2)
+    return {TP(tp.topic, tp.partition): int(offset) for tp, offset in answer.items()}
 
 
 async def pause_partitions(app: faust.App, tps: Iterable[TP]) -> None:

@@ -226,10 +226,27 @@ class Metrics:
             "Prior-alert lookups that failed or ran out of time (the prompt went without history).",
             registry=r,
         )
-        self._ready_now = False
+        self._started = False
+        self._not_ready: dict[str, str] = {}
+        """condition -> why it fails (broker, database, stalled); ready when empty and started."""
+        self.health_check: Callable[[], str | None] = lambda: None
+        """Why the worker is not live (its loop or a checkpoint stuck), or None: /healthz."""
         self.ready = Gauge(
             "riskstream_ready",
-            "1 once the worker's services (audit schema, market replica, scorer) have started.",
+            "1 while the worker is started and consuming: services up, broker and audit database"
+            " reachable, no stalled partition. What /readyz answers.",
+            registry=r,
+        )
+        self.dependency_up = Gauge(
+            "riskstream_dependency_up",
+            "1 while the worker reaches the dependency (broker: end offsets answered; database:"
+            " the last audit write succeeded), 0 while it does not.",
+            ["dependency"],
+            registry=r,
+        )
+        self.stalled_partitions = Gauge(
+            "riskstream_stalled_partitions",
+            "Input partitions with records waiting and no progress for stream.stall_after_s.",
             registry=r,
         )
         self.alert_updates = Counter(
@@ -239,25 +256,45 @@ class Metrics:
         )
 
     def mark_ready(self) -> None:
-        self._ready_now = True
-        self.ready.set(1)
+        self._started = True
+        self._update_ready()
 
-    def serve(self, port: int, addr: str = "0.0.0.0") -> None:
-        """/metrics, /healthz (the process answers) and /readyz (services started) on ``port``,
-        in a daemon thread: what Prometheus scrapes and Kubernetes probes."""
+    def set_condition(self, name: str, failure: str | None) -> None:
+        """Record whether one readiness condition holds (``failure`` None) or why it does not."""
+        if failure is None:
+            self._not_ready.pop(name, None)
+        else:
+            self._not_ready[name] = failure
+        self._update_ready()
+
+    def readiness(self) -> str | None:
+        """Why the worker is not ready, or None when it is."""
+        if not self._started:
+            return "starting"
+        if self._not_ready:
+            return "; ".join(f"{k}: {v}" for k, v in sorted(self._not_ready.items()))
+        return None
+
+    def _update_ready(self) -> None:
+        self.ready.set(1 if self.readiness() is None else 0)
+
+    def serve(self, port: int, addr: str = "127.0.0.1") -> None:
+        """/metrics, /healthz (the worker is live) and /readyz (started and consuming) on
+        ``addr:port``, in a daemon thread: what Prometheus scrapes and Kubernetes probes. The
+        answers are read from state the event loop keeps, so a stuck loop shows in /healthz."""
         metrics_app = make_wsgi_app(self.registry)
+
+        def answer(start_response: Callable[..., Any], problem: str | None, ok: bytes) -> list[bytes]:
+            status = "200 OK" if problem is None else "503 Service Unavailable"
+            start_response(status, [("Content-Type", "text/plain")])
+            return [ok if problem is None else problem.encode() + b"\n"]
 
         def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
             path = environ.get("PATH_INFO", "")
             if path == "/healthz":
-                start_response("200 OK", [("Content-Type", "text/plain")])
-                return [b"ok\n"]
+                return answer(start_response, self.health_check(), b"ok\n")
             if path == "/readyz":
-                ready = self._ready_now
-                start_response(
-                    "200 OK" if ready else "503 Service Unavailable", [("Content-Type", "text/plain")]
-                )
-                return [b"ready\n" if ready else b"starting\n"]
+                return answer(start_response, self.readiness(), b"ready\n")
             result: Iterable[bytes] = metrics_app(environ, start_response)
             return result
 

@@ -83,6 +83,23 @@ class DatabaseSettings(_Group):
             " waits for them before committing offsets."
         ),
     )
+    statement_timeout_s: float = Field(
+        5.0,
+        gt=0,
+        description=(
+            "Longest any one database call (connect, statement, pool checkout) may take: a"
+            " server that accepts connections and then stalls fails the call, which is retried,"
+            " instead of hanging the checkpoint."
+        ),
+    )
+    retry_max_s: float = Field(
+        5.0,
+        gt=0,
+        description=(
+            "Longest pause between retries of a failed audit write (exponential backoff from"
+            " 50 ms). Every failure is logged with its reason; offsets stay uncommitted meanwhile."
+        ),
+    )
 
 
 class StreamSettings(_Group):
@@ -102,7 +119,37 @@ class StreamSettings(_Group):
             " Longer means fewer state writes and more replay after a crash."
         ),
     )
-    lag_poll_s: float = Field(2.0, gt=0, description="How often consumer lag is measured.")
+    lag_poll_s: float = Field(
+        2.0,
+        gt=0,
+        description=(
+            "How often consumer lag is measured (end offsets asked of the broker) and the stall checks run."
+        ),
+    )
+    stall_after_s: float = Field(
+        30.0,
+        gt=0,
+        description=(
+            "A partition with records waiting that makes no progress for this long is stalled:"
+            " readiness turns false and riskstream_stalled_partitions counts it."
+        ),
+    )
+    stall_exit_s: float = Field(
+        120.0,
+        gt=0,
+        description=(
+            "A stall this long makes the worker exit non-zero, so its supervisor restarts it (a"
+            " restart clears a consumer stuck in the client); so does a broker that lost its log."
+        ),
+    )
+    liveness_timeout_s: float = Field(
+        60.0,
+        gt=0,
+        description=(
+            "/healthz fails when the event loop has not run for this long or a checkpoint has"
+            " been running this long (a hung call), so a liveness probe restarts the worker."
+        ),
+    )
     max_event_time_skew_ms: int = Field(
         500,
         ge=0,
@@ -499,6 +546,14 @@ class Settings(BaseSettings):
     scorer: ScorerSettings = Field(default_factory=ScorerSettings)
     metrics_port: int = Field(
         9108, ge=0, le=65535, description="Prometheus /metrics port; 0 turns the endpoint off."
+    )
+    metrics_addr: str = Field(
+        "127.0.0.1",
+        description=(
+            "Address the /metrics, /healthz and /readyz server binds. Loopback by default (the"
+            " endpoint has no authentication); 0.0.0.0 in a container whose port is reached only"
+            " by Prometheus and the kubelet (compose and k8s set it)."
+        ),
     )
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Worker log level.")
 

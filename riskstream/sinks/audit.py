@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -29,6 +29,7 @@ from sqlalchemy import (
     select,
 )
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DataError, IntegrityError, ProgrammingError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from riskstream.llm.prompts import PriorAlert
@@ -120,12 +121,22 @@ class AuditLog:
             raise ValueError(f"audit table supports postgresql and sqlite, not {self._dialect}")
 
     @classmethod
-    def from_url(cls, url: str, pool_size: int = 5) -> AuditLog:
+    def from_url(cls, url: str, pool_size: int = 5, timeout_s: float = 5.0) -> AuditLog:
+        """Every call is bounded by ``timeout_s``: connecting, each statement, and waiting for a
+        pooled connection. A server that accepts connections and then stalls fails the call."""
         if url.startswith("sqlite"):
-            engine = create_async_engine(url)
+            engine = create_async_engine(url, connect_args={"timeout": timeout_s})
             event.listen(engine.sync_engine, "connect", _sqlite_wal)
             return cls(engine)
-        return cls(create_async_engine(url, pool_size=pool_size))
+        return cls(
+            create_async_engine(
+                url,
+                pool_size=pool_size,
+                pool_timeout=timeout_s,
+                pool_pre_ping=True,
+                connect_args={"timeout": timeout_s, "command_timeout": timeout_s},
+            )
+        )
 
     async def ensure_schema(self, revision: str = "head") -> None:
         """Migrate the audit schema to ``revision`` (every worker does so on start: idempotent)."""
@@ -221,38 +232,89 @@ class AuditLog:
         await self.engine.dispose()
 
 
+PERMANENT_ERRORS = (IntegrityError, DataError, ProgrammingError)
+"""The database refuses the rows themselves or the schema is not what the code expects: a retry
+cannot succeed until an operator acts, so it is reported as such and retried at the slowest
+pace only."""
+
+
 class AuditWriter:
     """Audit rows written in the background, in batches, so a slow database does not stall the
-    stream; :meth:`flush` is awaited before every offset commit (the durable-before-commit
-    rule), and a failing write is retried until it succeeds rather than dropped."""
+    stream. :meth:`flush` is awaited before every offset commit (the durable-before-commit
+    rule) and says whether every submitted row is written; a failing write keeps its rows
+    pending (never dropped), is logged with its reason and retried with capped exponential
+    backoff, and marks the database unreachable for readiness until a write succeeds."""
 
-    def __init__(self, log: AuditLog, metrics: Metrics, retry_max_s: float = 5.0) -> None:
+    def __init__(
+        self,
+        log: AuditLog,
+        metrics: Metrics,
+        retry_max_s: float = 5.0,
+        timeout_s: float = 15.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.log = log
         self._m = metrics
         self._retry_max_s = retry_max_s
+        self._timeout_s = timeout_s
+        self._clock = clock
         self._pending: list[RiskAlert] = []
         self._lock = asyncio.Lock()
+        self._delay_s = 0.0
+        self._retry_at = 0.0
 
     def submit(self, alerts: Sequence[RiskAlert]) -> None:
         self._pending.extend(alerts)
 
-    async def flush(self) -> None:
-        async with self._lock:
-            while self._pending:
-                batch, self._pending = self._pending, []
-                await self._write(batch)
+    @property
+    def pending(self) -> int:
+        return len(self._pending)
 
-    async def _write(self, batch: list[RiskAlert]) -> None:
-        delay_s = 0.05
-        while True:
+    async def flush(self) -> bool:
+        """Write every pending row; True when none is left pending. While backing off after a
+        failure it returns False without trying."""
+        async with self._lock:
+            if not self._pending:
+                return True
+            if self._clock() < self._retry_at:
+                return False
+            batch = list(self._pending)
             t0 = time.perf_counter()
             try:
-                await self.log.write(batch)
-            except Exception:
-                self._m.audit_failures.inc()
-                logger.exception("audit write of %d alerts failed; retrying in %.2fs", len(batch), delay_s)
-                await asyncio.sleep(delay_s)
-                delay_s = min(delay_s * 2, self._retry_max_s)
-                continue
+                await asyncio.wait_for(self.log.write(batch), self._timeout_s)
+            except Exception as exc:
+                self._failed(len(batch), exc)
+                return False
             self._m.audit_write.observe(time.perf_counter() - t0)
-            return
+            # Rows submitted while the write ran stay pending.
+            del self._pending[: len(batch)]
+            if self._delay_s:
+                logger.info("audit writes succeed again; %d rows pending", len(self._pending))
+            self._delay_s = 0.0
+            self._m.dependency_up.labels("database").set(1)
+            self._m.set_condition("database", None)
+            return not self._pending
+
+    def _failed(self, rows: int, exc: BaseException) -> None:
+        self._m.audit_failures.inc()
+        self._m.dependency_up.labels("database").set(0)
+        reason = f"{type(exc).__name__}: {exc}".splitlines()[0][:300] if str(exc) else type(exc).__name__
+        if isinstance(exc, PERMANENT_ERRORS):
+            self._delay_s = self._retry_max_s
+            logger.error(
+                "audit table refuses %d alerts (%s): not retryable until fixed (schema: riskstream db"
+                " upgrade); offsets stay uncommitted, retrying every %.0f s",
+                rows,
+                reason,
+                self._delay_s,
+            )
+        else:
+            self._delay_s = min(max(self._delay_s * 2, 0.05), self._retry_max_s)
+            logger.warning(
+                "audit write of %d alerts failed (%s); offsets stay uncommitted, retrying in %.2f s",
+                rows,
+                reason,
+                self._delay_s,
+            )
+        self._m.set_condition("database", reason)
+        self._retry_at = self._clock() + self._delay_s

@@ -207,3 +207,29 @@ def test_readyz_is_503_until_ready() -> None:
         assert r.status == 200
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as r:
         assert b"riskstream_ready 1.0" in r.read()
+    m.set_condition("database", "ConnectionRefusedError")
+    with pytest.raises(urllib.error.HTTPError) as down:
+        urllib.request.urlopen(url, timeout=2)
+    assert down.value.code == 503 and b"database: ConnectionRefusedError" in down.value.read()
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as r:
+        assert b"riskstream_ready 0.0" in r.read()
+    m.set_condition("database", None)
+    with urllib.request.urlopen(url, timeout=2) as r:
+        assert r.status == 200
+
+
+def test_healthz_fails_with_the_reason_the_worker_gives() -> None:
+    from prometheus_client import CollectorRegistry
+
+    from riskstream.metrics import Metrics
+
+    m = Metrics(CollectorRegistry())
+    port = free_port()
+    m.serve(port)
+    url = f"http://127.0.0.1:{port}/healthz"
+    with urllib.request.urlopen(url, timeout=2) as r:
+        assert r.status == 200
+    m.health_check = lambda: "checkpoint running for 75 s"
+    with pytest.raises(urllib.error.HTTPError) as stuck:
+        urllib.request.urlopen(url, timeout=2)
+    assert stuck.value.code == 503 and b"checkpoint running for 75 s" in stuck.value.read()

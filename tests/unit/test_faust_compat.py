@@ -69,3 +69,19 @@ def test_a_jump_that_fresh_fetches_confirm_is_accepted_after_the_reseeks() -> No
     assert verdicts == [Continuity.RESEEK, Continuity.RESEEK, Continuity.RESEEK, Continuity.DELIVER]
     assert c.check("tp", 16, 16, fetch=5) is Continuity.DELIVER
     assert c.check("other", 3, 4, fetch=5) is Continuity.RESEEK
+
+
+def test_fetches_that_keep_answering_below_the_expected_offset_mean_the_log_restarted() -> None:
+    """A broker that lost its data serves the partition from 0 again while 5000 is expected:
+    dropping those as already read would lose every new record below 5000."""
+    c = OffsetContinuity(reseeks=2)
+    assert c.check("tp", 5000, 0, fetch=1) is Continuity.DROP
+    assert c.check("tp", 5000, 1, fetch=1) is Continuity.DROP
+    assert c.check("tp", 5000, 2, fetch=2) is Continuity.DROP
+    assert c.check("tp", 5000, 3, fetch=3) is Continuity.REWOUND
+
+
+def test_stale_records_below_the_expected_offset_from_one_fetch_are_only_dropped() -> None:
+    c = OffsetContinuity(reseeks=2)
+    assert [c.check("tp", 100, off, fetch=1) for off in range(90, 100)] == [Continuity.DROP] * 10
+    assert c.check("tp", 100, 100, fetch=2) is Continuity.DELIVER

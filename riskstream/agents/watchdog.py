@@ -1,0 +1,108 @@
+"""Is the worker consuming? What readiness and the exit-on-stall decision are made of.
+
+A surveillance worker that stops consuming while it reports ready is worse than one that
+crashes: nothing restarts it. The watchdog compares, on every lag poll, each assigned input
+partition's end offset (asked of the broker, not the consumer's cache) with the offsets the
+pipeline has processed:
+
+- the broker does not answer: it is down (readiness false, retried);
+- an end offset moved backwards: the broker lost its log (a memory-backed broker restarted).
+  Offsets, checkpointed state and the committed positions no longer describe the same log, so
+  the worker exits non-zero and its supervisor starts it afresh on the new log;
+- records wait beyond what was processed and nothing was processed from the partition for
+  ``stall_after_s``: the partition is stalled (readiness false); past ``exit_after_s`` the
+  worker exits non-zero, since a restart is what clears a consumer stuck inside the client.
+
+Partitions paused on purpose (event-time alignment) are not stalled. The clock is injected.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar
+
+P = TypeVar("P")
+
+
+@dataclass(frozen=True, slots=True)
+class Health(Generic[P]):
+    broker_up: bool
+    lag: dict[P, int]
+    """Records past the last one processed (or committed, before any was), per partition."""
+    stalled: list[P]
+    rewound: list[P]
+    exit_reason: str | None
+    """Set when the worker should exit so that its supervisor restarts it."""
+
+
+@dataclass(slots=True)
+class _Partition:
+    processed: int | None = None
+    progress_s: float = 0.0
+    max_end: int = 0
+
+
+@dataclass
+class StreamWatchdog(Generic[P]):
+    stall_after_s: float
+    exit_after_s: float
+    clock: Callable[[], float]
+    _partitions: dict[P, _Partition] = field(default_factory=dict)
+    _broker_down_since_s: float | None = None
+
+    def observe(
+        self,
+        ends: Mapping[P, int] | None,
+        processed: Mapping[P, int],
+        committed: Mapping[P, int | None],
+        paused: Iterable[P] = (),
+    ) -> Health[P]:
+        """``ends``: end offset per assigned partition, None when the broker did not answer;
+        ``processed``: last offset processed; ``committed``: next offset to read as committed."""
+        now = self.clock()
+        if ends is None:
+            if self._broker_down_since_s is None:
+                self._broker_down_since_s = now
+            for waiting in self._partitions.values():
+                waiting.progress_s = now
+            return Health(False, {}, [], [], None)
+        self._broker_down_since_s = None
+        for gone in set(self._partitions) - set(ends):
+            del self._partitions[gone]
+        held = set(paused)
+        lag: dict[P, int] = {}
+        stalled: list[P] = []
+        rewound: list[P] = []
+        for tp, end in ends.items():
+            state = self._partitions.get(tp)
+            if state is None:
+                state = self._partitions[tp] = _Partition(progress_s=now, max_end=end)
+            if end < state.max_end:
+                rewound.append(tp)
+            state.max_end = max(state.max_end, end)
+            last = processed.get(tp)
+            if last != state.processed:
+                state.processed, state.progress_s = last, now
+            next_offset = last + 1 if last is not None else committed.get(tp) or 0
+            lag[tp] = max(0, end - next_offset)
+            if lag[tp] == 0 or tp in held:
+                state.progress_s = now
+            elif now - state.progress_s >= self.stall_after_s:
+                stalled.append(tp)
+        exit_reason = None
+        if rewound:
+            exit_reason = (
+                f"end offsets moved backwards on {sorted(map(str, rewound))}: the broker lost its log"
+            )
+        elif stalled:
+            longest = max(now - self._partitions[tp].progress_s for tp in stalled)
+            if longest >= self.exit_after_s:
+                exit_reason = (
+                    f"{len(stalled)} partitions with records waiting made no progress for {longest:.0f} s"
+                )
+        return Health(True, lag, stalled, rewound, exit_reason)
+
+    def forget(self, partitions: Iterable[P]) -> None:
+        for tp in partitions:
+            self._partitions.pop(tp, None)
