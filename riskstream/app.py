@@ -192,7 +192,7 @@ def build_runtime(
             reason = (
                 f"{topic}/{partition} restarted at offset {got} below {expected}: the broker lost its log"
             )
-            exits.append(asyncio.get_running_loop().create_task(crash(RuntimeError(reason))))
+            exits.append(asyncio.get_running_loop().create_task(crash(RuntimeError(reason), "log restarted")))
 
     app = RiskstreamApp(
         settings.app_id,
@@ -337,12 +337,12 @@ def build_runtime(
         metrics.mark_ready()
         log.info("riskstream ready: scorer=%s", settings.scorer.kind)
 
-    async def crash(exc: BaseException) -> None:
+    async def crash(exc: BaseException, what: str = "pipeline failed") -> None:
         """What one event or candidate does wrong is dead-lettered inside the pipeline; what
         reaches here is the infrastructure failing (the broker refusing alerts or dead letters).
         The worker stops so that its supervisor restarts it from the committed offsets, instead
         of Faust restarting the agent past the unprocessed batch (which would drop it)."""
-        log.critical("pipeline failed; stopping the worker to replay from committed offsets", exc_info=exc)
+        log.critical("%s; stopping the worker to replay from committed offsets", what, exc_info=exc)
         await app.crash(exc)
 
     async def align() -> None:
@@ -384,6 +384,31 @@ def build_runtime(
             await align()
 
     checkpoint_lock = asyncio.Lock()
+    watchdog: StreamWatchdog[TP] = StreamWatchdog(stream.stall_after_s, stream.stall_exit_s, time.monotonic)
+
+    def input_partitions() -> list[TP]:
+        consumer: Any = app.consumer
+        return [tp for tp in consumer.assignment() if tp.topic in (names.trade_logs, names.market_data)]
+
+    async def same_log() -> bool:
+        """Whether the broker still holds the log this worker has read: a broker that restarted
+        empty must not receive the old log's state and offsets (a successor would skip the new
+        records as already processed). The worker exits instead, to start afresh."""
+        try:
+            ends = await end_offsets(app, input_partitions(), settings.kafka.session_timeout_s)
+        except Exception as exc:
+            log.warning("checkpoint skipped: the broker did not answer end offsets (%r)", exc)
+            return False
+        rewound = watchdog.note_ends(ends)
+        if rewound:
+            await crash(
+                RuntimeError(
+                    f"end offsets moved backwards on {sorted(map(str, rewound))}: the broker lost its log"
+                )
+            )
+            return False
+        return True
+
     checkpoint_started: list[float | None] = [None]
 
     async def checkpoint() -> None:
@@ -400,6 +425,8 @@ def build_runtime(
         async with checkpoint_lock:
             if not await audit.flush():
                 # Offsets stay where they are until the audit table holds every alert.
+                return
+            if not await same_log():
                 return
             async with lock:
                 t0 = time.perf_counter()
@@ -481,8 +508,6 @@ def build_runtime(
     async def audit_flush_timer() -> None:
         await audit.flush()
 
-    watchdog: StreamWatchdog[TP] = StreamWatchdog(stream.stall_after_s, stream.stall_exit_s, time.monotonic)
-
     @app.timer(stream.lag_poll_s, name="consumer-lag")
     async def measure_lag() -> None:
         """Lag from the broker's end offsets, and the watchdog's verdict on them: readiness,
@@ -490,7 +515,7 @@ def build_runtime(
         if app.rebalancing or app.in_recovery or not ready.is_set():
             return
         consumer: Any = app.consumer
-        assigned = [tp for tp in consumer.assignment() if tp.topic in (names.trade_logs, names.market_data)]
+        assigned = input_partitions()
         ends: dict[TP, int] | None
         try:
             ends = await end_offsets(app, assigned, settings.kafka.session_timeout_s)
@@ -512,7 +537,7 @@ def build_runtime(
             "stream", f"{len(health.stalled)} stalled partitions" if health.stalled else None
         )
         if health.exit_reason is not None:
-            await crash(RuntimeError(health.exit_reason))
+            await crash(RuntimeError(health.exit_reason), "the stream is not moving")
 
     loop_tick = [time.monotonic()]
 

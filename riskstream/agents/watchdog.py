@@ -40,7 +40,6 @@ class Health(Generic[P]):
 class _Partition:
     processed: int | None = None
     progress_s: float = 0.0
-    max_end: int = 0
 
 
 @dataclass
@@ -49,6 +48,9 @@ class StreamWatchdog(Generic[P]):
     exit_after_s: float
     clock: Callable[[], float]
     _partitions: dict[P, _Partition] = field(default_factory=dict)
+    _max_end: dict[P, int] = field(default_factory=dict)
+    """Greatest end offset seen per partition, kept across rebalances: an end offset is the
+    log's, not the assignment's, and a broker restart comes with a rebalance."""
     _broker_down_since_s: float | None = None
 
     def observe(
@@ -73,14 +75,11 @@ class StreamWatchdog(Generic[P]):
         held = set(paused)
         lag: dict[P, int] = {}
         stalled: list[P] = []
-        rewound: list[P] = []
+        rewound = self.note_ends(ends)
         for tp, end in ends.items():
             state = self._partitions.get(tp)
             if state is None:
-                state = self._partitions[tp] = _Partition(progress_s=now, max_end=end)
-            if end < state.max_end:
-                rewound.append(tp)
-            state.max_end = max(state.max_end, end)
+                state = self._partitions[tp] = _Partition(progress_s=now)
             last = processed.get(tp)
             if last != state.processed:
                 state.processed, state.progress_s = last, now
@@ -103,6 +102,16 @@ class StreamWatchdog(Generic[P]):
                 )
         return Health(True, lag, stalled, rewound, exit_reason)
 
+    def note_ends(self, ends: Mapping[P, int]) -> list[P]:
+        """Record end offsets; returns the partitions whose end moved backwards (rewound). The
+        checkpoint calls it too, so that a worker never writes state or commits offsets of the
+        old log into a broker that restarted empty."""
+        rewound = [tp for tp, end in ends.items() if end < self._max_end.get(tp, 0)]
+        for tp, end in ends.items():
+            self._max_end[tp] = max(self._max_end.get(tp, 0), end)
+        return rewound
+
     def forget(self, partitions: Iterable[P]) -> None:
+        """Progress of revoked partitions starts afresh; their greatest end offsets stay."""
         for tp in partitions:
             self._partitions.pop(tp, None)
