@@ -27,7 +27,7 @@ from riskstream.records.codec import dumps
 from riskstream.settings import KafkaSettings, Settings
 from riskstream.sinks import AuditLog
 from riskstream.topics import apply_specs, load_specs
-from tests.integration.conftest import WorkerProcess, worker_env
+from tests.integration.conftest import PG_DSN, WorkerProcess, worker_env
 from tests.integration.test_pipeline import MS, consume_all, o, wait_for
 
 pytestmark = pytest.mark.integration
@@ -150,3 +150,150 @@ async def test_broker_restart_is_seen_in_readiness_and_the_stream_resumes(tmp_pa
     finally:
         supervisor.stop()
         broker.stop()
+
+
+class PgProxy:
+    """A TCP proxy in front of PostgreSQL that can refuse connections (nothing listens: every
+    open connection is cut too) or stall them (connections are accepted, and no byte moves in
+    either direction): the two database outages a worker meets in production."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        listener = socket.socket()
+        listener.bind(("127.0.0.1", 0))
+        self.port = listener.getsockname()[1]
+        listener.close()
+        self.mode = "forward"
+        self._sockets: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._stop = False
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def set_mode(self, mode: str) -> None:
+        self.mode = mode
+        if mode == "refuse":
+            with self._lock:
+                for sock in self._sockets:
+                    with contextlib.suppress(OSError):
+                        sock.close()
+                self._sockets.clear()
+
+    def close(self) -> None:
+        self._stop = True
+        self.set_mode("refuse")
+        self._thread.join(timeout=5)
+
+    def _serve(self) -> None:
+        listener: socket.socket | None = None
+        while not self._stop:
+            if self.mode == "refuse":
+                if listener is not None:
+                    listener.close()
+                    listener = None
+                time.sleep(0.05)
+                continue
+            if listener is None:
+                listener = socket.socket()
+                listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                listener.bind(("127.0.0.1", self.port))
+                listener.listen(64)
+                listener.settimeout(0.1)
+            try:
+                client, _ = listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                continue
+            with self._lock:
+                self._sockets.append(client)
+            if self.mode == "stall":
+                continue
+            try:
+                upstream = socket.create_connection(("127.0.0.1", self.target_port), timeout=5)
+            except OSError:
+                client.close()
+                continue
+            with self._lock:
+                self._sockets.append(upstream)
+            for src, dst in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(src, dst), daemon=True).start()
+        if listener is not None:
+            listener.close()
+
+    def _pump(self, src: socket.socket, dst: socket.socket) -> None:
+        src.settimeout(0.1)
+        while not self._stop:
+            if self.mode == "stall":
+                time.sleep(0.05)
+                continue
+            try:
+                data = src.recv(65536)
+            except TimeoutError:
+                continue
+            except OSError:
+                break
+            if not data:
+                break
+            try:
+                dst.sendall(data)
+            except OSError:
+                break
+        for sock in (src, dst):
+            with contextlib.suppress(OSError):
+                sock.close()
+
+
+async def topic_alert_ids(bootstrap: str) -> set[str]:
+    records = await consume_all(bootstrap, "risk-alerts", 10**6, 2)
+    return {RiskAlert.from_json(json.loads(r.value)).alert_id for r in records}
+
+
+async def audit_alert_ids(url: str) -> set[str]:
+    audit = AuditLog(create_async_engine(url))
+    try:
+        return {row["alert_id"] for row in await audit.fetch_all()}
+    finally:
+        await audit.close()
+
+
+@pytest.mark.parametrize("outage", ["refuse", "stall"])
+async def test_database_outage_holds_commits_shows_in_readiness_and_loses_no_alert(
+    broker: EmbeddedBroker, postgres_url: str, tmp_path: Path, outage: str
+) -> None:
+    pg_port = int(PG_DSN.rsplit(":", 1)[1].split("/", 1)[0])
+    proxy = PgProxy(pg_port)
+    proxied_url = postgres_url.replace(f":{pg_port}/", f":{proxy.port}/")
+    env = worker_env(broker, proxied_url, f"rs-{uuid.uuid4().hex[:8]}")
+    env["RISKSTREAM_DATABASE__STATEMENT_TIMEOUT_S"] = "1"
+    env["RISKSTREAM_DATABASE__RETRY_MAX_S"] = "1"
+    worker = WorkerProcess(env, tmp_path / "worker.log")
+    worker.start()
+    try:
+        await asyncio.to_thread(worker.wait_ready)
+        first = await fat_finger_after_history(broker.bootstrap_servers, "ACC-DB1")
+        assert await alerted(broker.bootstrap_servers, first, 60)
+        await wait_for(lambda: worker.metric("riskstream_checkpoints_total", table="all") >= 2, 30)
+
+        proxy.set_mode(outage)
+        during = [await fat_finger_after_history(broker.bootstrap_servers, f"ACC-DB{i}") for i in (2, 3)]
+        for oid in during:
+            assert await alerted(broker.bootstrap_servers, oid, 60), "publishing stopped with the database"
+        await wait_for(lambda: readyz(worker)[0] == 503, 60)
+        assert "database" in readyz(worker)[1]
+        assert worker.metric("riskstream_dependency_up", dependency="database") == 0
+        assert worker.metric("riskstream_audit_write_failures_total") >= 1
+        held = worker.metric("riskstream_checkpoints_total", table="all")
+        await asyncio.sleep(3)
+        assert worker.metric("riskstream_checkpoints_total", table="all") == held, "committed past the audit"
+        text = worker.log_path.read_text(errors="replace")
+        assert "audit write of" in text and "retrying in" in text
+
+        proxy.set_mode("forward")
+        await wait_for(lambda: readyz(worker)[0] == 200, 60)
+        await wait_for(lambda: worker.metric("riskstream_checkpoints_total", table="all") > held, 30)
+        assert await topic_alert_ids(broker.bootstrap_servers) == await audit_alert_ids(postgres_url)
+        assert worker.proc is not None and worker.proc.poll() is None
+    finally:
+        worker.stop()
+        proxy.close()
