@@ -271,7 +271,10 @@ def build_runtime(
         oversize("symbol-state"),
     )
     replica = MarketReplica(
-        CHECKPOINT_MARKER, symbol_table.changelog_topic.get_topic_name(), aiokafka_kwargs(settings.kafka)
+        CHECKPOINT_MARKER,
+        symbol_table.changelog_topic.get_topic_name(),
+        aiokafka_kwargs(settings.kafka),
+        on_restart=lambda _: metrics.task_restarts.labels("market_replica").inc(),
     )
     w = settings.windows
     context = detection_context(settings, MarketView(symbols, replica))
@@ -536,6 +539,7 @@ def build_runtime(
         metrics.set_condition(
             "stream", f"{len(health.stalled)} stalled partitions" if health.stalled else None
         )
+        metrics.set_condition("market_replica", replica.failure)
         if health.exit_reason is not None:
             await crash(RuntimeError(health.exit_reason), "the stream is not moving")
 

@@ -244,6 +244,12 @@ class Metrics:
             ["dependency"],
             registry=r,
         )
+        self.task_restarts = Counter(
+            "riskstream_task_restarts_total",
+            "Background tasks restarted by their supervisor after a failure (task: market_replica).",
+            ["task"],
+            registry=r,
+        )
         self.stalled_partitions = Gauge(
             "riskstream_stalled_partitions",
             "Input partitions with records waiting and no progress for stream.stall_after_s.",

@@ -27,6 +27,7 @@ from sqlalchemy import (
     event,
     func,
     select,
+    text,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DataError, IntegrityError, ProgrammingError
@@ -37,6 +38,8 @@ from riskstream.metrics import Metrics
 from riskstream.records import AlertEntity, RiskAlert
 
 logger = logging.getLogger(__name__)
+MIGRATION_LOCK_KEY = 0x7269736B73747265
+"""PostgreSQL advisory lock id of the audit-schema migration ("riskstre" in ASCII)."""
 
 metadata = MetaData()
 
@@ -139,10 +142,15 @@ class AuditLog:
         )
 
     async def ensure_schema(self, revision: str = "head") -> None:
-        """Migrate the audit schema to ``revision`` (every worker does so on start: idempotent)."""
+        """Migrate the audit schema to ``revision`` (every worker does so on start: idempotent).
+        On PostgreSQL the migration holds a transaction-scoped advisory lock, so workers
+        starting together (and the migration Job) migrate one after the other instead of racing
+        on the same DDL; SQLite serialises writers by itself."""
         from riskstream import migrations
 
         async with self.engine.begin() as conn:
+            if self._dialect == "postgresql":
+                await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
             await conn.run_sync(migrations.upgrade, revision)
 
     async def downgrade(self, revision: str) -> None:
