@@ -17,12 +17,14 @@ import subprocess
 import sys
 import tempfile
 import time
+import unicodedata
 import urllib.request
 from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from riskstream.broker import EmbeddedBroker, free_port
 from riskstream.records import RiskAlert
@@ -33,17 +35,33 @@ from riskstream.topics import apply_specs, load_specs
 SEVERITY_STYLE = {"critical": "bold red", "high": "red", "medium": "yellow", "low": "green"}
 
 
+HIDDEN = ("Cc", "Cf", "Cs", "Co")
+"""Unicode categories shown as code points: controls, format (bidi overrides), surrogates,
+private use."""
+
+
+def untrusted(value: str) -> Text:
+    """Text from a message, shown as the characters it holds: never parsed as Rich markup (an
+    account id "[link=...]" would become a hyperlink), control characters (terminal escapes that
+    clear the screen or retitle the window) shown as code points."""
+    shown = "".join(
+        ch if unicodedata.category(ch) not in ("Cc", "Cf", "Cs", "Co") else f"\\u{ord(ch):04x}"
+        for ch in value
+    )
+    return Text(shown)
+
+
 def _alert_row(alert: RiskAlert, table: Table) -> None:
     t = alert.timings
     latency_ms = ((t.published_ns or t.detected_ns) - t.event_ns) / 1e6
     table.add_row(
         alert.category.value,
-        f"[{SEVERITY_STYLE[alert.severity.value]}]{alert.severity.value}[/]",
+        Text(alert.severity.value, style=SEVERITY_STYLE[alert.severity.value]),
         f"{alert.score:.2f}",
-        alert.entity.account or "-",
-        alert.entity.symbol or "-",
+        untrusted(alert.entity.account or "-"),
+        untrusted(alert.entity.symbol or "-"),
         f"{latency_ms:.0f}",
-        alert.evidence.summary,
+        untrusted(alert.evidence.summary),
     )
 
 
