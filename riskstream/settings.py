@@ -14,6 +14,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from riskstream.package_data import TOPIC_SPECS
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -63,7 +65,10 @@ class TopicNames(_Group):
     trade_logs: str = Field("trade-logs", description="Order life-cycle events, key = account.")
     risk_alerts: str = Field("risk-alerts", description="Scored alerts, key = account or symbol.")
     dead_letter: str = Field("dead-letter", description="Undecodable or invalid input.")
-    specs_dir: Path = Field(REPO_ROOT / "topics", description="Folder of declarative topic specs (*.toml).")
+    specs_dir: Path = Field(
+        TOPIC_SPECS,
+        description="Folder of declarative topic specs (*.toml); the package ships riskstream/topic_specs.",
+    )
 
 
 class DatabaseSettings(_Group):

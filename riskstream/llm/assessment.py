@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
+from riskstream.package_data import SCHEMAS
 from riskstream.records import Category, Severity
 
-SCHEMA_PATH = Path(__file__).resolve().parents[2] / "schemas" / "llm_assessment.json"
+SCHEMA_PATH = SCHEMAS / "llm_assessment.json"
 SCORE_STEPS: tuple[float, ...] = tuple(round(i * 0.05, 2) for i in range(21))
 """The score is one of these: a bounded grammar, so a constrained generation always ends."""
 RATIONALE_MAX_CHARS = 160

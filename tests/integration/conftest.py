@@ -56,16 +56,18 @@ async def postgres_url() -> AsyncIterator[str]:
 
 
 class WorkerProcess:
-    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+    def __init__(self, env: dict[str, str], log_path: Path, command: list[str] | None = None) -> None:
         self.env = env
         self.log_path = log_path
+        self.command = command or [sys.executable, "-m", "riskstream.cli", "worker"]
         self.metrics_port = int(env["RISKSTREAM_METRICS_PORT"])
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> None:
+    def start(self, cwd: Path | None = None) -> None:
         log = open(self.log_path, "ab")  # noqa: SIM115
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "riskstream.cli", "worker"],
+            self.command,
+            cwd=cwd,
             env=self.env,
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -12,8 +12,8 @@ import pytest
 from sqlalchemy import inspect
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from riskstream.package_data import SCHEMAS
 from riskstream.records import AlertEntity, Category, Evidence, RiskAlert, Severity, Timings, WindowBounds
-from riskstream.settings import REPO_ROOT
 from riskstream.sinks import AuditLog, audit_table
 from tests.integration.conftest import create_pg_database, drop_pg_database
 
@@ -76,7 +76,7 @@ async def test_reference_ddl_matches_code_table(postgres_url: str) -> None:
     dsn = postgres_url.replace("postgresql+asyncpg://", "postgresql://")
     conn = await asyncpg.connect(dsn)
     try:
-        await conn.execute((REPO_ROOT / "schemas" / "audit.sql").read_text())
+        await conn.execute((SCHEMAS / "audit.sql").read_text())
     finally:
         await conn.close()
     engine = create_async_engine(postgres_url)

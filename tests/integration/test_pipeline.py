@@ -16,16 +16,16 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from riskstream.broker import EmbeddedBroker
+from riskstream.package_data import schema
 from riskstream.records import DeadLetter, OrderEvent, OrderEventType, Quote, RiskAlert, Side
 from riskstream.records.codec import dumps
-from riskstream.settings import REPO_ROOT
 from riskstream.sinks import AuditLog
 from tests.integration.conftest import WorkerProcess, worker_env
 
 pytestmark = pytest.mark.integration
 MS = 1_000_000
-ALERT_SCHEMA = json.loads((REPO_ROOT / "schemas" / "risk_alerts.json").read_text())
-DLQ_SCHEMA = json.loads((REPO_ROOT / "schemas" / "dead_letter.json").read_text())
+ALERT_SCHEMA = schema("risk_alerts")
+DLQ_SCHEMA = schema("dead_letter")
 
 
 def o(kind: str, oid: str, account: str, side: str, qty: float, px: float, t: int, **kw: Any) -> OrderEvent:

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from riskstream.agents.pipeline import to_alert
 from riskstream.core.candidates import Candidate
 from riskstream.llm.rules import assess_by_rules
+from riskstream.package_data import schema
 from riskstream.records import (
     AlertEntity,
     Category,
@@ -33,12 +34,6 @@ from riskstream.records import (
     parse_ts,
 )
 from riskstream.records.codec import MAX_TS_NS, PRICE, QUANTITY, dumps
-from riskstream.settings import REPO_ROOT
-
-
-def schema(name: str) -> dict[str, Any]:
-    return dict(json.loads((REPO_ROOT / "schemas" / f"{name}.json").read_text()))
-
 
 MARKET, TRADES, ALERTS, DLQ = (schema(n) for n in ("market_data", "trade_logs", "risk_alerts", "dead_letter"))
 ids = st.text(st.characters(codec="utf-8"), min_size=1, max_size=64)
