@@ -404,11 +404,8 @@ def build_runtime(
             return False
         rewound = watchdog.note_ends(ends)
         if rewound:
-            await crash(
-                RuntimeError(
-                    f"end offsets moved backwards on {sorted(map(str, rewound))}: the broker lost its log"
-                )
-            )
+            reason = f"end offsets moved backwards on {sorted(map(str, rewound))}: the broker lost its log"
+            await crash(RuntimeError(reason), "broker restarted empty")
             return False
         return True
 
