@@ -400,7 +400,10 @@ def build_runtime(
         try:
             ends = await end_offsets(app, input_partitions(), settings.kafka.session_timeout_s)
         except Exception as exc:
-            log.warning("checkpoint skipped: the broker did not answer end offsets (%r)", exc)
+            metrics.commit_failures.inc()
+            log.warning(
+                "checkpoint skipped, nothing committed: the broker did not answer end offsets (%r)", exc
+            )
             return False
         rewound = watchdog.note_ends(ends)
         if rewound:

@@ -153,7 +153,8 @@ class Metrics:
         )
         self.commit_failures = Counter(
             "riskstream_commit_failures_total",
-            "Checkpoints whose offset commit failed (retried at the next checkpoint).",
+            "Checkpoints that committed no offsets because the broker failed them or did not"
+            " answer (retried at the next checkpoint).",
             registry=r,
         )
         self.offset_gaps = Counter(

@@ -136,6 +136,7 @@ async def test_broker_restart_is_seen_in_readiness_and_the_stream_resumes(tmp_pa
         await wait_for(lambda: readyz(supervisor.worker)[0] == 503, 60)
         assert "broker" in readyz(supervisor.worker)[1]
         assert supervisor.worker.metric("riskstream_dependency_up", dependency="broker") == 0
+        await wait_for(lambda: supervisor.worker.metric("riskstream_commit_failures_total") >= 1, 60)
 
         broker = EmbeddedBroker(port=port_holder.port, log_path=tmp_path / "broker.log").start()
         await apply_specs(
