@@ -44,9 +44,19 @@ def wait_for_port(port: int, timeout_s: float = 10.0) -> None:
 class EmbeddedBroker:
     """A Tansu broker process on a free loopback port; a context manager."""
 
-    def __init__(self, port: int | None = None, log_path: Path | None = None) -> None:
+    def __init__(
+        self,
+        port: int | None = None,
+        log_path: Path | None = None,
+        storage: str = "memory://tansu/",
+        env: dict[str, str] | None = None,
+    ) -> None:
+        """``storage``: Tansu's storage engine URL; memory (the default) loses everything on a
+        restart, ``s3://BUCKET/`` with ``env`` naming the S3 endpoint and credentials keeps it."""
         self.port = port or free_port()
         self._log_path = log_path
+        self._storage = storage
+        self._env = env or {}
         self._proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -69,11 +79,11 @@ class EmbeddedBroker:
                 "--advertised-listener-url",
                 url,
                 "--storage-engine",
-                "memory://tansu/",
+                self._storage,
             ],
             stdout=log_file if log_file is not None else subprocess.DEVNULL,
             stderr=subprocess.STDOUT,
-            env={**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "warn")},
+            env={**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "warn"), **self._env},
             start_new_session=True,
         )
         if log_file is not None:

@@ -10,18 +10,22 @@ import asyncio
 import contextlib
 import json
 import socket
+import subprocess
+import sys
 import threading
 import time
 import urllib.error
 import urllib.request
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
+import boto3
 import pytest
 from aiokafka import AIOKafkaProducer
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from riskstream.broker import EmbeddedBroker
+from riskstream.broker import EmbeddedBroker, free_port, wait_for_port
 from riskstream.records import Quote, RiskAlert
 from riskstream.records.codec import dumps
 from riskstream.settings import KafkaSettings, Settings
@@ -150,6 +154,72 @@ async def test_broker_restart_is_seen_in_readiness_and_the_stream_resumes(tmp_pa
         await wait_for(lambda: readyz(supervisor.worker)[0] == 200, 60)
     finally:
         supervisor.stop()
+        broker.stop()
+
+
+@pytest.fixture
+def s3_storage(tmp_path: Path) -> Iterator[dict[str, str]]:
+    """A local S3 server (moto) with a bucket for Tansu; yields the broker's environment."""
+    port = free_port()
+    server = subprocess.Popen(
+        [str(Path(sys.executable).parent / "moto_server"), "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        wait_for_port(port, 30)
+        endpoint = f"http://127.0.0.1:{port}"
+        s3 = boto3.client(
+            "s3",
+            endpoint_url=endpoint,
+            aws_access_key_id="x",
+            aws_secret_access_key="x",
+            region_name="us-east-1",
+        )
+        s3.create_bucket(Bucket="tansu")
+        yield {
+            "AWS_ENDPOINT": endpoint,
+            "AWS_ALLOW_HTTP": "true",
+            "AWS_ACCESS_KEY_ID": "x",
+            "AWS_SECRET_ACCESS_KEY": "x",
+            "AWS_REGION": "us-east-1",
+        }
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+async def test_durable_broker_backlog_is_consumed_before_and_after_a_restart(
+    s3_storage: dict[str, str], tmp_path: Path
+) -> None:
+    """Tansu on S3 keeps its log across a restart: the worker reads a backlog, rides out the
+    restart without exiting (the log did not go back), and alerts on what comes after."""
+    broker = EmbeddedBroker(log_path=tmp_path / "broker.log", storage="s3://tansu/", env=s3_storage).start()
+    port = broker.port
+    try:
+        await apply_specs(
+            KafkaSettings(bootstrap_servers=broker.bootstrap_servers), load_specs(Settings().topics)
+        )
+        await background_traffic(broker.bootstrap_servers, 1000)
+        env = worker_env(broker, f"sqlite+aiosqlite:///{tmp_path / 'audit.db'}", f"rs-{uuid.uuid4().hex[:8]}")
+        supervisor = Supervisor(env, tmp_path)
+        try:
+            await asyncio.to_thread(supervisor.worker.wait_ready, 120)
+            first = await fat_finger_after_history(broker.bootstrap_servers, "ACC-S3A")
+            assert await alerted(broker.bootstrap_servers, first, 180, supervisor)
+            broker.stop()
+            await asyncio.sleep(3)
+            broker = EmbeddedBroker(
+                port=port, log_path=tmp_path / "broker.log", storage="s3://tansu/", env=s3_storage
+            )
+            broker.start()
+            second = await fat_finger_after_history(broker.bootstrap_servers, "ACC-S3B")
+            assert await alerted(broker.bootstrap_servers, second, 180, supervisor)
+            assert supervisor.exit_codes == [], "the worker exited though the log survived"
+        finally:
+            supervisor.stop()
+    finally:
         broker.stop()
 
 
