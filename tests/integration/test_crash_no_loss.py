@@ -153,6 +153,14 @@ async def test_no_input_is_lost_or_doubled_across_kills(broker: EmbeddedBroker, 
             if now_consumed != consumed:
                 consumed, changed_at = now_consumed, time.monotonic()
             elif time.monotonic() - changed_at > STALL_S:
+                state = [
+                    line
+                    for line in worker.metrics().splitlines()
+                    if line.startswith(
+                        ("riskstream_partitions_held", "riskstream_events_held", "riskstream_consumer_lag")
+                    )
+                ]
+                print("the last worker stopped making progress:", *state, sep="\n  ")
                 break
             await asyncio.sleep(3)
         wrong = [a for a in ACCOUNTS if got_positions[a] != want_positions[a]]
