@@ -20,7 +20,7 @@ import gc
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,20 +28,20 @@ import faust
 from aiokafka.errors import KafkaError
 from faust.types import TP
 
-from riskstream.agents.market_replica import MarketReplica, MarketView
-from riskstream.agents.pipeline import Pipeline, SourceRecord
+from riskstream.agents.checkpoint import Checkpoint, CheckpointIO
+from riskstream.agents.driver import FoldDriver
+from riskstream.agents.market_feed import MarketFeed
+from riskstream.agents.pipeline import Admitted, Pipeline, Source, SourceRecord
 from riskstream.agents.state_store import CheckpointedStore
 from riskstream.agents.watchdog import StreamWatchdog
-from riskstream.core.alignment import EventTimeAligner
 from riskstream.core.clock import Clock, wall_clock_ns
-from riskstream.core.state import AccountState, SymbolState
+from riskstream.core.event_time import EventTimeMerge
+from riskstream.core.state import AccountState
 from riskstream.detection import detection_context, load_limits
 from riskstream.faust_compat import (
     RiskstreamApp,
     commit_offsets,
     end_offsets,
-    pause_partitions,
-    resume_partitions,
 )
 from riskstream.kafka import aiokafka_kwargs, ssl_context
 from riskstream.llm import RuleScorer, Scorer
@@ -84,6 +84,9 @@ class FaustStateTable:
 
     def put_marker(self, partition: int) -> None:
         self.table.send_changelog(partition, CHECKPOINT_MARKER, b"{}")
+
+    def keys(self) -> Iterator[str]:
+        return iter(self.table.data.keys())
 
 
 def check_settings(settings: Settings) -> None:
@@ -227,8 +230,9 @@ def build_runtime(
     }
     # acks=False: Faust keeps no per-message ack bookkeeping for the inputs (it would grow
     # without bound, since Faust's own commit, which prunes it, never runs) and never commits
-    # them itself; the checkpoint is the only thing that commits input offsets.
-    inputs = app.topic(names.trade_logs, names.market_data, acks=False, **raw)
+    # them itself; the checkpoint is the only thing that commits input offsets. Market data is
+    # not a group input: every worker reads all of it (MarketFeed).
+    inputs = app.topic(names.trade_logs, acks=False, **raw)
     table_schema: Any = faust.Schema(
         key_type=str, value_type=bytes, key_serializer="json", value_serializer="raw"
     )
@@ -237,22 +241,15 @@ def build_runtime(
     account_table = app.Table(
         "account-state", partitions=n_trades, schema=table_schema, extra_topic_configs=changelog_configs
     )
-    symbol_table = app.Table(
-        "symbol-state", partitions=n_market, schema=table_schema, extra_topic_configs=changelog_configs
-    )
 
-    def oversize(table: str) -> Callable[[str, int], None]:
-        def report(key: str, size: int) -> None:
-            metrics.state_oversize.labels(table).inc()
-            log.error(
-                "%s of %r is %d bytes, over stream.max_state_record_bytes (%d): not checkpointed",
-                table,
-                key,
-                size,
-                max_record,
-            )
-
-        return report
+    def oversize(key: str, size: int) -> None:
+        metrics.state_oversize.labels("account-state").inc()
+        log.error(
+            "account-state of %r is %d bytes, over stream.max_state_record_bytes (%d): not checkpointed",
+            key,
+            size,
+            max_record,
+        )
 
     accounts: CheckpointedStore[AccountState] = CheckpointedStore(
         FaustStateTable(account_table),
@@ -260,54 +257,36 @@ def build_runtime(
         AccountState.from_json,
         AccountState,
         max_record,
-        oversize("account-state"),
+        oversize,
     )
-    symbols: CheckpointedStore[SymbolState] = CheckpointedStore(
-        FaustStateTable(symbol_table),
-        SymbolState.to_bytes,
-        SymbolState.from_json,
-        SymbolState,
-        max_record,
-        oversize("symbol-state"),
-    )
-    replica = MarketReplica(
-        CHECKPOINT_MARKER,
-        symbol_table.changelog_topic.get_topic_name(),
-        aiokafka_kwargs(settings.kafka),
-        on_restart=lambda _: metrics.task_restarts.labels("market_replica").inc(),
-    )
-    w = settings.windows
-    context = detection_context(settings, MarketView(symbols, replica))
+    context = detection_context(settings, {})
 
     async def send(topic: str, key: bytes, value: bytes) -> object:
         return await app.producer.send_and_wait(topic, key, value, None, None, None)
 
     audit = AuditWriter(audit_log, metrics, db.retry_max_s, timeout_s=3 * db.statement_timeout_s)
     stream = settings.stream
-    aligner: EventTimeAligner[tuple[str, int]] | None = None
-    if settings.stream.max_event_time_skew_ms > 0:
+    merge: EventTimeMerge[Source, Admitted] = EventTimeMerge(
+        stream.allowed_lateness_ms / 1000, stream.max_event_time_skew_ms * 1_000_000, time.monotonic
+    )
+    feed_holder: list[MarketFeed] = []
 
-        def caught_up(source: tuple[str, int]) -> bool:
-            """Every record up to the partition's high watermark has reached the pipeline (a
-            partition no longer assigned delivers nothing more: nothing to wait for)."""
-            try:
-                highwater = app.consumer.highwater(TP(*source))
-            except (AssertionError, KafkaError):
-                return True
-            last = pipeline.last_offsets.get(source)
-            return highwater is not None and last is not None and last + 1 >= highwater
+    def highwater(source: Source) -> int | None:
+        """The end offset the partition's last fetch saw (exact, unlike ListOffsets on Tansu)."""
+        topic, partition = source
+        if topic == names.market_data:
+            return feed_holder[0].highwater(partition) if feed_holder else None
+        if source in merge.paused:
+            return None
+        try:
+            return app.consumer.highwater(TP(topic, partition))
+        except (AssertionError, KafkaError):
+            return None
 
-        aligner = EventTimeAligner(
-            settings.stream.max_event_time_skew_ms * 1_000_000,
-            settings.stream.partition_idle_ms / 1000,
-            time.monotonic,
-            caught_up,
-        )
     pipeline = Pipeline(
         accounts=accounts,
-        symbols=symbols,
         context=context,
-        size_alpha=w.size_ewma_alpha,
+        size_alpha=settings.windows.size_ewma_alpha,
         scorer=scorer,
         alerts=AlertPublisher(send, names.risk_alerts, clock),
         audit=audit,
@@ -315,30 +294,15 @@ def build_runtime(
         metrics=metrics,
         clock=clock,
         market_topic=names.market_data,
-        aligner=aligner,
+        trade_topic=names.trade_logs,
+        merge=merge,
+        at_end=highwater,
         event_time_bounds=EventTimeBounds(stream.max_event_lead_s, stream.max_event_age_s, wall_clock_ns),
     )
     ready = asyncio.Event()
     lock = asyncio.Lock()
     within_s = stream.batch_within_ms / 1000
-
-    def records(events: list[Any]) -> list[SourceRecord]:
-        return [
-            SourceRecord(m.topic, m.partition, m.offset, m.key, m.value) for m in (e.message for e in events)
-        ]
-
-    @app.task
-    async def start_services() -> None:
-        await audit_log.ensure_schema()
-        await replica.start()
-        await scorer.start()
-        # Half the objects the collector tracks were made at start-up (Faust, SQLAlchemy,
-        # pydantic) and live forever; frozen, they no longer lengthen each full collection,
-        # a pause that every event in flight waits out.
-        gc.freeze()
-        ready.set()
-        metrics.mark_ready()
-        log.info("riskstream ready: scorer=%s", settings.scorer.kind)
+    driver = FoldDriver(app, pipeline, lock, names.trade_logs, metrics)
 
     async def crash(exc: BaseException, what: str = "pipeline failed") -> None:
         """What one event or candidate does wrong is dead-lettered inside the pipeline; what
@@ -348,50 +312,55 @@ def build_runtime(
         log.critical("%s; stopping the worker to replay from committed offsets", what, exc_info=exc)
         await app.crash(exc)
 
-    async def align() -> None:
-        """Carry out the aligner's pauses and resumes on the consumer. Nothing is decided while
-        Faust rebalances or recovers tables; a rebalance gives the consumer a fresh, unpaused
-        assignment, and the aligner starts afresh with it (``on_revoked``)."""
-        if aligner is None or app.in_recovery or app.rebalancing:
-            return
-        decision = aligner.decide()
-        if decision.pause:
-            await pause_partitions(app, {TP(t, p) for t, p in decision.pause})
-            metrics.partition_holds.inc(len(decision.pause))
-        if decision.resume:
-            await resume_partitions(app, {TP(t, p) for t, p in decision.resume})
-        metrics.partitions_held.set(len(aligner.paused))
+    driver.crash = crash
+
+    async def deliver_market(records: list[SourceRecord]) -> None:
+        if ready.is_set():
+            await driver.deliver(records)
+
+    feed = MarketFeed(
+        names.market_data,
+        aiokafka_kwargs(settings.kafka),
+        deliver_market,
+        lambda partition: merge.next_offset((names.market_data, partition)),
+        settings.kafka.fetch_max_wait_ms,
+        on_restart=lambda _: metrics.task_restarts.labels("market_feed").inc(),
+    )
+    feed_holder.append(feed)
+    driver.feed = feed
+
+    @app.task
+    async def start_services() -> None:
+        await audit_log.ensure_schema()
+        await feed.start()
+        await scorer.start()
+        # Half the objects the collector tracks were made at start-up (Faust, SQLAlchemy,
+        # pydantic) and live forever; frozen, they no longer lengthen each full collection,
+        # a pause that every event in flight waits out.
+        gc.freeze()
+        ready.set()
+        metrics.mark_ready()
+        log.info("riskstream ready: scorer=%s", settings.scorer.kind)
 
     @app.agent(inputs, name="surveillance")
     async def surveil(stream_: Any) -> None:
         async for events in stream_.take_events(stream.batch_max_events, within_s):
             await ready.wait()
-            async with lock:
-                try:
-                    await pipeline.on_batch(records(events))
-                except Exception as exc:
-                    await crash(exc)
-                    raise
-            await align()
+            messages = (e.message for e in events)
+            records = [SourceRecord(m.topic, m.partition, m.offset, m.key, m.value) for m in messages]
+            await driver.deliver(records)
 
-    if aligner is not None:
-        # Held events are released as the partitions they wait on go quiet, batch or not.
-        @app.timer(min(0.05, aligner.idle_after_s / 2), name="event-time-alignment")
-        async def alignment_timer() -> None:
-            async with lock:
-                try:
-                    await pipeline.release_due()
-                except Exception as exc:
-                    await crash(exc)
-                    raise
-            await align()
+    # Held events are released as quiet partitions' allowed lateness runs out, batch or not.
+    @app.timer(max(0.01, min(0.05, stream.allowed_lateness_ms / 4000)), name="event-time")
+    async def event_time_timer() -> None:
+        if ready.is_set():
+            await driver.deliver([])
 
-    checkpoint_lock = asyncio.Lock()
     watchdog: StreamWatchdog[TP] = StreamWatchdog(stream.stall_after_s, stream.stall_exit_s, time.monotonic)
 
     def input_partitions() -> list[TP]:
         consumer: Any = app.consumer
-        return [tp for tp in consumer.assignment() if tp.topic in (names.trade_logs, names.market_data)]
+        return [tp for tp in consumer.assignment() if tp.topic == names.trade_logs]
 
     async def same_log() -> bool:
         """Whether the broker still holds the log this worker has read: a broker that restarted
@@ -412,68 +381,37 @@ def build_runtime(
             return False
         return True
 
-    checkpoint_started: list[float | None] = [None]
+    async def flush_producer() -> None:
+        await app.producer.flush()
 
-    async def checkpoint() -> None:
-        checkpoint_started[0] = time.monotonic()
-        try:
-            await checkpoint_once()
-        finally:
-            checkpoint_started[0] = None
+    async def commit(offsets: Mapping[Source, int]) -> object:
+        return await commit_offsets(app, {TP(t, p): o for (t, p), o in offsets.items()})
 
-    async def checkpoint_once() -> None:
-        """Audit rows, then state, then offsets. The agent is paused only while the last audit
-        rows and the dirty state are written; the offsets committed are the ones processed at
-        that moment, so the commit itself (a broker round trip) runs with the agent going."""
-        async with checkpoint_lock:
-            if not await audit.flush():
-                # Offsets stay where they are until the audit table holds every alert.
-                return
-            if not await same_log():
-                return
-            async with lock:
-                t0 = time.perf_counter()
-                if not await audit.flush():
-                    return
-                written = symbols.flush()
-                metrics.state_writes.labels("symbol-state").inc(written)
-                written = accounts.flush()
-                metrics.state_writes.labels("account-state").inc(written)
-                offsets = {TP(t, p): off for (t, p), off in pipeline.commit_offsets().items()}
-                metrics.stage.labels("checkpoint_pause").observe(time.perf_counter() - t0)
-            t1 = time.perf_counter()
-            try:
-                await app.producer.flush()
-                symbols.seal()
-                accounts.seal()
-                await app.producer.flush()
-                await commit_offsets(app, offsets)
-            except Exception:
-                # Uncommitted offsets are replayed and skipped by state: safe to try next time.
-                metrics.commit_failures.inc()
-                log.warning("checkpoint commit failed; the next checkpoint retries", exc_info=True)
-                return
-            metrics.stage.labels("checkpoint_commit").observe(time.perf_counter() - t1)
-            metrics.checkpoints.labels("all").inc()
+    checkpoint = Checkpoint(
+        pipeline, accounts, audit, CheckpointIO(flush_producer, commit, same_log), lock, metrics
+    )
 
     @app.timer(stream.checkpoint_interval_ms / 1000, name="checkpoint")
     async def checkpoint_timer() -> None:
-        await checkpoint()
+        if not driver.restart_pending:
+            await checkpoint.run()
 
     async def on_revoked(app_: Any, revoked: set[TP], **_: Any) -> None:
-        await checkpoint()
+        if not driver.restart_pending:
+            await checkpoint.run()
         watchdog.forget(revoked)
-        if aligner is not None:
-            # Committed offsets stop at the first held event: Faust re-reads from there.
-            pipeline.drop_held()
-            aligner.forget(list(aligner.progress_ns))
-            metrics.partitions_held.set(0)
-        for tp in revoked:
-            pipeline.last_offsets.pop((tp.topic, tp.partition), None)
-        accounts.forget()
-        symbols.forget()
+        # The fold starts over on the next assignment, from the committed offsets.
+        driver.restart_pending = True
 
     app.on_partitions_revoked.connect(on_revoked)  # type: ignore[arg-type]
+
+    async def on_assigned(app_: Any, assigned: set[TP], **_: Any) -> None:
+        inputs_now = [tp for tp in assigned if tp.topic == names.trade_logs]
+        metrics.assigned_partitions.set(len(inputs_now))
+        driver.restart_pending = True
+        log.info("assigned %d input partitions", len(inputs_now))
+
+    app.on_partitions_assigned.connect(on_assigned)  # type: ignore[arg-type]
 
     async def on_shutdown(app_: Any, **_: Any) -> None:
         """Graceful stop: write what is pending so the next start replays little, then release
@@ -486,26 +424,18 @@ def build_runtime(
                     " committed, so the next start raises them again",
                     audit.pending,
                 )
-            async with lock:
-                metrics.state_writes.labels("symbol-state").inc(symbols.flush())
-                metrics.state_writes.labels("account-state").inc(accounts.flush())
-            await app.producer.flush()
-            symbols.seal()
-            accounts.seal()
+            elif not driver.restart_pending:
+                async with lock:
+                    checkpoint.write_state()
+                await app.producer.flush()
+                accounts.seal()
         except Exception:
             log.exception("final flush failed; the next start replays from the last checkpoint")
-        await replica.stop()
+        await feed.stop()
         await scorer.close()
         await audit_log.close()
 
     app.on_before_shutdown.connect(on_shutdown)  # type: ignore[arg-type]
-
-    async def on_assigned(app_: Any, assigned: set[TP], **_: Any) -> None:
-        inputs_now = [tp for tp in assigned if tp.topic in (names.trade_logs, names.market_data)]
-        metrics.assigned_partitions.set(len(inputs_now))
-        log.info("assigned %d input partitions", len(inputs_now))
-
-    app.on_partitions_assigned.connect(on_assigned)  # type: ignore[arg-type]
 
     @app.timer(settings.database.flush_interval_ms / 1000, name="audit-flush")
     async def audit_flush_timer() -> None:
@@ -515,7 +445,7 @@ def build_runtime(
     async def measure_lag() -> None:
         """Lag from the broker's end offsets, and the watchdog's verdict on them: readiness,
         stalled partitions, and an exit when only a restart helps."""
-        if app.rebalancing or app.in_recovery or not ready.is_set():
+        if app.rebalancing or app.in_recovery or not ready.is_set() or driver.restart_pending:
             return
         consumer: Any = app.consumer
         assigned = input_partitions()
@@ -525,21 +455,31 @@ def build_runtime(
         except Exception as exc:
             ends = None
             log.warning("broker did not answer end offsets: %r", exc)
-        processed = {TP(*k): v for k, v in pipeline.last_offsets.items()}
+        positions = pipeline.positions()
+        processed = {TP(*k): v for k, v in positions.items() if k[0] == names.trade_logs}
         committed = {tp: consumer._committed_offset.get(tp) for tp in assigned}
-        paused = {TP(*k) for k in aligner.paused} if aligner is not None else set()
+        paused = {TP(*k) for k in merge.paused}
         health = watchdog.observe(ends, processed, committed, paused)
         metrics.dependency_up.labels("broker").set(1 if health.broker_up else 0)
         metrics.set_condition("broker", None if health.broker_up else "end offsets not answered")
         for tp, lag in health.lag.items():
             metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(lag)
+        for partition in feed.partitions:
+            end = feed.highwater(partition)
+            done = positions.get((names.market_data, partition), -1) + 1
+            if end is not None:
+                metrics.consumer_lag.labels(names.market_data, str(partition)).set(max(0, end - done))
         metrics.stalled_partitions.set(len(health.stalled))
         if health.stalled:
-            log.error("no progress on %s with records waiting", sorted(map(str, health.stalled)))
+            log.error(
+                "no progress on %s with records waiting; the fold waits on %s",
+                sorted(map(str, health.stalled)),
+                merge.waiting_on(),
+            )
         metrics.set_condition(
             "stream", f"{len(health.stalled)} stalled partitions" if health.stalled else None
         )
-        metrics.set_condition("market_replica", replica.failure)
+        metrics.set_condition("market_feed", feed.failure)
         if health.exit_reason is not None:
             await crash(RuntimeError(health.exit_reason), "the stream is not moving")
 
@@ -555,7 +495,7 @@ def build_runtime(
         now = time.monotonic()
         if now - loop_tick[0] > stream.liveness_timeout_s:
             return f"event loop has not run for {now - loop_tick[0]:.0f} s"
-        started = checkpoint_started[0]
+        started = checkpoint.started_s
         if started is not None and now - started > stream.liveness_timeout_s:
             return f"checkpoint running for {now - started:.0f} s"
         return None

@@ -332,3 +332,20 @@ async def _call_kafka(app: faust.App, method: str, tps: Iterable[TP]) -> None:
         getattr(kafka, method)(*(tp for tp in partitions if tp in assigned))
 
     await thread.call_thread(call)
+
+
+async def committed_offsets(app: faust.App, tps: Iterable[TP], timeout_s: float) -> dict[TP, int | None]:
+    """The group's committed offsets of ``tps``, asked of the broker (None: nothing committed)."""
+    thread: Any = app.consumer._thread  # type: ignore[attr-defined]
+    kafka = thread._ensure_consumer()
+    partitions = [TopicPartition(tp.topic, tp.partition) for tp in tps]
+
+    async def ask() -> dict[TP, int | None]:
+        out: dict[TP, int | None] = {}
+        for tp in partitions:
+            offset = await asyncio.wait_for(kafka.committed(tp), timeout_s)
+            out[TP(tp.topic, tp.partition)] = None if offset is None or offset < 0 else int(offset)
+        return out
+
+    result: dict[TP, int | None] = await asyncio.wait_for(thread.call_thread(ask), timeout_s * 2)
+    return result

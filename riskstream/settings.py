@@ -157,21 +157,23 @@ class StreamSettings(_Group):
     )
     max_event_time_skew_ms: int = Field(
         500,
-        ge=0,
-        description=(
-            "Event-time alignment of the input partitions: an event is processed once every"
-            " partition still delivering has reached its event time, and a partition running"
-            " this far ahead is paused until the others catch up (what waits in memory stays"
-            " bounded). Orders of a backlog then meet the market of their own time. 0 turns"
-            " alignment off."
-        ),
-    )
-    partition_idle_ms: int = Field(
-        1000,
         gt=0,
         description=(
-            "A partition read to its end is not waited for; nor, as a safety net, is one that"
-            " has delivered nothing for this long (wall time)."
+            "Events are folded in one event-time order across the input partitions (the"
+            " backtest's order). A partition whose events run this far (event time) ahead of the"
+            " earliest event waiting is paused until the others catch up, so that what waits in"
+            " memory stays bounded."
+        ),
+    )
+    allowed_lateness_ms: int = Field(
+        250,
+        ge=0,
+        description=(
+            "An event waits until every input partition has passed its event time. A partition"
+            " read to the broker's end is stopped being waited for after this long (wall time):"
+            " the most live traffic waits on a quiet partition. A record that reaches the broker"
+            " later than this behind records of other partitions with later event times is"
+            " folded out of order and counted in riskstream_late_events_total."
         ),
     )
     max_event_lead_s: float = Field(

@@ -9,7 +9,7 @@ from riskstream.core.detectors import DetectionContext
 from riskstream.core.limits import AccountLimits, RiskLimits
 from riskstream.core.state import AccountState, SymbolState
 from riskstream.core.windows import SlidingWindow
-from riskstream.offline.backtest import EventTimeDetector
+from riskstream.core.fold import EventTimeDetector
 from riskstream.records import OrderEvent, OrderEventType, Print, Quote, Side
 from riskstream.records.market_data import MarketEvent
 from riskstream.settings import DetectorSettings
@@ -90,7 +90,5 @@ def replay(
     accounts: dict[str, AccountState] | None = None,
 ) -> list[Candidate]:
     """Orders and market data in the given order through the backtest's detector."""
-    detector = EventTimeDetector(ctx, 0.05)
-    if accounts is not None:
-        detector.accounts = accounts
-    return [c for event in events for c in detector.feed(event)]
+    detector = EventTimeDetector(ctx, 0.05, accounts)
+    return [c for event in events for c in detector.feed(event)] + detector.finish()

@@ -10,28 +10,26 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import OrderedDict, deque
-from collections.abc import Callable, Sequence
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import Any
 
 from riskstream.agents.state_store import CheckpointedStore
-from riskstream.core.alignment import EventTimeAligner
 from riskstream.core.candidates import Candidate
 from riskstream.core.clock import Clock
 from riskstream.core.detectors import DetectionContext
-from riskstream.core.state import AccountState, SymbolState
-from riskstream.core.surveillance import Holders, surveil_account, surveil_market, surveil_marks
-from riskstream.llm.base import Assessment, Scorer
+from riskstream.core.event_time import MARKET_RANK, ORDER_RANK, EventTimeMerge
+from riskstream.core.fold import SurveillanceFold
+from riskstream.core.state import AccountState
+from riskstream.llm.base import Assessment, Scorer, to_alert
 from riskstream.llm.rules import assess_by_rules
 from riskstream.metrics import Metrics
 from riskstream.records import (
     DeadLetter,
     DecodeError,
     OrderEvent,
-    OrderEventType,
     RiskAlert,
-    Timings,
     decode_market_data,
     decode_trade_log,
 )
@@ -51,12 +49,16 @@ class SourceRecord:
     value: bytes | None
 
 
-class _Timed(Protocol):
-    @property
-    def ts_ns(self) -> int: ...
+Source = tuple[str, int]
+"""(topic, partition) of an input."""
+Found = list[tuple[Candidate, SourceRecord]]
+"""Candidates with the input record whose event completed them (where a failure is reported)."""
+Admitted = tuple[SourceRecord, OrderEvent | MarketEvent]
+SHOCKS_MARKER = "\x00shocks/"
+"""Key prefix (+ market partition) of the record saying from which market-data offset that
+partition's market-wide alerts are still to be raised."""
 
 
-E = TypeVar("E", bound=_Timed)
 MAX_AWAITING_UPDATE = 10_000
 """Degraded alerts whose detection time is kept for their update; beyond it the oldest go."""
 
@@ -69,89 +71,34 @@ def _symbol_of(event: MarketEvent) -> str:
     return event.symbol
 
 
-Quotes = list[tuple[SourceRecord, MarketEvent]]
-Orders = list[tuple[SourceRecord, OrderEvent]]
-Found = list[tuple[Candidate, SourceRecord]]
-"""Candidates with the input record whose event completed them (where a failure is reported)."""
-
-
 def _error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-Held = dict[tuple[str, int], deque[tuple[SourceRecord, E]]]
+@dataclass(frozen=True, slots=True)
+class Restart:
+    """Where a (re)assigned worker starts its fold."""
 
-
-def _hold(held: Held[E], events: list[tuple[SourceRecord, E]]) -> None:
-    for rec, event in events:
-        key = (rec.topic, rec.partition)
-        queue = held.get(key)
-        if queue is None:
-            queue = held[key] = deque()
-        elif queue and rec.offset <= queue[-1][0].offset:
-            continue
-        queue.append((rec, event))
-
-
-def _take_until(held: Held[E], limit_ns: int | None) -> list[tuple[SourceRecord, E]]:
-    """Each partition's held events up to ``limit_ns`` (all when None), in partition order."""
-    out: list[tuple[SourceRecord, E]] = []
-    for queue in held.values():
-        while queue and (limit_ns is None or queue[0][1].ts_ns <= limit_ns):
-            out.append(queue.popleft())
-    return out
-
-
-def event_time_segments(quotes: Quotes, orders: Orders) -> list[tuple[Quotes, Orders]]:
-    """Split a batch into (quotes, then orders) segments so that every quote is applied before
-    the orders at or after its event time and after those before it. Orders keep their batch
-    order (per account that is partition order, which late-event handling relies on)."""
-    if not quotes or not orders:
-        return [(quotes, orders)]
-    pending = sorted(quotes, key=lambda q: q[1].ts_ns)
-    segments: list[tuple[Quotes, Orders]] = []
-    qi = 0
-    current: tuple[Quotes, Orders] = ([], [])
-    for rec, order in orders:
-        if qi < len(pending) and pending[qi][1].ts_ns <= order.ts_ns:
-            j = qi
-            while j < len(pending) and pending[j][1].ts_ns <= order.ts_ns:
-                j += 1
-            if current[1]:
-                segments.append(current)
-                current = ([], [])
-            current[0].extend(pending[qi:j])
-            qi = j
-        current[1].append((rec, order))
-    segments.append(current)
-    if qi < len(pending):
-        segments.append((pending[qi:], []))
-    return segments
-
-
-def to_alert(candidate: Candidate, assessment: Assessment, detected_ns: int, version: int = 1) -> RiskAlert:
-    return RiskAlert(
-        version=version,
-        alert_id=candidate.alert_id,
-        category=candidate.category,
-        severity=assessment.severity,
-        score=assessment.score,
-        rule_score=assessment.rule_score,
-        entity=candidate.entity,
-        window=candidate.window,
-        evidence=candidate.evidence,
-        timings=Timings(event_ns=candidate.event_ns, detected_ns=detected_ns),
-        llm=assessment.llm,
-        degraded=assessment.degraded,
-    )
+    trade_offsets: dict[int, int]
+    """Owned trade-logs partition -> first offset to fold (the committed offset)."""
+    market_partitions: list[int]
+    """Every market-data partition: all are read from the start."""
 
 
 class Pipeline:
+    """Records of both inputs -> the event-time merge -> the one fold -> scoring -> sinks.
+
+    The worker owns some trade-logs partitions (the consumer group gives them) and reads every
+    market-data partition (:class:`~riskstream.agents.market_feed.MarketFeed`); events are
+    folded only as the merge releases them, so the alerts are those of the backtest on the same
+    history. Market-wide alerts of a symbol are raised by the owner of the trade-logs partition
+    with the market-data partition's number.
+    """
+
     def __init__(
         self,
         *,
         accounts: CheckpointedStore[AccountState],
-        symbols: CheckpointedStore[SymbolState],
         context: DetectionContext,
         size_alpha: float,
         scorer: Scorer,
@@ -161,13 +108,15 @@ class Pipeline:
         metrics: Metrics,
         clock: Clock,
         market_topic: str,
-        aligner: EventTimeAligner[tuple[str, int]] | None = None,
+        trade_topic: str,
+        merge: EventTimeMerge[Source, Admitted],
+        at_end: Callable[[Source], int | None] | None = None,
         event_time_bounds: EventTimeBounds | None = None,
     ) -> None:
         self._market_topic = market_topic
+        self._trade_topic = trade_topic
         self._bounds = event_time_bounds
         self.accounts = accounts
-        self.symbols = symbols
         self.context = context
         self._size_alpha = size_alpha
         self._scorer = scorer
@@ -176,20 +125,63 @@ class Pipeline:
         self._dead = dead_letters
         self._m = metrics
         self._clock = clock
-        self.last_offsets: dict[tuple[str, int], int] = {}
-        """(topic, partition) -> last offset processed, for the lag gauge."""
-        self._aligner = aligner
-        self._held_quotes: Held[MarketEvent] = {}
-        self._held_orders: Held[OrderEvent] = {}
-        """Events decoded but waiting for the other partitions' event time (with an aligner)."""
-        self.batch_progress: dict[tuple[str, int], int] = {}
-        """(topic, partition) -> largest event time decoded from it in the last batch, for
-        event-time alignment across partitions."""
-        self.holders = Holders()
-        """Accounts with open positions per symbol, for the loss limit on market moves."""
+        self.merge = merge
+        self._highwater = at_end
+        """Source -> the end offset its reader last saw (None: unknown): where a partition has
+        nothing left to read."""
+        self.owned: set[int] = set()
+        self._shocks_from: dict[int, int] = {}
+        self.fold = self._new_fold()
         self._degraded_detected_ns: OrderedDict[str, int] = OrderedDict()
         """alert_id -> detection time of alerts published degraded, awaiting an update."""
         scorer.on_update(self._publish_update)
+
+    def _new_fold(self) -> SurveillanceFold:
+        market = self.context.market
+        if isinstance(market, dict):
+            market.clear()
+        return SurveillanceFold(self.context, self._size_alpha, self._marked_account, self._mark_is_new)
+
+    def _marked_account(self, account: str) -> AccountState | None:
+        state = self.accounts.cached(account)
+        if state is not None:
+            # A re-mark may change the account's breaches: it is written at the next checkpoint.
+            self.accounts.touch(account)
+        return state
+
+    def _mark_is_new(self, account: str, source: Hashable) -> bool:
+        cut = self.accounts.cut(account)
+        return cut is None or source > cut  # type: ignore[operator]
+
+    def restart(self, start: Restart) -> None:
+        """Start the fold afresh for a new assignment: account states from their checkpoints,
+        the market from the start of market-data, each owned partition from its committed
+        offset. Held events and the old market are dropped (they are read again)."""
+        self.merge.clear()
+        self.accounts.forget()
+        self.owned = set(start.trade_offsets)
+        self.fold = self._new_fold()
+        for partition in start.market_partitions:
+            self.merge.track((self._market_topic, partition), partition, 0)
+        for partition, offset in sorted(start.trade_offsets.items()):
+            self.merge.track((self._trade_topic, partition), partition, offset)
+        for account, state in self.accounts.load(self.owned):
+            if state.positions:
+                self.fold.hold(account, state)
+        self._shocks_from = {}
+        for partition in self.owned:
+            marker = self.accounts.raw(f"{SHOCKS_MARKER}{partition}")
+            self._shocks_from[partition] = int(marker["next"]) if marker else 0
+        self._m.events_held.set(0)
+
+    def shock_markers(self) -> dict[int, bytes]:
+        """Owned partition -> its shocks marker for this checkpoint."""
+        out: dict[int, bytes] = {}
+        for partition in self.owned:
+            position = self.merge.position((self._market_topic, partition))
+            if position is not None:
+                out[partition] = b'{"next":%d}' % position
+        return out
 
     async def _publish_update(self, candidate: Candidate, assessment: Assessment) -> None:
         """A late assessment becomes version 2 of the alert already published degraded. It is
@@ -225,169 +217,159 @@ class Pipeline:
         reason = f"{stage} processing failed: {error}"
         return DeadLetter(rec.topic, rec.partition, rec.offset, rec.key, rec.value, reason, self._clock())
 
+    async def on_batch(self, records: Sequence[SourceRecord]) -> list[RiskAlert]:
+        """Records of either input, in each partition's order; then whatever the merge releases
+        is folded. Called with no records too (a timer, an empty fetch): a quiet partition's
+        allowed lateness runs out by the clock."""
+        dead: list[DeadLetter] = []
+        t0 = time.perf_counter()
+        market = [r for r in records if r.topic == self._market_topic]
+        trades = [r for r in records if r.topic != self._market_topic]
+        if market:
+            self._track(market[0].topic, market)
+            self._admit(market, decode_market_data, _symbol_of, "symbol", MARKET_RANK, dead)
+        if trades:
+            self._track(trades[0].topic, trades)
+            self._admit(trades, decode_trade_log, _account_of, "account", ORDER_RANK, dead)
+        self._m.stage.labels("decode").observe(time.perf_counter() - t0)
+        return await self._fold(dead)
+
     def _track(self, topic: str, records: Sequence[SourceRecord]) -> None:
         self._m.events_consumed.labels(topic).inc(len(records))
         self._m.batch_events.labels(topic).observe(len(records))
-        for rec in records:
-            self.last_offsets[(rec.topic, rec.partition)] = rec.offset
-
-    async def on_batch(self, records: Sequence[SourceRecord]) -> list[RiskAlert]:
-        """One micro-batch from both input topics, folded in event-time order: each order is
-        checked against the market as of its own event time (quotes at the same time count as
-        before it), as the offline backtest does, not against quotes that came later. With an
-        aligner, events ahead of what the other partitions have delivered wait for them."""
-        market = [r for r in records if r.topic == self._market_topic]
-        trades = [r for r in records if r.topic != self._market_topic]
-        dead: list[DeadLetter] = []
-        self.batch_progress = {}
-        t0 = time.perf_counter()
-        quotes: Quotes = []
-        orders: Orders = []
-        if market:
-            self._track(market[0].topic, market)
-            quotes = self._admit(market, decode_market_data, _symbol_of, "symbol", self.symbols, dead)
-        if trades:
-            self._track(trades[0].topic, trades)
-            orders = self._admit(trades, decode_trade_log, _account_of, "account", self.accounts, dead)
-        self._m.stage.labels("decode").observe(time.perf_counter() - t0)
-        if self._aligner is not None:
-            self._aligner.observe(self.batch_progress)
-            _hold(self._held_quotes, quotes)
-            _hold(self._held_orders, orders)
-            quotes, orders = self._release()
-        return await self._fold(quotes, orders, dead)
-
-    async def release_due(self) -> list[RiskAlert]:
-        """Held events the other partitions have caught up with, or stopped being waited for:
-        run on a timer too, so that held events need not wait for the next batch."""
-        if self._aligner is None or self.held_events() == 0:
-            return []
-        quotes, orders = self._release()
-        if not quotes and not orders:
-            return []
-        return await self._fold(quotes, orders, [])
-
-    def _release(self) -> tuple[Quotes, Orders]:
-        assert self._aligner is not None
-        limit = self._aligner.release_limit_ns()
-        quotes = _take_until(self._held_quotes, limit)
-        orders = _take_until(self._held_orders, limit)
-        self._m.events_held.set(self.held_events())
-        return quotes, orders
-
-    def held_events(self) -> int:
-        return sum(len(q) for q in self._held_quotes.values()) + sum(
-            len(q) for q in self._held_orders.values()
-        )
-
-    def drop_held(self) -> None:
-        """Forget held events (a rebalance: the consumer re-reads them from the committed
-        offsets, which never pass a held event)."""
-        self._held_quotes.clear()
-        self._held_orders.clear()
-        self._m.events_held.set(0)
-
-    def commit_offsets(self) -> dict[tuple[str, int], int]:
-        """Next offset to read per partition: past every processed record, never past a held
-        one."""
-        out: dict[tuple[str, int], int] = {}
-        for key, last in self.last_offsets.items():
-            held = self._held_quotes.get(key) or self._held_orders.get(key)
-            out[key] = held[0][0].offset if held else last + 1
-        return out
-
-    async def _fold(self, quotes: Quotes, orders: Orders, dead: list[DeadLetter]) -> list[RiskAlert]:
-        found: Found = []
-        market_s = detect_s = 0.0
-        late = 0
-        for segment_quotes, segment_orders in event_time_segments(quotes, orders):
-            t1 = time.perf_counter()
-            for rec, quote in segment_quotes:
-                self._surveil_quote(rec, quote, found, dead)
-            t2 = time.perf_counter()
-            late += self._surveil(segment_orders, found, dead)
-            market_s += t2 - t1
-            detect_s += time.perf_counter() - t2
-        if quotes:
-            self._m.stage.labels("market_state").observe(market_s)
-        if orders:
-            self._m.stage.labels("detect").observe(detect_s)
-            if late:
-                self._m.late_events.labels(orders[0][0].topic).inc(late)
-        return await self._finish(found, dead)
-
-    def _surveil_quote(
-        self, rec: SourceRecord, quote: MarketEvent, out: Found, dead: list[DeadLetter]
-    ) -> None:
-        symbol_state = self.symbols.get(quote.symbol, rec.partition)
-        try:
-            found = surveil_market(symbol_state, quote, self.context)
-            found += surveil_marks(
-                quote.symbol, quote.ts_ns, self.holders, self.accounts.cached, self.context
-            )
-        except Exception as exc:
-            dead.append(self._failed(rec, "market", _error(exc)))
-        else:
-            out.extend((c, rec) for c in found)
-        self.symbols.mark_applied(quote.symbol, rec.partition, rec.offset)
 
     def _admit(
         self,
         records: list[SourceRecord],
-        decode: Callable[[bytes], E],
-        key_of: Callable[[E], str],
+        decode: Callable[[bytes], Any],
+        key_of: Callable[[Any], str],
         key_name: str,
-        store: CheckpointedStore[Any],
+        rank: int,
         dead: list[DeadLetter],
-    ) -> list[tuple[SourceRecord, E]]:
-        """Decode and validate; bad input and wrong keys become dead letters, events already in
-        the checkpointed state (redelivered after a crash) are skipped."""
-        admitted: list[tuple[SourceRecord, E]] = []
+    ) -> None:
+        """Decode and validate into the merge; bad input and wrong keys become dead letters,
+        orders already in the checkpointed state (redelivered after a crash) are passed over."""
         replayed = 0
-        progress = self.batch_progress
+        merge = self.merge
         for rec in records:
+            source = (rec.topic, rec.partition)
+            expected = merge.next_offset(source)
+            if expected is None or rec.offset != expected:
+                # Not tracked (a partition given away) or not the next record (one already
+                # read, or one from before a rewind).
+                continue
             try:
                 event = decode(rec.value or b"")
             except DecodeError as exc:
                 dead.append(self._dead_letter(rec, exc.reason))
+                merge.passed(source, rec.offset)
                 continue
             key = key_of(event)
             if rec.key is not None and rec.key != key.encode():
                 dead.append(self._dead_letter(rec, f"key {rec.key!r} is not the {key_name} {key!r}"))
+                merge.passed(source, rec.offset)
                 continue
             refusal = self._bounds.refusal(event.ts_ns) if self._bounds is not None else None
             if refusal is not None:
+                # Only a plausible event advances its partition's event time.
                 dead.append(self._dead_letter(rec, refusal))
+                merge.passed(source, rec.offset)
                 continue
-            # Only a plausible event advances its partition's event time.
-            source = (rec.topic, rec.partition)
-            if event.ts_ns > progress.get(source, -1):
-                progress[source] = event.ts_ns
-            if rec.offset <= store.applied_offset(key, rec.partition):
+            if rank == ORDER_RANK and rec.offset <= self.accounts.applied_offset(key, rec.partition):
                 replayed += 1
+                merge.passed(source, rec.offset)
                 continue
-            admitted.append((rec, event))
+            merge.offer(source, rec.offset, event.ts_ns, rank, (rec, event))
         if replayed:
             self._m.replayed_events.labels(records[0].topic).inc(replayed)
-        return admitted
 
-    def _surveil(self, orders: Orders, out: Found, dead: list[DeadLetter]) -> int:
-        """Orders of one segment through the detectors, one event at a time as the backtest
-        does; an event whose processing raises is dead-lettered. Returns late events."""
-        late = 0
-        for rec, event in orders:
-            state = self.accounts.get(event.account, rec.partition)
-            try:
-                result = surveil_account(state, (event,), self.context, self._size_alpha)
-                if event.event is OrderEventType.FILL:
-                    self.holders.update(event.account, state, self.context)
-            except Exception as exc:
-                dead.append(self._failed(rec, "order", _error(exc)))
+    def _note_ends(self) -> None:
+        if self._highwater is None:
+            return
+        merge = self.merge
+        for source in merge.tracked():
+            end = self._highwater(source)
+            expected = merge.next_offset(source)
+            merge.at_end(source, end is not None and expected is not None and expected >= end)
+
+    async def _fold(self, dead: list[DeadLetter]) -> list[RiskAlert]:
+        self._note_ends()
+        late_before = self.merge.late
+        found: Found = []
+        t1 = time.perf_counter()
+        for released in self.merge.release():
+            rec, event = released.item
+            if isinstance(event, OrderEvent):
+                self._surveil_order(rec, event, found, dead)
             else:
-                out.extend((c, rec) for c in result.candidates)
-                late += result.late_events
-            self.accounts.mark_applied(event.account, rec.partition, rec.offset)
-        return late
+                self._surveil_quote(rec, event, found, dead)
+        try:
+            found.extend((c, rec) for c in self.fold.flush_marks() for rec in [self._mark_record])
+        except Exception as exc:
+            log.error("re-marking positions failed: %s", _error(exc))
+        self._m.stage.labels("detect").observe(time.perf_counter() - t1)
+        late = self.merge.late - late_before
+        if late:
+            self._m.late_events.labels("all").inc(late)
+        self._m.events_held.set(self.merge.held())
+        return await self._finish(found, dead)
+
+    _mark_record = SourceRecord("", -1, -1, None, None)
+    """Where a re-mark's failure would be reported: no single input record completes it."""
+
+    def _surveil_quote(
+        self, rec: SourceRecord, quote: MarketEvent, out: Found, dead: list[DeadLetter]
+    ) -> None:
+        partition = rec.partition
+        shocks = partition in self.owned and rec.offset >= self._shocks_from.get(partition, 0)
+        source = (quote.ts_ns, MARKET_RANK, partition, rec.offset)
+        try:
+            found = self.fold.on_market(quote, source, shocks=shocks)
+        except Exception as exc:
+            dead.append(self._failed(rec, "market", _error(exc)))
+        else:
+            out.extend((c, rec) for c in found)
+
+    def _surveil_order(
+        self, rec: SourceRecord, event: OrderEvent, out: Found, dead: list[DeadLetter]
+    ) -> None:
+        """One order through the detectors; an event whose processing raises is dead-lettered."""
+        state = self.accounts.get(event.account, rec.partition)
+        try:
+            outcome = self.fold.on_order(state, event)
+        except Exception as exc:
+            dead.append(self._failed(rec, "order", _error(exc)))
+        else:
+            out.extend((c, rec) for c in outcome.candidates)
+        self.accounts.mark_applied(event.account, rec.partition, rec.offset)
+
+    def frontier(self) -> tuple[int, int, int, int] | None:
+        """Key of the last event folded: a checkpoint's cut (see :meth:`Pipeline._mark_is_new`)."""
+        return self.merge.last_key
+
+    def commit_offsets(self) -> dict[Source, int]:
+        """Next offset to read per owned trade-logs partition: past every folded or passed
+        record, never past a held one."""
+        out: dict[Source, int] = {}
+        for source in self.merge.tracked():
+            if source[0] == self._market_topic:
+                continue
+            position = self.merge.position(source)
+            if position is not None:
+                out[source] = position
+        return out
+
+    def positions(self) -> dict[Source, int]:
+        """Last offset folded or passed per input partition, for lag and the watchdog."""
+        out: dict[Source, int] = {}
+        for source in self.merge.tracked():
+            position = self.merge.position(source)
+            if position is not None and position > 0:
+                out[source] = position - 1
+        return out
+
+    def held_events(self) -> int:
+        return self.merge.held()
 
     def _remember_degraded(self, alert_id: str, detected_ns: int) -> None:
         self._degraded_detected_ns[alert_id] = detected_ns

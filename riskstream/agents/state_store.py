@@ -2,37 +2,61 @@
 
 The hot path works on live objects in a cache; dirty keys are written to the table's changelog
 at a checkpoint, and offsets are committed only after that (see :mod:`riskstream.app`). Each
-stored value carries the source offset of the last event folded into it, so events redelivered
-after a crash are recognised and skipped: state is exactly-once even though delivery is not.
+stored value is a versioned envelope: the source offset of the last event folded into the
+state (events redelivered after a crash are recognised and skipped, so state is exactly-once
+even though delivery is not), its partition, and the fold's cut when it was written (the key
+of the last event folded, see :class:`riskstream.core.event_time.EventTimeMerge`): a restarted
+fold knows which quotes' effects the state already holds.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import json
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Generic, Protocol, TypeVar
 
 S = TypeVar("S")
+ENVELOPE_VERSION = 1
+"""``{"v": 1, "off": offset, "p": partition, "cut": [...] | null, "s": state}``. Version 0 (no
+``v``): ``{"off", "s"}`` only, read as a state with no partition and no cut."""
+Cut = tuple[int, ...]
+
+
+class UnknownEnvelopeError(ValueError):
+    """A stored state written by a newer riskstream: refusing it beats misreading it."""
 
 
 class StateTable(Protocol):
-    """The two operations the store needs from a changelog-backed table."""
+    """The operations the store needs from a changelog-backed table."""
 
     def get_raw(self, key: str) -> dict[str, Any] | None:
-        """The stored envelope ``{"off": offset, "s": state}``, parsed."""
+        """The stored envelope, parsed."""
 
     def put_raw(self, key: str, value: bytes, partition: int) -> None: ...
 
     def put_marker(self, partition: int) -> None:
         """Append a record that carries no state (see :meth:`CheckpointedStore.seal`)."""
 
+    def keys(self) -> Iterator[str]:
+        """Every key the table holds on this worker."""
+
 
 class _Entry(Generic[S]):
-    __slots__ = ("offset", "partition", "state")
+    __slots__ = ("cut", "offset", "partition", "state")
 
-    def __init__(self, state: S, partition: int, offset: int) -> None:
+    def __init__(self, state: S, partition: int, offset: int, cut: Cut | None) -> None:
         self.state = state
         self.partition = partition
         self.offset = offset
+        self.cut = cut
+
+
+def _envelope(raw: dict[str, Any]) -> tuple[int, int, Cut | None]:
+    version = int(raw.get("v", 0))
+    if version > ENVELOPE_VERSION:
+        raise UnknownEnvelopeError(f"state envelope version {version} is newer than {ENVELOPE_VERSION}")
+    cut = raw.get("cut")
+    return int(raw["off"]), int(raw.get("p", -1)), tuple(cut) if cut is not None else None
 
 
 class CheckpointedStore(Generic[S]):
@@ -63,9 +87,10 @@ class CheckpointedStore(Generic[S]):
         if entry is None:
             raw = self._table.get_raw(key)
             if raw is None:
-                entry = _Entry(self._new(), partition, -1)
+                entry = _Entry(self._new(), partition, -1, None)
             else:
-                entry = _Entry(self._from_json(raw["s"]), partition, int(raw["off"]))
+                offset, _, cut = _envelope(raw)
+                entry = _Entry(self._from_json(raw["s"]), partition, offset, cut)
             self._cache[key] = entry
         return entry
 
@@ -76,48 +101,88 @@ class CheckpointedStore(Generic[S]):
         """Source offset of the last event already in this key's state (-1: none)."""
         return self._entry(key, partition).offset
 
+    def cut(self, key: str) -> Cut | None:
+        """The fold's cut when this key's state was last written (None: never, or unknown)."""
+        entry = self._cache.get(key)
+        return None if entry is None else entry.cut
+
     def mark_applied(self, key: str, partition: int, offset: int) -> None:
         entry = self._entry(key, partition)
         entry.offset = offset
         entry.partition = partition
         self._dirty.add(key)
 
-    def peek(self, key: str) -> S | None:
-        """State if known on this worker, without creating it."""
-        entry = self._cache.get(key)
-        if entry is not None:
-            return entry.state
-        raw = self._table.get_raw(key)
-        if raw is None:
-            return None
-        state = self._from_json(raw["s"])
-        self._cache[key] = _Entry(state, -1, int(raw["off"]))
-        return state
+    def touch(self, key: str) -> None:
+        """The cached state changed without an event of its own (a re-mark on a quote)."""
+        if key in self._cache:
+            self._dirty.add(key)
 
     def cached(self, key: str) -> S | None:
-        """State if this worker has it live in memory (it owns and has touched the key)."""
+        """State if this worker has it live in memory."""
         entry = self._cache.get(key)
         return None if entry is None else entry.state
+
+    def raw(self, key: str) -> dict[str, Any] | None:
+        """A record of the table that is not a state (a marker), parsed."""
+        return self._table.get_raw(key)
+
+    def load(self, partitions: Iterable[int]) -> list[tuple[str, S]]:
+        """Every stored state of ``partitions`` into the cache (after a rebalance): the fold
+        needs each open position from the first quote on, not only at its account's next
+        order. States written before envelopes named their partition are loaded too."""
+        wanted = set(partitions)
+        out: list[tuple[str, S]] = []
+        for key in list(self._table.keys()):
+            if key.startswith("\x00") or key in self._cache:
+                continue
+            raw = self._table.get_raw(key)
+            if raw is None:
+                continue
+            offset, partition, cut = _envelope(raw)
+            if partition >= 0 and partition not in wanted:
+                continue
+            state = self._from_json(raw["s"])
+            self._cache[key] = _Entry(state, partition, offset, cut)
+            out.append((key, state))
+        return out
 
     def keys(self) -> list[str]:
         """Keys cached on this worker now."""
         return list(self._cache)
 
-    def flush(self) -> int:
-        """Write every dirty key to the table; returns how many were written."""
+    def flush(self, cut: Cut | None = None) -> int:
+        """Write every dirty key to the table, with the fold's ``cut``; returns how many were
+        written."""
         written = 0
         for key in self._dirty:
             entry = self._cache[key]
-            value = b'{"off":%d,"s":%s}' % (entry.offset, self._to_bytes(entry.state))
+            # A state restored ahead of a fold still replaying up to it holds what its later
+            # cut says: the cut never goes back.
+            ahead = cut is not None and entry.cut is not None and entry.cut > cut
+            entry_cut = entry.cut if ahead else cut
+            cut_json = b"null" if entry_cut is None else json.dumps(list(entry_cut)).encode()
+            value = b'{"v":%d,"off":%d,"p":%d,"cut":%s,"s":%s}' % (
+                ENVELOPE_VERSION,
+                entry.offset,
+                entry.partition,
+                cut_json,
+                self._to_bytes(entry.state),
+            )
             if self._max_record_bytes is not None and len(value) > self._max_record_bytes:
                 if self._on_oversize is not None:
                     self._on_oversize(key, len(value))
                 continue
             self._table.put_raw(key, value, entry.partition)
+            entry.cut = entry_cut
             self._unsealed.add(entry.partition)
             written += 1
         self._dirty.clear()
         return written
+
+    def put_marker(self, key: str, value: bytes, partition: int) -> None:
+        """A record beside the states (the market-wide alerts' position of a partition)."""
+        self._table.put_raw(key, value, partition)
+        self._unsealed.add(partition)
 
     def seal(self) -> None:
         """Close the flushed writes with a marker record per partition written, sent after the

@@ -6,7 +6,7 @@ event that completes a pattern rather than at window close.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from riskstream.core.candidates import Candidate
@@ -14,7 +14,6 @@ from riskstream.core.detectors import (
     DetectionContext,
     detect_fat_finger,
     detect_limit_breach,
-    detect_loss_on_mark,
     detect_market_shock,
     detect_marking_the_close,
     detect_momentum_ignition,
@@ -81,30 +80,6 @@ def surveil_market(state: SymbolState, event: MarketEvent, ctx: DetectionContext
     state.apply(event)
 
     return detect_market_shock(event, state, ctx)
-
-
-def surveil_marks(
-    symbol: str,
-    ts_ns: int,
-    holders: Holders,
-    states: Callable[[str], AccountState | None],
-    ctx: DetectionContext,
-) -> list[Candidate]:
-    """Loss limits of the accounts holding ``symbol`` whose re-mark trigger the market's move
-    crossed; ``states`` gives an account's live state (None: not on this worker any more)."""
-    market = ctx.market.get(symbol)
-    mid = market.mid if market is not None else None
-    if mid is None:
-        return []
-    found: list[Candidate] = []
-    for account in holders.due(symbol, mid):
-        state = states(account)
-        if state is None:
-            holders.forget([account])
-            continue
-        found.extend(detect_loss_on_mark(account, state, symbol, ts_ns, ctx))
-        holders.update(account, state, ctx)
-    return found
 
 
 class Holders:

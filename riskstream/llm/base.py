@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from riskstream.core.candidates import Candidate
-from riskstream.records import Severity
+from riskstream.records import RiskAlert, Severity, Timings
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,6 +21,24 @@ class Assessment:
     """The model's validated assessment, when a model scored it."""
     degraded: bool = False
     """True when the wanted scorer could not answer in time and rules stood in."""
+
+
+def to_alert(candidate: Candidate, assessment: Assessment, detected_ns: int, version: int = 1) -> RiskAlert:
+    """An assessed candidate as the alert the worker publishes and the backtest writes."""
+    return RiskAlert(
+        version=version,
+        alert_id=candidate.alert_id,
+        category=candidate.category,
+        severity=assessment.severity,
+        score=assessment.score,
+        rule_score=assessment.rule_score,
+        entity=candidate.entity,
+        window=candidate.window,
+        evidence=candidate.evidence,
+        timings=Timings(event_ns=candidate.event_ns, detected_ns=detected_ns),
+        llm=assessment.llm,
+        degraded=assessment.degraded,
+    )
 
 
 UpdateFn = Callable[[Candidate, Assessment], Awaitable[None]]

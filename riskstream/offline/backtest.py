@@ -17,16 +17,13 @@ import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from riskstream.agents.pipeline import to_alert
 from riskstream.core.candidates import Candidate
-from riskstream.core.detectors import DetectionContext
-from riskstream.core.state import AccountState, SymbolState
-from riskstream.core.surveillance import Holders, surveil_account, surveil_market, surveil_marks
+from riskstream.core.fold import EventTimeDetector
 from riskstream.detection import detection_context
+from riskstream.llm.base import to_alert
 from riskstream.llm.rules import assess_by_rules
 from riskstream.offline.parquet import BATCH_ROWS, RejectedRow, merged_events
-from riskstream.records import OrderEvent, OrderEventType, RiskAlert
-from riskstream.records.market_data import MarketEvent
+from riskstream.records import RiskAlert
 from riskstream.settings import Settings
 
 ALERTS_SCHEMA = pa.schema(
@@ -78,34 +75,10 @@ class BacktestStats:
     by_category: dict[str, int] = field(default_factory=dict)
 
 
-class EventTimeDetector:
-    """The worker's detection, event by event in event-time order, with no broker: the market
-    state, the account states and the holders index of one run."""
-
-    def __init__(self, ctx: DetectionContext, size_alpha: float) -> None:
-        self.ctx = ctx
-        self.size_alpha = size_alpha
-        self.accounts: dict[str, AccountState] = {}
-        self.holders = Holders()
-        self.late_events = 0
-        assert isinstance(ctx.market, dict), "the context's market must be the dict this run fills"
-        self.market: dict[str, SymbolState] = ctx.market
-
-    def feed(self, event: OrderEvent | MarketEvent) -> list[Candidate]:
-        if isinstance(event, OrderEvent):
-            state = self.accounts.setdefault(event.account, AccountState())
-            result = surveil_account(state, [event], self.ctx, self.size_alpha)
-            if event.event is OrderEventType.FILL:
-                self.holders.update(event.account, state, self.ctx)
-            self.late_events += result.late_events
-            return result.candidates
-        market = self.market.setdefault(event.symbol, SymbolState())
-        found = surveil_market(market, event, self.ctx)
-        return found + surveil_marks(event.symbol, event.ts_ns, self.holders, self.accounts.get, self.ctx)
-
-
-def rule_scored_alert(candidate: Candidate, event_ns: int) -> RiskAlert:
-    """As the worker's rule scorer would publish it, with event time for the wall clock."""
+def rule_scored_alert(candidate: Candidate) -> RiskAlert:
+    """As the worker's rule scorer would publish it, with the candidate's event time for the
+    wall clock."""
+    event_ns = candidate.event_ns
     return to_alert(candidate, assess_by_rules(candidate), detected_ns=event_ns).published(event_ns)
 
 
@@ -115,17 +88,22 @@ def run_backtest(
     stats = BacktestStats()
     detector = EventTimeDetector(detection_context(settings, {}), settings.windows.size_ewma_alpha)
     pending: list[dict[str, Any]] = []
+
+    def record(candidates: list[Candidate]) -> None:
+        for candidate in candidates:
+            alert = rule_scored_alert(candidate)
+            pending.append(alert_row(alert))
+            stats.alerts += 1
+            stats.by_category[alert.category.value] = stats.by_category.get(alert.category.value, 0) + 1
+
     with pq.ParquetWriter(out, ALERTS_SCHEMA) as writer:
         for fe in merged_events(paths, stats.rejected, batch_rows):
             stats.events += 1
-            for candidate in detector.feed(fe.event):
-                alert = rule_scored_alert(candidate, fe.event.ts_ns)
-                pending.append(alert_row(alert))
-                stats.alerts += 1
-                stats.by_category[alert.category.value] = stats.by_category.get(alert.category.value, 0) + 1
+            record(detector.feed(fe.event))
             if len(pending) >= batch_rows:
                 writer.write_table(pa.Table.from_pylist(pending, schema=ALERTS_SCHEMA))
                 pending = []
+        record(detector.finish())
         if pending:
             writer.write_table(pa.Table.from_pylist(pending, schema=ALERTS_SCHEMA))
     stats.late_events = detector.late_events

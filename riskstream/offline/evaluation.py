@@ -14,8 +14,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from riskstream.core.fold import EventTimeDetector
 from riskstream.detection import detection_context
-from riskstream.offline.backtest import EventTimeDetector
 from riskstream.records import Category, OrderEvent
 from riskstream.records.codec import NS_PER_S
 from riskstream.records.market_data import MarketEvent

@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 
-from riskstream.agents.pipeline import to_alert
+from riskstream.llm.base import to_alert
 from riskstream.core.candidates import Candidate
 from riskstream.llm.rules import assess_by_rules
 from riskstream.metrics import Metrics

@@ -7,7 +7,7 @@ import io
 from rich.console import Console
 from rich.table import Table
 
-from riskstream.agents.pipeline import to_alert
+from riskstream.llm.base import to_alert
 from riskstream.core.candidates import Candidate
 from riskstream.demo import _alert_row
 from riskstream.llm.rules import assess_by_rules

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from riskstream.agents.pipeline import to_alert
+from riskstream.llm.base import to_alert
 from riskstream.core.candidates import Candidate
 from riskstream.llm.rules import assess_by_rules
 from riskstream.package_data import schema

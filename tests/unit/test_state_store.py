@@ -4,9 +4,9 @@ table: the real one is exercised by the integration tests)."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from typing import Any
 
-from riskstream.agents.market_replica import MarketReplica, MarketView
 from riskstream.agents.state_store import CheckpointedStore
 from riskstream.core.state import AccountState, SymbolState
 from riskstream.core.windows import SlidingWindow
@@ -34,6 +34,9 @@ class DictTableDouble:
 
     def put_marker(self, partition: int) -> None:
         self.log.append((partition, "marker"))
+
+    def keys(self) -> Iterator[str]:
+        return iter(self.data)
 
 
 def store(table: DictTableDouble) -> CheckpointedStore[AccountState]:
@@ -76,23 +79,6 @@ def test_unknown_key_starts_empty_with_no_applied_offset() -> None:
     s = store(DictTableDouble())
     assert s.applied_offset("new", 0) == -1
     assert s.get("new", 0).orders_seen == 0
-
-
-def test_market_view_prefers_live_state_then_replica() -> None:
-    table = DictTableDouble()
-    symbols: CheckpointedStore[SymbolState] = CheckpointedStore(
-        table, SymbolState.to_bytes, SymbolState.from_json, SymbolState
-    )
-    replica = MarketReplica("\x00checkpoint", "symbol-state-changelog", {})
-    view = MarketView(symbols, replica)
-    assert view.get("AAPL") is None
-    replica.apply(b'"AAPL"', b'{"off":3,"s":' + SymbolState(bid=9.0, ask=9.1).to_bytes() + b"}")
-    assert view["AAPL"].bid == 9.0
-    symbols.get("AAPL", 0).bid = 10.0
-    assert view["AAPL"].bid == 10.0
-    replica.apply(b'"MSFT"', b"not json")
-    assert "MSFT" not in view
-    assert sorted(view) == ["AAPL"]
 
 
 def test_seal_ends_each_written_partition_with_a_marker_once() -> None:

@@ -12,7 +12,7 @@ from riskstream.core.calendar import SessionCalendar
 from riskstream.core.detectors.aggression import MAX_AGGRESSIVE_ORDERS, track_aggression
 from riskstream.core.limits import AccountLimits, RiskLimits
 from riskstream.core.state import AccountState, SymbolState
-from riskstream.offline.backtest import EventTimeDetector
+from riskstream.core.fold import EventTimeDetector
 from riskstream.records import Category, OrderEvent, Quote
 from riskstream.records.market_data import MarketEvent
 from tests.factories import T0, context, fill, order, quote, replay, trade_print

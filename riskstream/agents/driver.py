@@ -1,0 +1,100 @@
+"""The event-time driver: every input delivery (the agent's micro-batches, the market feed's
+fetches, a timer) goes through here, one at a time, into the pipeline's merge and fold.
+
+It also starts the fold over after every assignment (:meth:`Pipeline.restart`), from the
+committed offsets of the partitions now owned and the start of market data, and carries out
+the merge's pauses on the two consumers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import faust
+from faust.types import TP
+
+from riskstream.agents.pipeline import Pipeline, Restart, SourceRecord
+from riskstream.faust_compat import committed_offsets, pause_partitions, resume_partitions
+from riskstream.metrics import Metrics
+
+log = logging.getLogger(__name__)
+COMMITTED_TIMEOUT_S = 10.0
+
+
+class FoldDriver:
+    def __init__(
+        self, app: faust.App, pipeline: Pipeline, lock: asyncio.Lock, trade_topic: str, metrics: Metrics
+    ) -> None:
+        self._app = app
+        self._pipeline = pipeline
+        self._lock = lock
+        self._trade_topic = trade_topic
+        self._m = metrics
+        self.feed: Any = None
+        self.crash: Callable[[BaseException, str], Awaitable[None]] | None = None
+        self.restart_pending = True
+        """Set by every assignment: the fold starts over before it takes another event."""
+
+    async def deliver(self, records: list[SourceRecord]) -> None:
+        try:
+            async with self._lock:
+                if self.restart_pending:
+                    # Records of an owned partition mean the assignment is settled; without
+                    # them, wait until Faust has finished rebalancing and recovering tables.
+                    settled = any(r.topic == self._trade_topic for r in records) or not (
+                        self._app.rebalancing or self._app.in_recovery
+                    )
+                    if not settled:
+                        return
+                    await self._restart()
+                await self._pipeline.on_batch(records)
+            await self._pause()
+        except Exception as exc:
+            if self.crash is not None:
+                await self.crash(exc, "pipeline failed")
+            raise
+
+    async def _restart(self) -> None:
+        consumer: Any = self._app.consumer
+        owned = [tp for tp in consumer.assignment() if tp.topic == self._trade_topic]
+        committed = await committed_offsets(self._app, owned, COMMITTED_TIMEOUT_S)
+        starts = {tp.partition: offset or 0 for tp, offset in committed.items()}
+        market = list(self.feed.partitions) if self.feed is not None else []
+        self._pipeline.restart(Restart(starts, market))
+        if self.feed is not None:
+            self.feed.rewind()
+        self.restart_pending = False
+        self._m.partitions_held.set(0)
+        log.info(
+            "fold restarted: trade-logs partitions %s from %s, market data from the start",
+            sorted(starts),
+            [starts[p] for p in sorted(starts)],
+        )
+
+    async def _pause(self) -> None:
+        """Carry out the merge's pauses; nothing is decided while Faust rebalances (a new
+        assignment starts unpaused, and the fold starts over with it)."""
+        if self.restart_pending or self._app.rebalancing or self._app.in_recovery:
+            return
+        merge = self._pipeline.merge
+        decision = merge.pauses()
+        if not decision.pause and not decision.resume:
+            return
+        trade_pause = {TP(t, p) for t, p in decision.pause if t == self._trade_topic}
+        trade_resume = {TP(t, p) for t, p in decision.resume if t == self._trade_topic}
+        if trade_pause:
+            await pause_partitions(self._app, trade_pause)
+        if trade_resume:
+            await resume_partitions(self._app, trade_resume)
+        if self.feed is not None:
+            market_pause = [p for t, p in decision.pause if t != self._trade_topic]
+            market_resume = [p for t, p in decision.resume if t != self._trade_topic]
+            if market_pause:
+                self.feed.pause(market_pause)
+            if market_resume:
+                self.feed.resume(market_resume)
+        self._m.partition_holds.inc(len(decision.pause))
+        self._m.partitions_held.set(len(merge.paused))

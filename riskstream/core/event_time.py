@@ -1,0 +1,257 @@
+"""Event time across input partitions: which events may be folded now, and in which order.
+
+The worker reads many partitions (its share of trade-logs, every partition of market-data) and
+must fold their events in one event-time order, the one the backtest merges files in: by event
+time, market data before orders at the same time, each partition in its own (offset) order.
+As in Flink and Beam, the watermark comes from the data: a partition's watermark is the largest
+event time it has delivered, and the smallest event waiting anywhere is released once no
+partition can still bring an earlier one:
+
+- a partition with events waiting can't (its next event is one of them, and no earlier than
+  the smallest);
+- a partition with nothing waiting can't once its watermark is past the event (partitions are
+  in event-time order; an event older than its partition's watermark is late and is folded
+  when it comes);
+- nor can one that has had nothing left to read (its reader is at the broker's end) for
+  ``allowed_lateness_s``: live traffic on a quiet partition waits that long, no longer. Only a
+  record that reaches the broker more than that after later records of other partitions can
+  then be folded out of order; it is counted (``late``).
+
+A partition that has delivered nothing yet and is not at its end holds everything back: a
+backlog is folded in event-time order however the fetches interleave, whatever the load.
+
+Pure logic with an injected clock; the caller feeds records, says which partitions are at
+their end, carries out the pauses it is given (a partition running far ahead of the release
+point is paused so that what waits in memory stays bounded), and commits :meth:`position`.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import deque
+from collections.abc import Callable, Hashable, Iterable
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar
+
+P = TypeVar("P", bound=Hashable)
+T = TypeVar("T")
+
+MARKET_RANK = 0
+ORDER_RANK = 1
+"""At the same event time market data is folded before orders (an order meets the quote of its
+own instant)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Released(Generic[P, T]):
+    partition: P
+    offset: int
+    item: T
+
+
+@dataclass(slots=True)
+class _Source(Generic[T]):
+    order: int
+    """Tie-break between partitions at the same (event time, rank): fixed per partition."""
+    queue: deque[tuple[int, int, int, T]] = field(default_factory=deque)
+    """(event time, rank, offset, item) in offset order."""
+    watermark_ns: int = -1
+    next_offset: int | None = None
+    """Offset after the last one offered."""
+    released_to: int | None = None
+    """Offset after the last one released (what a checkpoint may commit)."""
+    drained_since_s: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Pauses(Generic[P]):
+    pause: frozenset[P]
+    resume: frozenset[P]
+
+
+class EventTimeMerge(Generic[P, T]):
+    def __init__(self, allowed_lateness_s: float, max_skew_ns: int, clock: Callable[[], float]) -> None:
+        self.allowed_lateness_s = allowed_lateness_s
+        self.max_skew_ns = max_skew_ns
+        """How far (event time) a partition may run ahead of the release point before it is
+        paused."""
+        self._clock = clock
+        self._sources: dict[P, _Source[T]] = {}
+        self.paused: set[P] = set()
+        self.late = 0
+        """Events older than their partition's watermark, or folded after an idle wait."""
+        self.last_key: tuple[int, int, int, int] | None = None
+        """(event time, rank, order, offset) of the last event released: every event with a
+        smaller key has been released before it."""
+
+    # Inputs ------------------------------------------------------------------------------
+
+    def track(self, partition: P, order: int, start_offset: int | None = None) -> None:
+        """Wait for ``partition`` from now on. ``order`` breaks ties between partitions at the
+        same event time and rank (the partition number: the same on every worker);
+        ``start_offset``: the first offset expected (None: whatever comes first)."""
+        if partition in self._sources:
+            return
+        self._sources[partition] = _Source(order, next_offset=start_offset, released_to=start_offset)
+
+    def clear(self) -> None:
+        """Forget every partition and what was released (a fold that starts over)."""
+        self._sources.clear()
+        self.paused.clear()
+        self.last_key = None
+
+    def untrack(self, partitions: Iterable[P]) -> None:
+        for partition in partitions:
+            self._sources.pop(partition, None)
+            self.paused.discard(partition)
+
+    def tracked(self) -> list[P]:
+        return list(self._sources)
+
+    def offer(self, partition: P, offset: int, ts_ns: int, rank: int, item: T) -> bool:
+        """A record read from ``partition``; False (ignored) for one already offered."""
+        source = self._sources[partition]
+        if source.next_offset is not None and offset < source.next_offset:
+            return False
+        if ts_ns < source.watermark_ns:
+            self.late += 1
+        else:
+            source.watermark_ns = ts_ns
+        source.queue.append((ts_ns, rank, offset, item))
+        source.next_offset = offset + 1
+        if source.released_to is None:
+            source.released_to = offset
+        source.drained_since_s = None
+        return True
+
+    def passed(self, partition: P, offset: int) -> None:
+        """A record of ``partition`` that is not an event (undecodable, refused): nothing to
+        fold, but the partition's position moves past it once everything before is released."""
+        source = self._sources[partition]
+        if source.next_offset is not None and offset < source.next_offset:
+            return
+        source.queue.append((-1, -1, offset, None))  # type: ignore[arg-type]
+        source.next_offset = offset + 1
+        if source.released_to is None:
+            source.released_to = offset
+        source.drained_since_s = None
+
+    def at_end(self, partition: P, drained: bool) -> None:
+        """Whether the reader of ``partition`` has read everything the broker holds now."""
+        source = self._sources.get(partition)
+        if source is None:
+            return
+        if not drained:
+            source.drained_since_s = None
+        elif source.drained_since_s is None:
+            source.drained_since_s = self._clock()
+
+    def next_offset(self, partition: P) -> int | None:
+        source = self._sources.get(partition)
+        return None if source is None else source.next_offset
+
+    # Output ------------------------------------------------------------------------------
+
+    def release(self) -> list[Released[P, T]]:
+        """Every event that may be folded now, in the fold's order."""
+        out: list[Released[P, T]] = []
+        now = self._clock()
+        heads: list[tuple[int, int, int, P]] = []
+        for partition, source in self._sources.items():
+            self._skip_passed(source)
+            if source.queue:
+                ts, rank, _, _ = source.queue[0]
+                heads.append((ts, rank, source.order, partition))
+        heapq.heapify(heads)
+        bound = self._empty_bound(now)
+        while heads:
+            ts, rank, _, partition = heads[0]
+            if bound is not None and ts >= bound:
+                break
+            heapq.heappop(heads)
+            source = self._sources[partition]
+            _, _, offset, item = source.queue.popleft()
+            source.released_to = offset + 1
+            out.append(Released(partition, offset, item))
+            self.last_key = (ts, rank, source.order, offset)
+            self._skip_passed(source)
+            if source.queue:
+                nts, nrank, _, _ = source.queue[0]
+                heapq.heappush(heads, (nts, nrank, source.order, partition))
+            else:
+                bound = self._empty_bound(now)
+        return out
+
+    def _skip_passed(self, source: _Source[T]) -> None:
+        while source.queue and source.queue[0][1] < 0:
+            source.released_to = source.queue.popleft()[2] + 1
+
+    def _empty_bound(self, now: float) -> int | None:
+        """Events at or after this event time must wait: a partition with nothing waiting could
+        still bring one that goes before them (None: none can)."""
+        bound: int | None = None
+        for source in self._sources.values():
+            if source.queue:
+                continue
+            idle = (
+                source.drained_since_s is not None
+                and now - source.drained_since_s >= self.allowed_lateness_s
+            )
+            if idle:
+                continue
+            # Its next event is at or after its watermark, and one at the watermark itself may
+            # still precede events of that time elsewhere: only earlier ones may go.
+            if bound is None or source.watermark_ns < bound:
+                bound = source.watermark_ns
+        return bound
+
+    def waiting_on(self) -> list[P]:
+        """Partitions that hold events back now (for diagnostics)."""
+        now = self._clock()
+        bound = self._empty_bound(now)
+        if bound is None:
+            return []
+        return [
+            p
+            for p, s in self._sources.items()
+            if not s.queue
+            and not (s.drained_since_s is not None and now - s.drained_since_s >= self.allowed_lateness_s)
+            and s.watermark_ns == bound
+        ]
+
+    def position(self, partition: P) -> int | None:
+        """Offset a checkpoint may commit for ``partition``: the first record not yet released
+        (None: nothing read yet)."""
+        source = self._sources.get(partition)
+        if source is None:
+            return None
+        self._skip_passed(source)
+        return source.released_to
+
+    def held(self) -> int:
+        return sum(len(s.queue) for s in self._sources.values())
+
+    def held_by(self, partition: P) -> int:
+        source = self._sources.get(partition)
+        return 0 if source is None else len(source.queue)
+
+    def pauses(self) -> Pauses[P]:
+        """Partitions to pause (far ahead of the release point) and to resume; the caller must
+        carry out both."""
+        heads = [s.queue[0][0] for s in self._sources.values() if s.queue and s.queue[0][1] >= 0]
+        if not heads:
+            resume = frozenset(self.paused)
+            self.paused.clear()
+            return Pauses(frozenset(), resume)
+        ahead_of = min(heads) + self.max_skew_ns
+        pause = frozenset(
+            p
+            for p, s in self._sources.items()
+            if p not in self.paused and s.queue and s.watermark_ns > ahead_of
+        )
+        resume = frozenset(
+            p for p in self.paused if p in self._sources and self._sources[p].watermark_ns <= ahead_of
+        )
+        self.paused |= pause
+        self.paused -= resume
+        return Pauses(pause, resume)

@@ -1,0 +1,155 @@
+"""The one fold of events into state and candidates, for the worker, the backtest and the tests.
+
+Events must come in event-time order, market data before orders at the same time (the order
+:mod:`riskstream.core.event_time` releases them in, and the order the backtest merges files in).
+The fold is then a function of that sequence alone:
+
+- an order is checked against the market as of its own event time: every quote at or before
+  it, none after;
+- re-marking of open positions (the loss limit on market moves) runs once per market
+  timestamp, after every quote of that timestamp, in symbol order: which of two quotes with the
+  same event time is folded first changes nothing;
+- candidates that a previous run already raised before its checkpoint (a restart replaying
+  from that checkpoint) are kept out by ``Replayed`` predicates the caller supplies, so the
+  state is rebuilt exactly while nothing is raised twice with different evidence.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass, field
+
+from riskstream.core.candidates import Candidate
+from riskstream.core.detectors import DetectionContext, detect_loss_on_mark
+from riskstream.core.state import AccountState, SymbolState
+from riskstream.core.surveillance import Holders, surveil_account, surveil_market
+from riskstream.records import OrderEvent, OrderEventType
+from riskstream.records.market_data import MarketEvent
+
+MarkGate = Callable[[str, Hashable], bool]
+"""(account, source of the quote) -> whether this quote's re-mark of the account is new; False
+when the account's state already holds its effect (it was checkpointed after that quote)."""
+
+
+def always(_account: str, _source: Hashable) -> bool:
+    return True
+
+
+@dataclass(slots=True)
+class OrderOutcome:
+    candidates: list[Candidate]
+    late: bool
+
+
+@dataclass(slots=True)
+class SurveillanceFold:
+    """Market state of every symbol, the holders index, and the detectors run on each event.
+
+    Account states are the caller's (the worker keeps them in a checkpointed store, the
+    backtest in a dict), handed in per event and looked up for re-marks through ``account``.
+    """
+
+    ctx: DetectionContext
+    size_alpha: float
+    account: Callable[[str], AccountState | None]
+    """The live state of an account this fold owns, or None (not owned here)."""
+    mark_gate: MarkGate = always
+    market: dict[str, SymbolState] = field(init=False)
+    holders: Holders = field(default_factory=Holders)
+    late_events: int = 0
+    _marks_ts_ns: int = -1
+    _marks_due: dict[str, Hashable] = field(default_factory=dict)
+    """Symbols quoted at ``_marks_ts_ns`` whose holders are not yet re-marked, with the source of
+    their first quote at that time."""
+
+    def __post_init__(self) -> None:
+        market = self.ctx.market
+        if not isinstance(market, dict):
+            raise TypeError("the fold's context must carry the dict of symbol states it fills")
+        self.market = market
+
+    def on_market(self, event: MarketEvent, source: Hashable, *, shocks: bool = True) -> list[Candidate]:
+        """A quote or print. ``shocks``: whether this fold raises the symbol's market-wide
+        candidates (one worker owns each symbol's; every worker keeps every symbol's state)."""
+        found = self.flush_marks() if event.ts_ns != self._marks_ts_ns else []
+        state = self.market.get(event.symbol)
+        if state is None:
+            state = self.market[event.symbol] = SymbolState()
+        shock = surveil_market(state, event, self.ctx)
+        if shocks:
+            found += shock
+        self._marks_ts_ns = event.ts_ns
+        self._marks_due.setdefault(event.symbol, source)
+        return found
+
+    def on_order(self, state: AccountState, event: OrderEvent) -> OrderOutcome:
+        """One order life-cycle event of an account this fold owns; mutates ``state``."""
+        found = self.flush_marks()
+        result = surveil_account(state, (event,), self.ctx, self.size_alpha)
+        if event.event is OrderEventType.FILL:
+            self.holders.update(event.account, state, self.ctx)
+        self.late_events += result.late_events
+        found += result.candidates
+        return OrderOutcome(found, result.late_events > 0)
+
+    def flush_marks(self) -> list[Candidate]:
+        """Re-mark the holders of the symbols quoted at the last market timestamp. Run before
+        the next event, and by the caller whenever it has released all it can (a quote's loss
+        alerts must not wait for the next event)."""
+        if not self._marks_due:
+            return []
+        due, self._marks_due = self._marks_due, {}
+        found: list[Candidate] = []
+        for symbol in sorted(due):
+            market = self.market.get(symbol)
+            mid = market.mid if market is not None else None
+            if mid is None:
+                continue
+            for account in self.holders.due(symbol, mid):
+                if not self.mark_gate(account, due[symbol]):
+                    continue
+                state = self.account(account)
+                if state is None:
+                    self.holders.forget([account])
+                    continue
+                found.extend(detect_loss_on_mark(account, state, symbol, self._marks_ts_ns, self.ctx))
+                self.holders.update(account, state, self.ctx)
+        return found
+
+    def hold(self, account: str, state: AccountState) -> None:
+        """Index an account restored from a checkpoint: its positions are re-marked from the
+        next quote of their symbols on, as if it had just traded."""
+        self.holders.update(account, state, self.ctx)
+
+
+class EventTimeDetector:
+    """The fold over a whole history in one process (the backtest, the evaluation, the tests):
+    it owns every account's state."""
+
+    def __init__(
+        self, ctx: DetectionContext, size_alpha: float, accounts: dict[str, AccountState] | None = None
+    ) -> None:
+        self.accounts: dict[str, AccountState] = {} if accounts is None else accounts
+        self.fold = SurveillanceFold(ctx, size_alpha, self.accounts.get)
+        self.ctx = ctx
+        self.market = self.fold.market
+
+    @property
+    def holders(self) -> Holders:
+        return self.fold.holders
+
+    @property
+    def late_events(self) -> int:
+        return self.fold.late_events
+
+    def feed(self, event: OrderEvent | MarketEvent) -> list[Candidate]:
+        if isinstance(event, OrderEvent):
+            state = self.accounts.get(event.account)
+            if state is None:
+                state = self.accounts[event.account] = AccountState()
+            return self.fold.on_order(state, event).candidates
+        return self.fold.on_market(event, None)
+
+    def finish(self) -> list[Candidate]:
+        """What the last market timestamp still owes (its re-marks)."""
+        return self.fold.flush_marks()
