@@ -21,6 +21,14 @@ from riskstream.offline.parquet import BATCH_ROWS, RejectedRow, merged_events
 from riskstream.settings import Settings
 
 
+FLUSH_EVERY = 2_000
+"""At ``max`` speed the producer's batches are flushed every this many events: each block of
+history reaches the broker on every partition before the next is sent. Without it a partition
+whose batch is still lingering in the producer looks quiet to the worker while others run
+ahead, and after the allowed lateness its events count as late; with it a replay keeps the
+event-time order a live feed has."""
+
+
 @dataclass
 class ReplayStats:
     events: int = 0
@@ -59,6 +67,8 @@ async def replay(
             # One partition per key keeps each account's and symbol's events in order.
             await producer.send(topic[fe.kind], fe.raw, key=fe.key.encode())
             stats.events += 1
+            if speed is None and stats.events % FLUSH_EVERY == 0:
+                await producer.flush()
         await producer.flush()
     finally:
         await producer.stop()
