@@ -6,10 +6,10 @@ from collections.abc import Iterable, Mapping
 
 from riskstream.core.candidates import Candidate
 from riskstream.core.detectors import DetectionContext
+from riskstream.core.fold import EventTimeDetector
 from riskstream.core.limits import AccountLimits, RiskLimits
 from riskstream.core.state import AccountState, SymbolState
 from riskstream.core.windows import SlidingWindow
-from riskstream.core.fold import EventTimeDetector
 from riskstream.records import OrderEvent, OrderEventType, Print, Quote, Side
 from riskstream.records.market_data import MarketEvent
 from riskstream.settings import DetectorSettings

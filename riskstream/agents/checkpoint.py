@@ -102,4 +102,3 @@ class Checkpoint:
         self._m.stage.labels("checkpoint_commit").observe(time.perf_counter() - t1)
         self._m.checkpoints.labels("all").inc()
         return True
-

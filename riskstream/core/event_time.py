@@ -194,8 +194,7 @@ class EventTimeMerge(Generic[P, T]):
             if source.queue:
                 continue
             idle = (
-                source.drained_since_s is not None
-                and now - source.drained_since_s >= self.allowed_lateness_s
+                source.drained_since_s is not None and now - source.drained_since_s >= self.allowed_lateness_s
             )
             if idle:
                 continue

@@ -20,7 +20,6 @@ from riskstream.kafka import aiokafka_kwargs
 from riskstream.offline.parquet import BATCH_ROWS, RejectedRow, merged_events
 from riskstream.settings import Settings
 
-
 FLUSH_EVERY = 2_000
 """At ``max`` speed the producer's batches are flushed every this many events: each block of
 history reaches the broker on every partition before the next is sent. Without it a partition

@@ -20,7 +20,6 @@ import random
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -84,7 +83,7 @@ def from_stream(body: dict[str, Any]) -> Alert:
 
 
 @pytest.fixture(scope="module")
-def history(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[list[Path], set[Alert]]]:
+def history(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[Path], set[Alert]]:
     """One simulated history (every typology injected) and the backtest's alerts on it."""
     root = tmp_path_factory.mktemp("history")
     simulate_to_parquet(root, seed=SEED, rate=RATE, events=EVENTS, start_ns=T0, inject_every_s=1.0)
@@ -93,7 +92,7 @@ def history(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[list[Pat
     expected = {from_backtest(r) for r in pq.read_table(root / "alerts.parquet").to_pylist()}
     assert len(expected) >= 15
     assert len({a[1] for a in expected}) >= 6
-    yield files, expected
+    return files, expected
 
 
 def _busy() -> None:
@@ -233,7 +232,8 @@ async def test_a_second_worker_joins_and_leaves_mid_stream(
     second = run.worker()
     await asyncio.to_thread(second.wait_ready)
     joined = time.monotonic()
-    while first.metric("riskstream_assigned_partitions") >= 8 and time.monotonic() - joined < 30:
+    # A poll of another process's metrics: no event to wait on.
+    while first.metric("riskstream_assigned_partitions") >= 8 and time.monotonic() - joined < 30:  # noqa: ASYNC110
         await asyncio.sleep(0.2)
     await asyncio.sleep(6.0)
     second.stop()

@@ -5,7 +5,6 @@ PostgreSQL advisory lock, topic creation tolerates a topic another worker just m
 from __future__ import annotations
 
 import asyncio
-import json
 
 import pytest
 from sqlalchemy.ext.asyncio import create_async_engine
@@ -39,46 +38,54 @@ async def test_two_workers_create_the_same_topics_at_once(broker: EmbeddedBroker
     assert counts == {s.name: s.partitions for s in specs}
 
 
-async def test_market_replica_recovers_from_a_failed_consumer(broker: EmbeddedBroker) -> None:
-    """Its consumer stopped under it (what a client error does): the replica reports the
-    failure, reconnects, and follows the changelog again instead of freezing the market."""
+async def test_market_feed_recovers_from_a_failed_consumer(broker: EmbeddedBroker) -> None:
+    """Its consumer stopped under it (what a client error does): the feed reports the failure,
+    reconnects, and goes on from the offsets the worker expects next, not from the start and
+    not past a record."""
     from aiokafka import AIOKafkaProducer
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-    from riskstream.agents.market_replica import MarketReplica
-    from riskstream.core.state import SymbolState
+    from riskstream.agents.market_feed import MarketFeed
+    from riskstream.agents.pipeline import SourceRecord
     from riskstream.kafka import aiokafka_kwargs
     from tests.integration.test_pipeline import wait_for
 
-    topic = "replica-test-changelog"
+    topic = "feed-test-market-data"
     kafka = KafkaSettings(bootstrap_servers=broker.bootstrap_servers)
-    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-
     admin = AIOKafkaAdminClient(bootstrap_servers=broker.bootstrap_servers)
     await admin.start()
     await admin.create_topics([NewTopic(topic, 2, 1)])
     await admin.close()
     restarts: list[str] = []
-    replica = MarketReplica("marker", topic, aiokafka_kwargs(kafka), on_restart=restarts.append)
+    got: list[SourceRecord] = []
+    next_offset: dict[int, int] = {}
+
+    async def deliver(records: list[SourceRecord]) -> None:
+        for r in records:
+            if r.offset == next_offset.get(r.partition, 0):
+                got.append(r)
+                next_offset[r.partition] = r.offset + 1
+
+    feed = MarketFeed(topic, aiokafka_kwargs(kafka), deliver, next_offset.get, 10, on_restart=restarts.append)
     producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap_servers)
-    await replica.start()
+    await feed.start()
     await producer.start()
-
-    async def publish(symbol: str, bid: float) -> None:
-        state = SymbolState(bid=bid, ask=bid + 0.01, bid_size=1, ask_size=1, ts_ns=1)
-        value = json.dumps({"off": 1, "s": state.to_json()}).encode()
-        await producer.send_and_wait(topic, value, key=json.dumps(symbol).encode())
-
     try:
-        await publish("AAPL", 100.0)
-        await wait_for(lambda: "AAPL" in replica.symbols, 30)
-        consumer = replica._consumer
+        await producer.send_and_wait(topic, b"1", key=b"AAPL", partition=0)
+        await wait_for(lambda: len(got) == 1, 30)
+        consumer = feed._consumer
         assert consumer is not None
         await consumer.stop()
         await wait_for(lambda: bool(restarts), 30)
-        await publish("MSFT", 200.0)
-        await wait_for(lambda: "MSFT" in replica.symbols, 30)
-        assert replica.failure is None
-        assert replica.symbols["MSFT"].bid == 200.0
+        await producer.send_and_wait(topic, b"2", key=b"MSFT", partition=1)
+        await producer.send_and_wait(topic, b"3", key=b"AAPL", partition=0)
+        await wait_for(lambda: len(got) == 3, 30)
+        assert feed.failure is None
+        assert sorted((r.partition, r.offset, r.value) for r in got) == [
+            (0, 0, b"1"),
+            (0, 1, b"3"),
+            (1, 0, b"2"),
+        ]
     finally:
         await producer.stop()
-        await replica.stop()
+        await feed.stop()

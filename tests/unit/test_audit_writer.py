@@ -8,8 +8,8 @@ from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 
-from riskstream.llm.base import to_alert
 from riskstream.core.candidates import Candidate
+from riskstream.llm.base import to_alert
 from riskstream.llm.rules import assess_by_rules
 from riskstream.metrics import Metrics
 from riskstream.records import AlertEntity, Category, Evidence, RiskAlert, WindowBounds

@@ -7,9 +7,9 @@ import io
 from rich.console import Console
 from rich.table import Table
 
-from riskstream.llm.base import to_alert
 from riskstream.core.candidates import Candidate
 from riskstream.demo import _alert_row
+from riskstream.llm.base import to_alert
 from riskstream.llm.rules import assess_by_rules
 from riskstream.records import AlertEntity, Category, Evidence, WindowBounds
 

@@ -2,7 +2,7 @@
 through the real pipeline without raising, and whatever fails for one event goes to the
 dead-letter topic with its reason while the events after it are still surveilled.
 
-The producer is the hand-written double of ``test_pipeline_alignment`` and the state tables the
+The producer is the hand-written double of ``test_pipeline_event_time`` and the state tables the
 in-memory double of ``test_state_store``; the decoders, state, detectors, rule scorer and alert
 encoding are the real ones (the broker-backed version is ``tests/integration/test_poison.py``).
 """
@@ -19,12 +19,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from riskstream.agents.market_replica import MarketReplica, MarketView
-from riskstream.agents.pipeline import Pipeline, SourceRecord
+from riskstream.agents.pipeline import Pipeline, Restart, SourceRecord
 from riskstream.agents.state_store import CheckpointedStore
 from riskstream.core import surveillance
 from riskstream.core.candidates import Candidate
-from riskstream.core.state import AccountState, SymbolState
+from riskstream.core.event_time import EventTimeMerge
+from riskstream.core.state import AccountState
 from riskstream.detection import detection_context
 from riskstream.llm import RuleScorer
 from riskstream.metrics import Metrics
@@ -34,24 +34,22 @@ from riskstream.records.plausibility import EventTimeBounds
 from riskstream.settings import Settings
 from riskstream.sinks import AlertPublisher, AuditLog, AuditWriter, DeadLetterPublisher
 from tests.factories import T0
-from tests.unit.test_pipeline_alignment import SendDouble
+from tests.unit.test_pipeline_event_time import SendDouble
 from tests.unit.test_state_store import DictTableDouble
 
 MARKET, TRADES, ALERTS, DLQ = "market-data", "trade-logs", "risk-alerts", "dead-letter"
 
 
 def build(bounds: EventTimeBounds | None = None) -> tuple[Pipeline, SendDouble, Metrics]:
+    """Every partition is read to its end at once: each event is folded as it comes."""
     accounts = CheckpointedStore(
         DictTableDouble(), AccountState.to_bytes, AccountState.from_json, AccountState
     )
-    symbols = CheckpointedStore(DictTableDouble(), SymbolState.to_bytes, SymbolState.from_json, SymbolState)
-    market = MarketView(symbols, MarketReplica("marker", "symbol-state-changelog", {}))
     metrics = Metrics()
     send = SendDouble()
     p = Pipeline(
         accounts=accounts,
-        symbols=symbols,
-        context=detection_context(Settings(), market),
+        context=detection_context(Settings(), {}),
         size_alpha=0.05,
         scorer=RuleScorer(),
         alerts=AlertPublisher(send, ALERTS, lambda: T0),
@@ -60,8 +58,12 @@ def build(bounds: EventTimeBounds | None = None) -> tuple[Pipeline, SendDouble, 
         metrics=metrics,
         clock=lambda: T0,
         market_topic=MARKET,
+        trade_topic=TRADES,
+        merge=EventTimeMerge(0.0, 10**18, lambda: 0.0),
+        at_end=lambda source: 0,
         event_time_bounds=bounds,
     )
+    p.restart(Restart({0: 0}, [0]))
     return p, send, metrics
 
 
@@ -256,8 +258,7 @@ async def test_future_dated_events_do_not_become_the_market_or_move_a_watermark(
     letters = dead_letters(send)
     assert [d["offset"] for d in letters] == [1, 0]
     assert all("stream.max_event_lead_s" in d["reason"] for d in letters)
-    state = p.symbols.get("AAPL", 0)
-    assert state.bid == 100.0
+    assert p.fold.market["AAPL"].bid == 100.0
     fat = [a for a in alerts(send) if a["category"] == "fat_finger"]
     assert [a["evidence"]["order_ids"] for a in fat] == [["fat"]]
 
@@ -273,7 +274,7 @@ async def test_an_event_whose_detection_raises_is_dead_lettered_and_the_next_sti
             raise ZeroDivisionError("float division by zero")
         return real(state, events, ctx, alpha)
 
-    monkeypatch.setattr("riskstream.agents.pipeline.surveil_account", surveil_account_raising_on_bug)
+    monkeypatch.setattr("riskstream.core.fold.surveil_account", surveil_account_raising_on_bug)
     p, send, metrics = build()
     offsets: dict[str, int] = {}
     bug = (TRADES, order("new", "bug", 100, 100.0, 0.5))
@@ -308,7 +309,7 @@ async def test_a_candidate_that_cannot_be_encoded_dead_letters_its_event_only(
             )
         return found
 
-    monkeypatch.setattr("riskstream.agents.pipeline.surveil_market", surveil_market_with_infinite_feature)
+    monkeypatch.setattr("riskstream.core.fold.surveil_market", surveil_market_with_infinite_feature)
     p, send, metrics = build()
     offsets: dict[str, int] = {}
     await p.on_batch(as_records([(MARKET, quote(100.0, 100.02, 0, size=7))], offsets))

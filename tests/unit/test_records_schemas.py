@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from riskstream.llm.base import to_alert
 from riskstream.core.candidates import Candidate
+from riskstream.llm.base import to_alert
 from riskstream.llm.rules import assess_by_rules
 from riskstream.package_data import schema
 from riskstream.records import (

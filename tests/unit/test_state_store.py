@@ -7,8 +7,10 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-from riskstream.agents.state_store import CheckpointedStore
-from riskstream.core.state import AccountState, SymbolState
+import pytest
+
+from riskstream.agents.state_store import CheckpointedStore, UnknownEnvelopeError
+from riskstream.core.state import AccountState
 from riskstream.core.windows import SlidingWindow
 from tests.factories import fill, order
 
@@ -116,3 +118,26 @@ def test_state_over_the_record_limit_is_reported_not_written_and_others_still_ar
     assert list(table.data) == ["SMALL"]
     assert [key for key, _ in reported] == ["BIG"]
     assert reported[0][1] > 2_000
+
+
+def test_envelope_carries_version_partition_and_a_cut_that_never_goes_back() -> None:
+    table = DictTableDouble()
+    s = store(table)
+    s.get("A", 3)
+    s.mark_applied("A", 3, 7)
+    s.flush((10, 1, 3, 7))
+    assert json.loads(table.data["A"])["v"] == 1
+    fresh = store(table)
+    assert [k for k, _ in fresh.load({3})] == ["A"]
+    assert fresh.cut("A") == (10, 1, 3, 7)
+    fresh.touch("A")
+    fresh.flush((5, 0, 0, 1))
+    assert tuple(json.loads(table.data["A"])["cut"]) == (10, 1, 3, 7)
+    assert store(table).load({0}) == []
+
+
+def test_a_state_from_a_newer_envelope_version_is_refused() -> None:
+    table = DictTableDouble()
+    table.data["A"] = b'{"v":99,"off":1,"s":{}}'
+    with pytest.raises(UnknownEnvelopeError):
+        store(table).get("A", 0)

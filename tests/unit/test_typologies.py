@@ -10,9 +10,9 @@ from datetime import UTC, datetime
 
 from riskstream.core.calendar import SessionCalendar
 from riskstream.core.detectors.aggression import MAX_AGGRESSIVE_ORDERS, track_aggression
+from riskstream.core.fold import EventTimeDetector
 from riskstream.core.limits import AccountLimits, RiskLimits
 from riskstream.core.state import AccountState, SymbolState
-from riskstream.core.fold import EventTimeDetector
 from riskstream.records import Category, OrderEvent, Quote
 from riskstream.records.market_data import MarketEvent
 from tests.factories import T0, context, fill, order, quote, replay, trade_print
@@ -338,13 +338,14 @@ def test_a_quote_re_marks_only_holders_it_could_push_past_their_loss_limit() -> 
             order("new", f"o{i}", "buy", qty, 100.0, 1, f"A{i}"),
             fill(f"o{i}", "buy", qty, 100.0, 2, f"A{i}"),
         ]
-    detector = EventTimeDetector(ctx, 0.05)
-    detector.accounts = accounts
+    detector = EventTimeDetector(ctx, 0.05, accounts)
     for e in events:
         detector.feed(e)
     # A1 (1 000 shares) would need a 10.0 drop to lose 10 000; A0 (100 shares) a 100.0 drop.
     assert detector.holders.due("AAPL", 95.0) == []
     assert detector.holders.due("AAPL", 89.9) == ["A1"]
-    found = [c for c in detector.feed(quote(10, 89.895, 89.905)) if c.category is Category.LIMIT_BREACH]
+    # Re-marks run once every quote of a timestamp is in (here: at the end of the history).
+    detector.feed(quote(10, 89.895, 89.905))
+    found = [c for c in detector.finish() if c.category is Category.LIMIT_BREACH]
     assert [c.entity.account for c in found] == ["A1"]
     assert detector.holders.due("AAPL", 89.9) == ["A1"], "a breached account is re-marked on every quote"

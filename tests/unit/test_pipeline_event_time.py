@@ -1,15 +1,14 @@
-"""The pipeline holding events for event-time alignment, without a broker: the sends go to a
+"""The pipeline folding both inputs in one event-time order, without a broker: the sends go to a
 hand-written double, the state tables are the in-memory double of ``test_state_store``."""
 
 from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from riskstream.agents.market_replica import MarketReplica, MarketView
-from riskstream.agents.pipeline import Pipeline, SourceRecord
+from riskstream.agents.pipeline import Pipeline, Restart, SourceRecord
 from riskstream.agents.state_store import CheckpointedStore
-from riskstream.core.alignment import EventTimeAligner
-from riskstream.core.state import AccountState, SymbolState
+from riskstream.core.event_time import EventTimeMerge
+from riskstream.core.state import AccountState
 from riskstream.llm import RuleScorer
 from riskstream.metrics import Metrics
 from riskstream.records.codec import dumps
@@ -40,18 +39,30 @@ class Clock:
         return self.now_s
 
 
-def pipeline(clock: Clock) -> tuple[Pipeline, CheckpointedStore[AccountState]]:
+class Ends:
+    """Hand-written double of the consumers' end offsets: what each partition's last fetch saw
+    (None: unknown)."""
+
+    def __init__(self) -> None:
+        self.end: dict[tuple[str, int], int | None] = {}
+
+    def __call__(self, source: tuple[str, int]) -> int | None:
+        return self.end.get(source)
+
+
+def pipeline(
+    clock: Clock, ends: Ends | None = None, lateness_s: float = 10.0, partitions: int = 1
+) -> tuple[Pipeline, CheckpointedStore[AccountState]]:
+    """A pipeline owning trade-logs partitions 0.. and reading market-data partitions 0..,
+    restarted from offset 0, as after a first assignment."""
     accounts = CheckpointedStore(
         DictTableDouble(), AccountState.to_bytes, AccountState.from_json, AccountState
     )
-    symbols = CheckpointedStore(DictTableDouble(), SymbolState.to_bytes, SymbolState.from_json, SymbolState)
-    market = MarketView(symbols, MarketReplica("marker", "symbol-state-changelog", {}))
     metrics = Metrics()
     send = SendDouble()
     p = Pipeline(
         accounts=accounts,
-        symbols=symbols,
-        context=factory_context(market=market),
+        context=factory_context(market={}),
         size_alpha=0.1,
         scorer=RuleScorer(),
         alerts=AlertPublisher(send, "risk-alerts", lambda: 0),
@@ -60,8 +71,11 @@ def pipeline(clock: Clock) -> tuple[Pipeline, CheckpointedStore[AccountState]]:
         metrics=metrics,
         clock=lambda: 0,
         market_topic=MARKET,
-        aligner=EventTimeAligner(max_skew_ns=10**9, idle_after_s=10.0, clock=clock),
+        trade_topic=TRADES,
+        merge=EventTimeMerge(lateness_s, 10**9, clock),
+        at_end=ends,
     )
+    p.restart(Restart(dict.fromkeys(range(partitions), 0), list(range(partitions))))
     return p, accounts
 
 
@@ -77,32 +91,52 @@ def o(offset: int, t_ms: float) -> SourceRecord:
 async def test_events_ahead_of_another_partition_wait_and_are_not_committed_while_they_wait() -> None:
     p, accounts = pipeline(Clock())
     await p.on_batch([q(0, 1000), q(1, 2000), o(0, 1500), o(1, 5000)])
+    # The order of 5 s waits for market data past 5 s; the quote of 2 s waits for the orders
+    # to pass 2 s, which the order of 5 s (queued) does.
     assert p.held_events() == 1
     assert accounts.applied_offset("A", 0) == 0
-    assert p.commit_offsets() == {(MARKET, 0): 2, (TRADES, 0): 1}
+    assert p.commit_offsets() == {(TRADES, 0): 1}
 
     await p.on_batch([q(2, 6000)])
     assert accounts.applied_offset("A", 0) == 1
-    # The quote of 6 s now waits in turn, for the orders to reach 6 s.
+    # The quote of 6 s now waits in turn, for the orders to pass 6 s.
     assert p.held_events() == 1
-    assert p.commit_offsets() == {(MARKET, 0): 2, (TRADES, 0): 2}
+    assert p.commit_offsets() == {(TRADES, 0): 2}
 
 
-async def test_held_events_go_once_the_partition_they_wait_on_falls_silent() -> None:
+async def test_a_partition_read_to_its_end_stops_holding_back_after_the_allowed_lateness() -> None:
     clock = Clock()
-    p, accounts = pipeline(clock)
+    ends = Ends()
+    p, accounts = pipeline(clock, ends, lateness_s=0.25)
     await p.on_batch([q(0, 1000), o(0, 9000)])
-    assert await p.release_due() == []
     assert p.held_events() == 1
-    clock.now_s += 11
-    await p.release_due()
+    # Market data read to its end: still waited for until the allowed lateness has run.
+    ends.end[(MARKET, 0)] = 1
+    await p.on_batch([])
+    assert p.held_events() == 1
+    clock.now_s += 0.3
+    await p.on_batch([])
     assert p.held_events() == 0
     assert accounts.applied_offset("A", 0) == 0
 
 
-async def test_a_rebalance_drops_what_waits_and_commits_stop_before_it() -> None:
+async def test_a_partition_silent_but_not_at_its_end_holds_back_however_long() -> None:
+    """A backlog under load: a partition whose next records have not been fetched yet is not
+    idle, however long the wall clock says it has been silent."""
+    clock = Clock()
+    ends = Ends()
+    p, accounts = pipeline(clock, ends, lateness_s=0.25)
+    ends.end[(MARKET, 0)] = 50
+    await p.on_batch([q(0, 1000), o(0, 9000)])
+    clock.now_s += 3600
+    await p.on_batch([])
+    assert p.held_events() == 1
+    assert accounts.applied_offset("A", 0) == -1
+
+
+async def test_a_restart_drops_what_waits_and_commits_stop_before_it() -> None:
     p, _ = pipeline(Clock())
     await p.on_batch([q(0, 1000), o(0, 5000), o(1, 6000)])
     assert p.commit_offsets()[(TRADES, 0)] == 0
-    p.drop_held()
+    p.restart(Restart({0: 0}, [0]))
     assert p.held_events() == 0

@@ -1,0 +1,152 @@
+"""The event-time merge on its own: the order it releases events in is a function of the
+partitions' contents, not of how deliveries interleave; a silent partition holds back until it
+is read to its end and then for the allowed lateness only; positions never pass a held event."""
+
+from __future__ import annotations
+
+import random
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from riskstream.core.event_time import MARKET_RANK, ORDER_RANK, EventTimeMerge
+
+M0, M1, T0 = ("m", 0), ("m", 1), ("t", 0)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now_s = 0.0
+
+    def __call__(self) -> float:
+        return self.now_s
+
+
+def merge(clock: Clock | None = None, lateness_s: float = 0.25) -> EventTimeMerge[tuple[str, int], str]:
+    m: EventTimeMerge[tuple[str, int], str] = EventTimeMerge(lateness_s, 10**12, clock or Clock())
+    m.track(M0, 0, 0)
+    m.track(M1, 1, 0)
+    m.track(T0, 0, 0)
+    return m
+
+
+def rank(p: tuple[str, int]) -> int:
+    return MARKET_RANK if p[0] == "m" else ORDER_RANK
+
+
+@given(
+    st.lists(st.integers(0, 40), min_size=1, max_size=30),
+    st.lists(st.integers(0, 40), max_size=30),
+    st.lists(st.integers(0, 40), max_size=30),
+    st.randoms(use_true_random=False),
+)
+def test_release_order_does_not_depend_on_how_deliveries_interleave(
+    a: list[int], b: list[int], c: list[int], rng: random.Random
+) -> None:
+    """Each partition in event-time order; delivered all at once, or record by record in a
+    random interleaving with releases between: the same events in the same order."""
+    parts = {M0: sorted(a), M1: sorted(b), T0: sorted(c)}
+
+    def run(interleave: bool) -> list[str]:
+        m = merge()
+        out: list[str] = []
+        cursors = dict.fromkeys(parts, 0)
+        pending = [p for p in parts for _ in parts[p]]
+        if interleave:
+            rng.shuffle(pending)
+        for p in pending:
+            i = cursors[p]
+            m.offer(p, i, parts[p][i], rank(p), f"{p[0]}{p[1]}@{i}")
+            cursors[p] += 1
+            if interleave:
+                out += [r.item for r in m.release()]
+        for p in parts:
+            m.at_end(p, True)
+        m._clock.now_s = 1.0  # type: ignore[attr-defined]
+        out += [r.item for r in m.release()]
+        return out
+
+    together = run(False)
+    assert together == run(True)
+    assert len(together) == sum(len(v) for v in parts.values())
+    # Sorted by (event time, market before orders, partition).
+    keys = []
+    for item in together:
+        p = (item[0], int(item[1]))
+        i = int(item.split("@")[1])
+        keys.append((parts[p][i], rank(p), p[1]))
+    assert keys == sorted(keys)
+
+
+def test_a_silent_partition_not_at_its_end_holds_back_whatever_the_clock() -> None:
+    clock = Clock()
+    m = merge(clock)
+    m.offer(M0, 0, 10, MARKET_RANK, "q")
+    m.offer(T0, 0, 20, ORDER_RANK, "o")
+    assert m.release() == []
+    clock.now_s = 10_000.0
+    assert m.release() == []
+    assert m.waiting_on() == [M1]
+    assert m.position(M0) == 0
+
+
+def test_a_partition_at_its_end_is_waited_for_the_allowed_lateness_only() -> None:
+    clock = Clock()
+    m = merge(clock)
+    m.offer(M0, 0, 10, MARKET_RANK, "q")
+    m.offer(T0, 0, 20, ORDER_RANK, "o")
+    m.at_end(M1, True)
+    clock.now_s = 0.2
+    assert m.release() == []
+    clock.now_s = 0.3
+    # The quote goes (M1 idle); the order waits for market data past its time on M0.
+    assert [r.item for r in m.release()] == ["q"]
+    assert m.position(M0) == 1 and m.position(T0) == 0
+    m.offer(M0, 1, 25, MARKET_RANK, "q2")
+    assert [r.item for r in m.release()] == ["o"]
+    assert m.last_key == (20, ORDER_RANK, 0, 0)
+
+
+def test_an_event_at_a_partitions_watermark_waits_for_it_to_move_on() -> None:
+    """Market data at the same time as an order goes first, wherever it comes from."""
+    m = merge()
+    m.offer(T0, 0, 20, ORDER_RANK, "o")
+    m.offer(M0, 0, 20, MARKET_RANK, "q0")
+    m.offer(M1, 0, 5, MARKET_RANK, "q1")
+    assert [r.item for r in m.release()] == ["q1"]
+    m.offer(M1, 1, 20, MARKET_RANK, "q1b")
+    m.offer(M0, 1, 30, MARKET_RANK, "q0b")
+    m.offer(M1, 2, 31, MARKET_RANK, "q1c")
+    assert [r.item for r in m.release()] == ["q0", "q1b", "o"]
+
+
+def test_records_that_are_not_events_move_the_position_once_everything_before_is_released() -> None:
+    m = merge()
+    m.offer(T0, 0, 20, ORDER_RANK, "o")
+    m.passed(T0, 1)
+    assert m.position(T0) == 0
+    m.offer(M0, 0, 30, MARKET_RANK, "q")
+    m.offer(M1, 0, 30, MARKET_RANK, "q")
+    m.release()
+    assert m.position(T0) == 2
+
+
+def test_a_record_offered_twice_or_out_of_sequence_is_ignored() -> None:
+    m = merge()
+    assert m.offer(T0, 0, 20, ORDER_RANK, "o")
+    assert not m.offer(T0, 0, 20, ORDER_RANK, "o")
+    assert m.held() == 1
+
+
+def test_a_partition_far_ahead_is_paused_and_resumed_when_the_others_catch_up() -> None:
+    m: EventTimeMerge[tuple[str, int], str] = EventTimeMerge(0.25, 100, Clock())
+    m.track(M0, 0, 0)
+    m.track(T0, 0, 0)
+    m.offer(M0, 0, 10, MARKET_RANK, "q")
+    for i in range(5):
+        m.offer(T0, i, 200 + i, ORDER_RANK, f"o{i}")
+    decision = m.pauses()
+    assert decision.pause == {T0}
+    m.offer(M0, 1, 300, MARKET_RANK, "q2")
+    m.release()
+    assert m.pauses().resume == {T0}
