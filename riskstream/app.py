@@ -30,6 +30,7 @@ from faust.types import TP
 
 from riskstream.agents.checkpoint import Checkpoint, CheckpointIO
 from riskstream.agents.driver import FoldDriver
+from riskstream.agents.lag import LagMonitor, LagSources
 from riskstream.agents.market_feed import MarketFeed
 from riskstream.agents.pipeline import Admitted, Pipeline, Source, SourceRecord
 from riskstream.agents.state_store import CheckpointedStore
@@ -42,6 +43,7 @@ from riskstream.faust_compat import (
     RiskstreamApp,
     commit_offsets,
     end_offsets,
+    fetch_state,
 )
 from riskstream.kafka import aiokafka_kwargs, ssl_context
 from riskstream.llm import RuleScorer, Scorer
@@ -441,47 +443,34 @@ def build_runtime(
     async def audit_flush_timer() -> None:
         await audit.flush()
 
+    def committed(tp: TP) -> int | None:
+        consumer: Any = app.consumer
+        offset = consumer._committed_offset.get(tp)
+        return None if offset is None else int(offset)
+
+    lag = LagMonitor(
+        LagSources(
+            assigned=input_partitions,
+            end_offsets=lambda tps: end_offsets(app, tps, settings.kafka.session_timeout_s),
+            positions=pipeline.positions,
+            committed=committed,
+            held=lambda: set(merge.paused),
+            market_partitions=lambda: feed.partitions,
+            market_end=feed.highwater,
+            market_failure=lambda: feed.failure,
+            waiting_on=merge.waiting_on,
+            fetch_state=lambda: fetch_state(app),
+        ),
+        watchdog,
+        metrics,
+        names.market_data,
+        crash,
+    )
+
     @app.timer(stream.lag_poll_s, name="consumer-lag")
     async def measure_lag() -> None:
-        """Lag from the broker's end offsets, and the watchdog's verdict on them: readiness,
-        stalled partitions, and an exit when only a restart helps."""
-        if app.rebalancing or app.in_recovery or not ready.is_set() or driver.restart_pending:
-            return
-        consumer: Any = app.consumer
-        assigned = input_partitions()
-        ends: dict[TP, int] | None
-        try:
-            ends = await end_offsets(app, assigned, settings.kafka.session_timeout_s)
-        except Exception as exc:
-            ends = None
-            log.warning("broker did not answer end offsets: %r", exc)
-        positions = pipeline.positions()
-        processed = {TP(*k): v for k, v in positions.items() if k[0] == names.trade_logs}
-        committed = {tp: consumer._committed_offset.get(tp) for tp in assigned}
-        paused = {TP(*k) for k in merge.paused}
-        health = watchdog.observe(ends, processed, committed, paused)
-        metrics.dependency_up.labels("broker").set(1 if health.broker_up else 0)
-        metrics.set_condition("broker", None if health.broker_up else "end offsets not answered")
-        for tp, lag in health.lag.items():
-            metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(lag)
-        for partition in feed.partitions:
-            end = feed.highwater(partition)
-            done = positions.get((names.market_data, partition), -1) + 1
-            if end is not None:
-                metrics.consumer_lag.labels(names.market_data, str(partition)).set(max(0, end - done))
-        metrics.stalled_partitions.set(len(health.stalled))
-        if health.stalled:
-            log.error(
-                "no progress on %s with records waiting; the fold waits on %s",
-                sorted(map(str, health.stalled)),
-                merge.waiting_on(),
-            )
-        metrics.set_condition(
-            "stream", f"{len(health.stalled)} stalled partitions" if health.stalled else None
-        )
-        metrics.set_condition("market_feed", feed.failure)
-        if health.exit_reason is not None:
-            await crash(RuntimeError(health.exit_reason), "the stream is not moving")
+        if not (app.rebalancing or app.in_recovery or not ready.is_set() or driver.restart_pending):
+            await lag.poll()
 
     loop_tick = [time.monotonic()]
 

@@ -349,3 +349,19 @@ async def committed_offsets(app: faust.App, tps: Iterable[TP], timeout_s: float)
 
     result: dict[TP, int | None] = await asyncio.wait_for(thread.call_thread(ask), timeout_s * 2)
     return result
+
+
+def fetch_state(app: faust.App) -> dict[str, list[str]]:
+    """Why a partition might not be fetched, for a stall report: Faust's active and
+    buffer-throttled partitions and aiokafka's paused ones."""
+    consumer: Any = app.consumer
+    out: dict[str, list[str]] = {}
+    active = consumer._active_partitions
+    out["faust_active"] = sorted(map(str, active)) if active is not None else ["all"]
+    out["faust_buffer_full"] = sorted(map(str, consumer._buffered_partitions))
+    try:
+        kafka = consumer._thread._ensure_consumer()
+        out["aiokafka_paused"] = sorted(map(str, kafka.paused()))
+    except Exception as exc:
+        out["aiokafka_paused"] = [repr(exc)]
+    return out

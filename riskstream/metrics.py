@@ -64,6 +64,13 @@ class Metrics:
             ["topic"],
             registry=r,
         )
+        self.out_of_order_events = Counter(
+            "riskstream_out_of_order_events_total",
+            "Events folded out of the event-time order: older than their partition's watermark,"
+            " or arriving after the fold stopped waiting for their partition"
+            " (stream.allowed_lateness_ms). Alerts then may differ from the backtest's.",
+            registry=r,
+        )
         self.late_events = Counter(
             "riskstream_late_events_total",
             "Events later than the window grace: kept in state, left out of the window.",
@@ -247,7 +254,7 @@ class Metrics:
         )
         self.task_restarts = Counter(
             "riskstream_task_restarts_total",
-            "Background tasks restarted by their supervisor after a failure (task: market_replica).",
+            "Background tasks restarted by their supervisor after a failure (task: market_feed).",
             ["task"],
             registry=r,
         )

@@ -173,7 +173,7 @@ class StreamSettings(_Group):
             " read to the broker's end is stopped being waited for after this long (wall time):"
             " the most live traffic waits on a quiet partition. A record that reaches the broker"
             " later than this behind records of other partitions with later event times is"
-            " folded out of order and counted in riskstream_late_events_total."
+            " folded out of order and counted in riskstream_out_of_order_events_total."
         ),
     )
     max_event_lead_s: float = Field(

@@ -131,6 +131,7 @@ class Pipeline:
         nothing left to read."""
         self.owned: set[int] = set()
         self._shocks_from: dict[int, int] = {}
+        self._shocks_written: dict[int, int] = {}
         self.fold = self._new_fold()
         self._degraded_detected_ns: OrderedDict[str, int] = OrderedDict()
         """alert_id -> detection time of alerts published degraded, awaiting an update."""
@@ -140,14 +141,9 @@ class Pipeline:
         market = self.context.market
         if isinstance(market, dict):
             market.clear()
-        return SurveillanceFold(self.context, self._size_alpha, self._marked_account, self._mark_is_new)
-
-    def _marked_account(self, account: str) -> AccountState | None:
-        state = self.accounts.cached(account)
-        if state is not None:
-            # A re-mark may change the account's breaches: it is written at the next checkpoint.
-            self.accounts.touch(account)
-        return state
+        return SurveillanceFold(
+            self.context, self._size_alpha, self.accounts.cached, self._mark_is_new, self.accounts.touch
+        )
 
     def _mark_is_new(self, account: str, source: Hashable) -> bool:
         cut = self.accounts.cut(account)
@@ -169,18 +165,20 @@ class Pipeline:
             if state.positions:
                 self.fold.hold(account, state)
         self._shocks_from = {}
+        self._shocks_written = {}
         for partition in self.owned:
             marker = self.accounts.raw(f"{SHOCKS_MARKER}{partition}")
             self._shocks_from[partition] = int(marker["next"]) if marker else 0
         self._m.events_held.set(0)
 
     def shock_markers(self) -> dict[int, bytes]:
-        """Owned partition -> its shocks marker for this checkpoint."""
+        """Owned partition -> its shocks marker, where it moved since the last checkpoint."""
         out: dict[int, bytes] = {}
         for partition in self.owned:
             position = self.merge.position((self._market_topic, partition))
-            if position is not None:
+            if position is not None and position != self._shocks_written.get(partition):
                 out[partition] = b'{"next":%d}' % position
+                self._shocks_written[partition] = position
         return out
 
     async def _publish_update(self, candidate: Candidate, assessment: Assessment) -> None:
@@ -295,6 +293,7 @@ class Pipeline:
     async def _fold(self, dead: list[DeadLetter]) -> list[RiskAlert]:
         self._note_ends()
         late_before = self.merge.late
+        window_late_before = self.fold.late_events
         found: Found = []
         t1 = time.perf_counter()
         for released in self.merge.release():
@@ -310,7 +309,10 @@ class Pipeline:
         self._m.stage.labels("detect").observe(time.perf_counter() - t1)
         late = self.merge.late - late_before
         if late:
-            self._m.late_events.labels("all").inc(late)
+            self._m.out_of_order_events.inc(late)
+        window_late = self.fold.late_events - window_late_before
+        if window_late:
+            self._m.late_events.labels(self._trade_topic).inc(window_late)
         self._m.events_held.set(self.merge.held())
         return await self._finish(found, dead)
 

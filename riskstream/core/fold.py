@@ -54,6 +54,8 @@ class SurveillanceFold:
     account: Callable[[str], AccountState | None]
     """The live state of an account this fold owns, or None (not owned here)."""
     mark_gate: MarkGate = always
+    changed: Callable[[str], None] = lambda account: None
+    """Called for an account whose state a re-mark changed (it must be written again)."""
     market: dict[str, SymbolState] = field(init=False)
     holders: Holders = field(default_factory=Holders)
     late_events: int = 0
@@ -106,13 +108,17 @@ class SurveillanceFold:
             if mid is None:
                 continue
             for account in self.holders.due(symbol, mid):
-                if not self.mark_gate(account, due[symbol]):
-                    continue
                 state = self.account(account)
                 if state is None:
                     self.holders.forget([account])
                     continue
-                found.extend(detect_loss_on_mark(account, state, symbol, self._marks_ts_ns, self.ctx))
+                if self.mark_gate(account, due[symbol]):
+                    breaches = frozenset(state.open_breaches)
+                    found.extend(detect_loss_on_mark(account, state, symbol, self._marks_ts_ns, self.ctx))
+                    if state.open_breaches != breaches:
+                        self.changed(account)
+                # Fresh triggers from the state as it is and the market now: valid until either
+                # changes, whether or not this quote's re-mark was new.
                 self.holders.update(account, state, self.ctx)
         return found
 

@@ -34,6 +34,8 @@ KILLS = 4
 EVENTS_PER_S = 1000
 PRODUCE_S = 40.0
 STALL_S = 30.0
+SETTLE_MAX_S = 300.0
+"""However it goes, the last worker is given this long after the input ends."""
 TOPICS = ("trade-logs", "market-data")
 DOWN_S = (1.0, 4.0)
 """A killed worker stays down this long (uniform) while input piles up: the restart then starts
@@ -141,13 +143,16 @@ async def test_no_input_is_lost_or_doubled_across_kills(broker: EmbeddedBroker, 
         # Wait while the last worker makes progress, however slowly the machine runs it; stop
         # when it matches, or when it has consumed nothing more for STALL_S.
         consumed, changed_at = -1.0, time.monotonic()
-        while True:
+        give_up = time.monotonic() + SETTLE_MAX_S
+        while time.monotonic() < give_up:
             accounts = await latest_states(broker.bootstrap_servers, f"{app_id}-account-state-changelog")
             got_positions = positions_now(accounts)
             if got_positions == want_positions:
                 break
             now_consumed = sum(worker.metric("riskstream_events_consumed_total", topic=t) for t in TOPICS)
             if now_consumed != consumed:
+                wrong_now = sum(got_positions[a] != want_positions[a] for a in ACCOUNTS)
+                print(f"consumed {now_consumed:.0f}, {wrong_now} accounts not there yet")
                 consumed, changed_at = now_consumed, time.monotonic()
             elif time.monotonic() - changed_at > STALL_S:
                 state = [

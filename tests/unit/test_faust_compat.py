@@ -85,3 +85,13 @@ def test_stale_records_below_the_expected_offset_from_one_fetch_are_only_dropped
     c = OffsetContinuity(reseeks=2)
     assert [c.check("tp", 100, off, fetch=1) for off in range(90, 100)] == [Continuity.DROP] * 10
     assert c.check("tp", 100, 100, fetch=2) is Continuity.DELIVER
+
+
+def test_faust_is_pinned_to_the_release_the_loop_was_adapted_from() -> None:
+    import tomllib
+    from importlib.metadata import version
+    from pathlib import Path
+
+    project = tomllib.loads((Path(__file__).resolve().parents[2] / "pyproject.toml").read_text())
+    assert "faust-streaming==0.15.3" in project["project"]["dependencies"]
+    assert version("faust-streaming") == "0.15.3"
