@@ -187,6 +187,9 @@ class RampEpisode:
         )
 
 
+ACCOUNT_CODEC_VERSION = 2
+"""Sliced by concern (orders, limits, fat_finger, spoofing, momentum, stuffing, ramping,
+patterns), each slice versioned; version 1 was one flat map of short keys (still read)."""
 PEAK_DECAY = 0.998
 """Per order: the recent-largest order size halves in about 350 orders."""
 MAX_EPISODE_ORDER_IDS = 50
@@ -336,39 +339,91 @@ class AccountState:
         return accepted
 
     def to_bytes(self) -> bytes:
-        """The whole state as JSON; the window is spliced in from its cached encodings."""
-        head = orjson.dumps(self._scalars())
-        return head[:-1] + b',"a":' + self.activity.to_bytes() + b"}"
+        """The whole state as JSON (codec version :data:`ACCOUNT_CODEC_VERSION`); the window
+        is spliced in from its cached encodings."""
+        head = orjson.dumps(self._slices())
+        return head[:-1] + b',"window":' + self.activity.to_bytes() + b"}"
 
     def to_json(self) -> dict[str, Any]:
         return dict(json.loads(self.to_bytes()))
 
-    def _scalars(self) -> dict[str, Any]:
+    def _slices(self) -> dict[str, Any]:
+        """One named slice per concern, each with its own version, so that a detector's fields
+        can change without touching another's, and an old slice is read or refused knowingly."""
         return {
-            "o": [
-                [o.order_id, o.symbol, o.side.value, o.qty, o.price, o.placed_ns]
-                for o in self.live_orders.values()
-            ],
-            "p": self.positions,
-            "m": self.last_fill_px,
-            "u": self.usual_qty,
-            "n": self.orders_seen,
-            "lq": self.large_qty,
-            "b": sorted(self.open_breaches),
-            "f": sorted(self.flagged),
-            "l": self.late_events,
-            "k": self.spoof_marks,
-            "lf": self.last_fill_ns,
-            "ac": self.avg_cost,
-            "rp": self.realized_pnl,
-            "ag": {key: [a.to_json() for a in record] for key, record in self.aggressive.items()},
-            "ms": {sym: list(times) for sym, times in self.messages.items()},
-            "rm": {sym: ep.to_json() for sym, ep in self.ramps.items()},
-            "op": sorted(self.open_patterns),
+            "v": ACCOUNT_CODEC_VERSION,
+            "orders": {
+                "v": 1,
+                "live": [
+                    [o.order_id, o.symbol, o.side.value, o.qty, o.price, o.placed_ns]
+                    for o in self.live_orders.values()
+                ],
+                "flagged": sorted(self.flagged),
+                "late_events": self.late_events,
+            },
+            "limits": {
+                "v": 1,
+                "positions": self.positions,
+                "avg_cost": self.avg_cost,
+                "realized_pnl": self.realized_pnl,
+                "last_fill_px": self.last_fill_px,
+                "open_breaches": sorted(self.open_breaches),
+            },
+            "fat_finger": {
+                "v": 1,
+                "usual_qty": self.usual_qty,
+                "orders_seen": self.orders_seen,
+                "large_qty": self.large_qty,
+            },
+            "spoofing": {"v": 1, "marks": self.spoof_marks, "last_fill_ns": self.last_fill_ns},
+            "momentum": {
+                "v": 1,
+                "aggressive": {key: [a.to_json() for a in record] for key, record in self.aggressive.items()},
+            },
+            "stuffing": {"v": 1, "messages": {sym: list(times) for sym, times in self.messages.items()}},
+            "ramping": {"v": 1, "episodes": {sym: ep.to_json() for sym, ep in self.ramps.items()}},
+            "patterns": {"v": 1, "open": sorted(self.open_patterns)},
         }
 
     @classmethod
     def from_json(cls, obj: dict[str, Any]) -> AccountState:
+        version = obj.get("v", 1)
+        if version == 1:
+            return cls._from_v1(obj)
+        if version != ACCOUNT_CODEC_VERSION:
+            raise ValueError(f"account state codec version {version} is not {ACCOUNT_CODEC_VERSION}")
+        for name, slice_ in obj.items():
+            if isinstance(slice_, dict) and slice_.get("v", 1) != 1 and name != "window":
+                raise ValueError(f"account state slice {name!r} version {slice_['v']} is not 1")
+        orders, limits, sizing = obj["orders"], obj["limits"], obj["fat_finger"]
+        spoofing, momentum = obj["spoofing"], obj["momentum"]
+        return cls(
+            live_orders=OrderedDict(
+                (row[0], LiveOrder(row[0], row[1], Side(row[2]), row[3], row[4], row[5]))
+                for row in orders["live"]
+            ),
+            activity=WindowState.from_json(obj["window"], _encode_activity, ActivityItem.from_json),
+            flagged=set(orders["flagged"]),
+            late_events=orders["late_events"],
+            positions=dict(limits["positions"]),
+            avg_cost=dict(limits["avg_cost"]),
+            realized_pnl=limits["realized_pnl"],
+            last_fill_px=dict(limits["last_fill_px"]),
+            open_breaches=set(limits["open_breaches"]),
+            usual_qty=sizing["usual_qty"],
+            orders_seen=sizing["orders_seen"],
+            large_qty=sizing["large_qty"],
+            spoof_marks=dict(spoofing["marks"]),
+            last_fill_ns=dict(spoofing["last_fill_ns"]),
+            aggressive=_aggressive_from_json(momentum["aggressive"]),
+            messages={sym: deque(t) for sym, t in obj["stuffing"]["messages"].items()},
+            ramps={sym: RampEpisode.from_json(r) for sym, r in obj["ramping"]["episodes"].items()},
+            open_patterns=set(obj["patterns"]["open"]),
+        )
+
+    @classmethod
+    def _from_v1(cls, obj: dict[str, Any]) -> AccountState:
+        """States checkpointed before the sliced codec: one flat map of short keys."""
         live = OrderedDict(
             (row[0], LiveOrder(row[0], row[1], Side(row[2]), row[3], row[4], row[5])) for row in obj["o"]
         )

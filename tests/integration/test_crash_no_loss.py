@@ -112,7 +112,12 @@ async def latest_states(bootstrap: str, topic: str) -> dict[str, dict[str, Any]]
 
 def positions_now(states: dict[str, dict[str, Any]]) -> dict[str, dict[str, float]]:
     """Each stored state is {"off": last offset folded, "s": the state}."""
-    return {a: {s: q for s, q in states.get(a, {}).get("s", {}).get("p", {}).items() if q} for a in ACCOUNTS}
+
+    def positions(a: str) -> dict[str, float]:
+        state = states.get(a, {}).get("s", {})
+        return dict(state.get("limits", {}).get("positions", {}))
+
+    return {a: {s: q for s, q in positions(a).items() if q} for a in ACCOUNTS}
 
 
 def expected_positions(history: History) -> dict[str, dict[str, float]]:

@@ -125,7 +125,8 @@ def test_aggressive_orders_round_trip_and_load_from_the_single_list_of_older_che
     again = AccountState.from_json(json.loads(json.dumps(state.to_json())))
     assert again.aggressive == state.aggressive
     legacy = state.to_json()
-    legacy["ag"] = [row for rows in reversed(legacy["ag"].values()) for row in reversed(rows)]
+    by_side = legacy["momentum"]["aggressive"]
+    legacy["momentum"]["aggressive"] = [row for rows in reversed(by_side.values()) for row in reversed(rows)]
     assert AccountState.from_json(legacy).aggressive == state.aggressive
 
 

@@ -97,3 +97,44 @@ def test_window_bytes_round_trip_after_eviction_and_late_insert() -> None:
     assert list(back.items(spec)) == list(w.items(spec))
     assert [it for _, it in back.items(spec)] == ["c", "d", "e", "f"]
     assert back.watermark_ns == w.watermark_ns
+
+
+V1_STATE = {
+    "o": [["o1", "AAPL", "buy", 60, 100.0, 1]],
+    "p": {"AAPL": 40},
+    "m": {"AAPL": 100.0},
+    "u": 75.0,
+    "n": 2,
+    "b": ["gross_notional"],
+    "f": ["o2"],
+    "l": 0,
+    "a": {"items": [], "watermark": 0},
+}
+"""An account state as the flat, unversioned codec before slices wrote it."""
+
+
+def test_account_state_is_sliced_by_concern_and_each_slice_is_versioned() -> None:
+    s = AccountState()
+    s.apply(fill("o1", "buy", 40, 100.0, 3), SPEC, 0.1)
+    body = s.to_json()
+    assert body["v"] == 2
+    for name in ("orders", "limits", "fat_finger", "spoofing", "momentum", "stuffing", "ramping", "patterns"):
+        assert body[name]["v"] == 1, name
+    assert body["limits"]["positions"] == {"AAPL": 40}
+
+
+def test_a_state_of_the_previous_codec_is_still_read() -> None:
+    window = AccountState().to_json()["window"]
+    back = AccountState.from_json({**V1_STATE, "a": window})
+    assert back.positions == {"AAPL": 40}
+    assert back.open_breaches == {"gross_notional"}
+    assert back.usual_qty == 75.0
+    assert back.to_json()["v"] == 2
+
+
+def test_a_state_of_an_unknown_codec_or_slice_version_is_refused() -> None:
+    body = AccountState().to_json()
+    with pytest.raises(ValueError, match="codec version 3"):
+        AccountState.from_json({**body, "v": 3})
+    with pytest.raises(ValueError, match="slice 'ramping' version 2"):
+        AccountState.from_json({**body, "ramping": {**body["ramping"], "v": 2}})
