@@ -25,7 +25,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import faust
-from aiokafka.errors import KafkaError
 from faust.types import TP
 
 from riskstream.agents.checkpoint import Checkpoint, CheckpointIO
@@ -45,6 +44,7 @@ from riskstream.faust_compat import (
     end_offsets,
     fetch_state,
 )
+from riskstream.faust_compat import fetched_end as consumer_fetched_end
 from riskstream.kafka import aiokafka_kwargs, ssl_context
 from riskstream.llm import RuleScorer, Scorer
 from riskstream.llm.client import LlmClient
@@ -269,21 +269,19 @@ def build_runtime(
     audit = AuditWriter(audit_log, metrics, db.retry_max_s, timeout_s=3 * db.statement_timeout_s)
     stream = settings.stream
     merge: EventTimeMerge[Source, Admitted] = EventTimeMerge(
-        stream.allowed_lateness_ms / 1000, stream.max_event_time_skew_ms * 1_000_000, time.monotonic
+        stream.allowed_lateness_ms / 1000, stream.max_event_time_skew_ms * 1_000_000
     )
     feed_holder: list[MarketFeed] = []
 
-    def highwater(source: Source) -> int | None:
-        """The end offset the partition's last fetch saw (exact, unlike ListOffsets on Tansu)."""
+    def fetched_end(source: Source) -> tuple[int, float] | None:
+        """The end offset the partition's latest fetch saw (exact, unlike ListOffsets on Tansu)
+        and when that fetch was answered."""
         topic, partition = source
         if topic == names.market_data:
-            return feed_holder[0].highwater(partition) if feed_holder else None
+            return feed_holder[0].fetched_end(partition) if feed_holder else None
         if source in merge.paused:
             return None
-        try:
-            return app.consumer.highwater(TP(topic, partition))
-        except (AssertionError, KafkaError):
-            return None
+        return consumer_fetched_end(app, TP(topic, partition))
 
     pipeline = Pipeline(
         accounts=accounts,
@@ -298,7 +296,7 @@ def build_runtime(
         market_topic=names.market_data,
         trade_topic=names.trade_logs,
         merge=merge,
-        at_end=highwater,
+        at_end=fetched_end,
         event_time_bounds=EventTimeBounds(stream.max_event_lead_s, stream.max_event_age_s, wall_clock_ns),
     )
     ready = asyncio.Event()

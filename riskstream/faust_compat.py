@@ -40,6 +40,7 @@ from typing import Any
 
 import faust
 from aiokafka import TopicPartition
+from aiokafka.errors import KafkaError
 from aiokafka.structs import OffsetAndMetadata
 from faust.transport.consumer import CONSUMER_FETCHING
 from faust.transport.drivers import aiokafka as faust_aiokafka
@@ -365,3 +366,19 @@ def fetch_state(app: faust.App) -> dict[str, list[str]]:
     except Exception as exc:
         out["aiokafka_paused"] = [repr(exc)]
     return out
+
+
+def fetched_end(app: faust.App, tp: TP) -> tuple[int, float] | None:
+    """The end offset ``tp``'s latest fetch saw and when (epoch seconds) that fetch was
+    answered; None before the first fetch or when ``tp`` is not assigned."""
+    consumer: Any = app.consumer
+    try:
+        kafka = consumer._thread._ensure_consumer()
+        partition = TopicPartition(tp.topic, tp.partition)
+        end = kafka.highwater(partition)
+        at_ms = kafka.last_poll_timestamp(partition)
+    except (AssertionError, KafkaError, AttributeError):
+        return None
+    if end is None or at_ms is None:
+        return None
+    return int(end), at_ms / 1000

@@ -105,6 +105,21 @@ class MarketFeed:
         if self._consumer is not None:
             self._consumer.resume(*(TopicPartition(self.topic, p) for p in partitions))
 
+    def fetched_end(self, partition: int) -> tuple[int, float] | None:
+        """The end offset the latest fetch of ``partition`` saw and when (epoch seconds) that
+        fetch was answered (None: not fetched yet)."""
+        if self._consumer is None:
+            return None
+        tp = TopicPartition(self.topic, partition)
+        try:
+            end = self._consumer.highwater(tp)
+            at_ms = self._consumer.last_poll_timestamp(tp)
+        except AssertionError:
+            return None
+        if end is None or at_ms is None:
+            return None
+        return int(end), at_ms / 1000
+
     def highwater(self, partition: int) -> int | None:
         """The end offset the last fetch of ``partition`` reported (None: not fetched yet)."""
         if self._consumer is None:

@@ -110,7 +110,7 @@ class Pipeline:
         market_topic: str,
         trade_topic: str,
         merge: EventTimeMerge[Source, Admitted],
-        at_end: Callable[[Source], int | None] | None = None,
+        at_end: Callable[[Source], tuple[int, float] | None] | None = None,
         event_time_bounds: EventTimeBounds | None = None,
     ) -> None:
         self._market_topic = market_topic
@@ -126,9 +126,9 @@ class Pipeline:
         self._m = metrics
         self._clock = clock
         self.merge = merge
-        self._highwater = at_end
-        """Source -> the end offset its reader last saw (None: unknown): where a partition has
-        nothing left to read."""
+        self._fetched_end = at_end
+        """Source -> the end offset its reader's latest fetch saw and the time of that fetch's
+        answer, seconds (None: unknown): where a partition has nothing left to read."""
         self.owned: set[int] = set()
         self._shocks_from: dict[int, int] = {}
         self._shocks_written: dict[int, int] = {}
@@ -282,13 +282,17 @@ class Pipeline:
             self._m.replayed_events.labels(records[0].topic).inc(replayed)
 
     def _note_ends(self) -> None:
-        if self._highwater is None:
+        if self._fetched_end is None:
             return
         merge = self.merge
         for source in merge.tracked():
-            end = self._highwater(source)
+            seen = self._fetched_end(source)
+            if seen is None:
+                merge.at_end(source, False, 0.0)
+                continue
+            end, fetched_s = seen
             expected = merge.next_offset(source)
-            merge.at_end(source, end is not None and expected is not None and expected >= end)
+            merge.at_end(source, expected is not None and expected >= end, fetched_s)
 
     async def _fold(self, dead: list[DeadLetter]) -> list[RiskAlert]:
         self._note_ends()

@@ -12,16 +12,18 @@ partition can still bring an earlier one:
 - a partition with nothing waiting can't once its watermark is past the event (partitions are
   in event-time order; an event older than its partition's watermark is late and is folded
   when it comes);
-- nor can one that has had nothing left to read (its reader is at the broker's end) for
-  ``allowed_lateness_s``: live traffic on a quiet partition waits that long, no longer. Only a
-  record that reaches the broker more than that after later records of other partitions can
-  then be folded out of order; it is counted (``late``).
+- nor can one that has had nothing left to read for ``allowed_lateness_s``: its reader was at
+  the broker's end in fetches that many seconds apart (the times are the fetch responses', so
+  a reader that has not fetched for a while, a loaded machine, does not make a partition idle).
+  Live traffic on a quiet partition waits that long, no longer. Only a record that reaches the
+  broker more than that after later records of other partitions can then be folded out of
+  order; it is counted (``late``).
 
 A partition that has delivered nothing yet and is not at its end holds everything back: a
 backlog is folded in event-time order however the fetches interleave, whatever the load.
 
-Pure logic with an injected clock; the caller feeds records, says which partitions are at
-their end, carries out the pauses it is given (a partition running far ahead of the release
+Pure logic; the caller feeds records, says which partitions are at their end and when a
+fetch saw it, carries out the pauses it is given (a partition running far ahead of the release
 point is paused so that what waits in memory stays bounded), and commits :meth:`position`.
 """
 
@@ -29,7 +31,7 @@ from __future__ import annotations
 
 import heapq
 from collections import deque
-from collections.abc import Callable, Hashable, Iterable
+from collections.abc import Hashable, Iterable
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
@@ -61,6 +63,9 @@ class _Source(Generic[T]):
     released_to: int | None = None
     """Offset after the last one released (what a checkpoint may commit)."""
     drained_since_s: float | None = None
+    """Time of the first fetch of a run of fetches that found the partition at its end."""
+    drained_seen_s: float = 0.0
+    """Time of the latest fetch of that run."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,12 +75,11 @@ class Pauses(Generic[P]):
 
 
 class EventTimeMerge(Generic[P, T]):
-    def __init__(self, allowed_lateness_s: float, max_skew_ns: int, clock: Callable[[], float]) -> None:
+    def __init__(self, allowed_lateness_s: float, max_skew_ns: int) -> None:
         self.allowed_lateness_s = allowed_lateness_s
         self.max_skew_ns = max_skew_ns
         """How far (event time) a partition may run ahead of the release point before it is
         paused."""
-        self._clock = clock
         self._sources: dict[P, _Source[T]] = {}
         self.paused: set[P] = set()
         self.late = 0
@@ -136,15 +140,18 @@ class EventTimeMerge(Generic[P, T]):
             source.released_to = offset
         source.drained_since_s = None
 
-    def at_end(self, partition: P, drained: bool) -> None:
-        """Whether the reader of ``partition`` has read everything the broker holds now."""
+    def at_end(self, partition: P, drained: bool, fetched_s: float) -> None:
+        """Whether the reader of ``partition`` has read everything the broker held at its
+        latest fetch, answered at ``fetched_s`` (seconds, any clock the caller keeps to)."""
         source = self._sources.get(partition)
         if source is None:
             return
         if not drained:
             source.drained_since_s = None
-        elif source.drained_since_s is None:
-            source.drained_since_s = self._clock()
+            return
+        if source.drained_since_s is None or fetched_s < source.drained_since_s:
+            source.drained_since_s = fetched_s
+        source.drained_seen_s = max(source.drained_seen_s, fetched_s)
 
     def next_offset(self, partition: P) -> int | None:
         source = self._sources.get(partition)
@@ -155,7 +162,6 @@ class EventTimeMerge(Generic[P, T]):
     def release(self) -> list[Released[P, T]]:
         """Every event that may be folded now, in the fold's order."""
         out: list[Released[P, T]] = []
-        now = self._clock()
         heads: list[tuple[int, int, int, P]] = []
         for partition, source in self._sources.items():
             self._skip_passed(source)
@@ -163,7 +169,7 @@ class EventTimeMerge(Generic[P, T]):
                 ts, rank, _, _ = source.queue[0]
                 heads.append((ts, rank, source.order, partition))
         heapq.heapify(heads)
-        bound = self._empty_bound(now)
+        bound = self._empty_bound()
         while heads:
             ts, rank, _, partition = heads[0]
             if bound is not None and ts >= bound:
@@ -179,24 +185,25 @@ class EventTimeMerge(Generic[P, T]):
                 nts, nrank, _, _ = source.queue[0]
                 heapq.heappush(heads, (nts, nrank, source.order, partition))
             else:
-                bound = self._empty_bound(now)
+                bound = self._empty_bound()
         return out
 
     def _skip_passed(self, source: _Source[T]) -> None:
         while source.queue and source.queue[0][1] < 0:
             source.released_to = source.queue.popleft()[2] + 1
 
-    def _empty_bound(self, now: float) -> int | None:
+    def _idle(self, source: _Source[T]) -> bool:
+        since = source.drained_since_s
+        return since is not None and source.drained_seen_s - since >= self.allowed_lateness_s
+
+    def _empty_bound(self) -> int | None:
         """Events at or after this event time must wait: a partition with nothing waiting could
         still bring one that goes before them (None: none can)."""
         bound: int | None = None
         for source in self._sources.values():
             if source.queue:
                 continue
-            idle = (
-                source.drained_since_s is not None and now - source.drained_since_s >= self.allowed_lateness_s
-            )
-            if idle:
+            if self._idle(source):
                 continue
             # Its next event is at or after its watermark, and one at the watermark itself may
             # still precede events of that time elsewhere: only earlier ones may go.
@@ -206,16 +213,13 @@ class EventTimeMerge(Generic[P, T]):
 
     def waiting_on(self) -> list[P]:
         """Partitions that hold events back now (for diagnostics)."""
-        now = self._clock()
-        bound = self._empty_bound(now)
+        bound = self._empty_bound()
         if bound is None:
             return []
         return [
             p
             for p, s in self._sources.items()
-            if not s.queue
-            and not (s.drained_since_s is not None and now - s.drained_since_s >= self.allowed_lateness_s)
-            and s.watermark_ns == bound
+            if not s.queue and not self._idle(s) and s.watermark_ns == bound
         ]
 
     def position(self, partition: P) -> int | None:

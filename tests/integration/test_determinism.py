@@ -134,6 +134,10 @@ class Run:
         records = await consume_all(self.broker.bootstrap_servers, "risk-alerts", len(records), 10)
         streamed = {from_stream(json.loads(r.value)) for r in records}
         rows = await self.audit_ids()
+        out_of_order = sum(
+            w.metric("riskstream_out_of_order_events_total") for w in self.workers if w.proc is not None
+        )
+        print(f"\nevents folded out of event-time order (running workers): {out_of_order:.0f}")
         return streamed, len(records), rows
 
     async def audit_ids(self) -> Counter[str]:

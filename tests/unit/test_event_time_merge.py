@@ -14,16 +14,8 @@ from riskstream.core.event_time import MARKET_RANK, ORDER_RANK, EventTimeMerge
 M0, M1, T0 = ("m", 0), ("m", 1), ("t", 0)
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now_s = 0.0
-
-    def __call__(self) -> float:
-        return self.now_s
-
-
-def merge(clock: Clock | None = None, lateness_s: float = 0.25) -> EventTimeMerge[tuple[str, int], str]:
-    m: EventTimeMerge[tuple[str, int], str] = EventTimeMerge(lateness_s, 10**12, clock or Clock())
+def merge(lateness_s: float = 0.25) -> EventTimeMerge[tuple[str, int], str]:
+    m: EventTimeMerge[tuple[str, int], str] = EventTimeMerge(lateness_s, 10**12)
     m.track(M0, 0, 0)
     m.track(M1, 1, 0)
     m.track(T0, 0, 0)
@@ -61,8 +53,8 @@ def test_release_order_does_not_depend_on_how_deliveries_interleave(
             if interleave:
                 out += [r.item for r in m.release()]
         for p in parts:
-            m.at_end(p, True)
-        m._clock.now_s = 1.0  # type: ignore[attr-defined]
+            m.at_end(p, True, 0.0)
+            m.at_end(p, True, 1.0)
         out += [r.item for r in m.release()]
         return out
 
@@ -78,27 +70,25 @@ def test_release_order_does_not_depend_on_how_deliveries_interleave(
     assert keys == sorted(keys)
 
 
-def test_a_silent_partition_not_at_its_end_holds_back_whatever_the_clock() -> None:
-    clock = Clock()
-    m = merge(clock)
+def test_a_silent_partition_not_at_its_end_holds_back_however_long() -> None:
+    m = merge()
     m.offer(M0, 0, 10, MARKET_RANK, "q")
     m.offer(T0, 0, 20, ORDER_RANK, "o")
-    assert m.release() == []
-    clock.now_s = 10_000.0
+    m.at_end(M1, False, 0.0)
+    m.at_end(M1, False, 10_000.0)
     assert m.release() == []
     assert m.waiting_on() == [M1]
     assert m.position(M0) == 0
 
 
 def test_a_partition_at_its_end_is_waited_for_the_allowed_lateness_only() -> None:
-    clock = Clock()
-    m = merge(clock)
+    m = merge()
     m.offer(M0, 0, 10, MARKET_RANK, "q")
     m.offer(T0, 0, 20, ORDER_RANK, "o")
-    m.at_end(M1, True)
-    clock.now_s = 0.2
+    m.at_end(M1, True, 100.0)
+    m.at_end(M1, True, 100.2)
     assert m.release() == []
-    clock.now_s = 0.3
+    m.at_end(M1, True, 100.3)
     # The quote goes (M1 idle); the order waits for market data past its time on M0.
     assert [r.item for r in m.release()] == ["q"]
     assert m.position(M0) == 1 and m.position(T0) == 0
@@ -131,6 +121,20 @@ def test_records_that_are_not_events_move_the_position_once_everything_before_is
     assert m.position(T0) == 2
 
 
+def test_only_fetches_count_for_lateness_not_time_without_them() -> None:
+    """A loaded worker that has not fetched for a while has not learnt that a partition stayed
+    quiet: one fetch at its end, however long ago, does not make it idle."""
+    m = merge()
+    m.offer(M0, 0, 10, MARKET_RANK, "q")
+    m.offer(T0, 0, 20, ORDER_RANK, "o")
+    m.at_end(M1, True, 100.0)
+    m.at_end(M1, True, 100.0)
+    assert m.release() == []
+    m.at_end(M1, False, 100.4)
+    m.at_end(M1, True, 100.5)
+    assert m.release() == []
+
+
 def test_a_record_offered_twice_or_out_of_sequence_is_ignored() -> None:
     m = merge()
     assert m.offer(T0, 0, 20, ORDER_RANK, "o")
@@ -139,7 +143,7 @@ def test_a_record_offered_twice_or_out_of_sequence_is_ignored() -> None:
 
 
 def test_a_partition_far_ahead_is_paused_and_resumed_when_the_others_catch_up() -> None:
-    m: EventTimeMerge[tuple[str, int], str] = EventTimeMerge(0.25, 100, Clock())
+    m: EventTimeMerge[tuple[str, int], str] = EventTimeMerge(0.25, 100)
     m.track(M0, 0, 0)
     m.track(T0, 0, 0)
     m.offer(M0, 0, 10, MARKET_RANK, "q")

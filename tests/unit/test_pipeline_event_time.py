@@ -40,14 +40,16 @@ class Clock:
 
 
 class Ends:
-    """Hand-written double of the consumers' end offsets: what each partition's last fetch saw
-    (None: unknown)."""
+    """Hand-written double of the consumers' end offsets: what each partition's latest fetch
+    saw, answered at the clock's time (None: unknown)."""
 
-    def __init__(self) -> None:
-        self.end: dict[tuple[str, int], int | None] = {}
+    def __init__(self, clock: Clock) -> None:
+        self.end: dict[tuple[str, int], int] = {}
+        self.clock = clock
 
-    def __call__(self, source: tuple[str, int]) -> int | None:
-        return self.end.get(source)
+    def __call__(self, source: tuple[str, int]) -> tuple[int, float] | None:
+        end = self.end.get(source)
+        return None if end is None else (end, self.clock())
 
 
 def pipeline(
@@ -72,7 +74,7 @@ def pipeline(
         clock=lambda: 0,
         market_topic=MARKET,
         trade_topic=TRADES,
-        merge=EventTimeMerge(lateness_s, 10**9, clock),
+        merge=EventTimeMerge(lateness_s, 10**9),
         at_end=ends,
     )
     p.restart(Restart(dict.fromkeys(range(partitions), 0), list(range(partitions))))
@@ -106,7 +108,7 @@ async def test_events_ahead_of_another_partition_wait_and_are_not_committed_whil
 
 async def test_a_partition_read_to_its_end_stops_holding_back_after_the_allowed_lateness() -> None:
     clock = Clock()
-    ends = Ends()
+    ends = Ends(clock)
     p, accounts = pipeline(clock, ends, lateness_s=0.25)
     await p.on_batch([q(0, 1000), o(0, 9000)])
     assert p.held_events() == 1
@@ -124,7 +126,7 @@ async def test_a_partition_silent_but_not_at_its_end_holds_back_however_long() -
     """A backlog under load: a partition whose next records have not been fetched yet is not
     idle, however long the wall clock says it has been silent."""
     clock = Clock()
-    ends = Ends()
+    ends = Ends(clock)
     p, accounts = pipeline(clock, ends, lateness_s=0.25)
     ends.end[(MARKET, 0)] = 50
     await p.on_batch([q(0, 1000), o(0, 9000)])

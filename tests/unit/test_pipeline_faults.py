@@ -59,8 +59,8 @@ def build(bounds: EventTimeBounds | None = None) -> tuple[Pipeline, SendDouble, 
         clock=lambda: T0,
         market_topic=MARKET,
         trade_topic=TRADES,
-        merge=EventTimeMerge(0.0, 10**18, lambda: 0.0),
-        at_end=lambda source: 0,
+        merge=EventTimeMerge(0.0, 10**18),
+        at_end=lambda source: (0, 0.0),
         event_time_bounds=bounds,
     )
     p.restart(Restart({0: 0}, [0]))
