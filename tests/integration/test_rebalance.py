@@ -57,10 +57,10 @@ async def test_state_survives_rebalance(broker: EmbeddedBroker, tmp_path: Path) 
 
         second.start()
         await asyncio.to_thread(second.wait_ready)
-        await wait_for(lambda: first.metric("riskstream_assigned_partitions") < 8, 60)
+        await wait_for(lambda: first.metric("riskstream_assigned_partitions") < 4, 60)
         assert (
             first.metric("riskstream_assigned_partitions") + second.metric("riskstream_assigned_partitions")
-            == 8
+            == 4
         )
         await asyncio.sleep(2)
         await produce(broker.bootstrap_servers, after)
