@@ -20,7 +20,7 @@ import gc
 import json
 import logging
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Awaitable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -263,8 +263,8 @@ def build_runtime(
     )
     context = detection_context(settings, {})
 
-    async def send(topic: str, key: bytes, value: bytes) -> object:
-        return await app.producer.send_and_wait(topic, key, value, None, None, None)
+    async def send(topic: str, key: bytes, value: bytes) -> Awaitable[object]:
+        return await app.producer.send(topic, key, value, None, None, None)
 
     audit = AuditWriter(audit_log, metrics, db.retry_max_s, timeout_s=3 * db.statement_timeout_s)
     stream = settings.stream
@@ -325,6 +325,7 @@ def build_runtime(
         lambda partition: merge.next_offset((names.market_data, partition)),
         settings.kafka.fetch_max_wait_ms,
         on_restart=lambda _: metrics.task_restarts.labels("market_feed").inc(),
+        max_records=stream.batch_max_events,
     )
     feed_holder.append(feed)
     driver.feed = feed

@@ -51,6 +51,9 @@ class FoldDriver:
                         return
                     await self._restart()
                 await self._pipeline.on_batch(records)
+                ahead = self._pipeline.take_ahead()
+            if ahead:
+                await self._seek_back(ahead)
             await self._pause()
         except Exception as exc:
             if self.crash is not None:
@@ -73,6 +76,24 @@ class FoldDriver:
             sorted(starts),
             [starts[p] for p in sorted(starts)],
         )
+
+    async def _seek_back(self, ahead: dict[tuple[str, int], int]) -> None:
+        """A reader went past a record the fold has not had (a fetch that crossed a seek or a
+        rewind): read the partition again from the record the merge expects."""
+        for (topic, partition), offset in sorted(ahead.items()):
+            log.warning(
+                "%s[%d] was read past offset %d, which the fold has not had; reading it again",
+                topic,
+                partition,
+                offset,
+            )
+            self._m.offset_gaps.labels(topic, "reseek").inc()
+            if topic == self._trade_topic:
+                consumer: Any = self._app.consumer
+                if TP(topic, partition) in consumer.assignment():
+                    await consumer.seek(TP(topic, partition), offset)
+            elif self.feed is not None:
+                self.feed.seek(partition, offset)
 
     async def _pause(self) -> None:
         """Carry out the merge's pauses; nothing is decided while Faust rebalances (a new

@@ -44,6 +44,7 @@ class MarketFeed:
         expected: Expected,
         fetch_max_wait_ms: int,
         on_restart: Callable[[str], None] | None = None,
+        max_records: int | None = None,
     ) -> None:
         self.topic = topic
         self._kwargs = kafka_kwargs
@@ -51,6 +52,9 @@ class MarketFeed:
         self._expected = expected
         self._fetch_max_wait_ms = fetch_max_wait_ms
         self._on_restart = on_restart
+        self._max_records = max_records
+        """Most records per delivery: a fetch of a backlog is handed over in parts, so that one
+        delivery (and the fold lock it holds) stays short."""
         self.failure: str | None = None
         self.partitions: list[int] = []
         self._task: asyncio.Task[None] | None = None
@@ -94,6 +98,11 @@ class MarketFeed:
         if self._consumer is not None:
             self._consumer.resume(*self._consumer.assignment())
             self._seek_expected(self._consumer)
+
+    def seek(self, partition: int, offset: int) -> None:
+        """Read ``partition`` again from ``offset``."""
+        if self._consumer is not None:
+            self._consumer.seek(TopicPartition(self.topic, partition), offset)
 
     def pause(self, partitions: Iterable[int]) -> None:
         self._paused |= set(partitions)
@@ -152,7 +161,7 @@ class MarketFeed:
 
     async def _follow(self, consumer: AIOKafkaConsumer) -> None:
         while True:
-            batches = await consumer.getmany(timeout_ms=500)
+            batches = await consumer.getmany(timeout_ms=500, max_records=self._max_records)
             self.failure = None
             records = [
                 SourceRecord(r.topic, r.partition, r.offset, r.key, r.value)

@@ -133,6 +133,10 @@ class Pipeline:
         self._shocks_from: dict[int, int] = {}
         self._shocks_written: dict[int, int] = {}
         self.fold = self._new_fold()
+        self.ahead: dict[Source, int] = {}
+        """Partitions whose reader delivered past the next offset the merge expects, with that
+        offset: the reader must be sought back to it (:meth:`take_ahead`), or the partition
+        would wait forever for a record its reader has gone past."""
         self._degraded_detected_ns: OrderedDict[str, int] = OrderedDict()
         """alert_id -> detection time of alerts published degraded, awaiting an update."""
         scorer.on_update(self._publish_update)
@@ -154,6 +158,7 @@ class Pipeline:
         the market from the start of market-data, each owned partition from its committed
         offset. Held events and the old market are dropped (they are read again)."""
         self.merge.clear()
+        self.ahead.clear()
         self.accounts.forget()
         self.owned = set(start.trade_offsets)
         self.fold = self._new_fold()
@@ -170,6 +175,13 @@ class Pipeline:
             marker = self.accounts.raw(f"{SHOCKS_MARKER}{partition}")
             self._shocks_from[partition] = int(marker["next"]) if marker else 0
         self._m.events_held.set(0)
+
+    def take_ahead(self) -> dict[Source, int]:
+        """Partitions to seek back, and the offset to seek each to (then forgotten)."""
+        ahead, self.ahead = self.ahead, {}
+        return {
+            source: offset for source, offset in ahead.items() if self.merge.next_offset(source) == offset
+        }
 
     def shock_markers(self) -> dict[int, bytes]:
         """Owned partition -> its shocks marker, where it moved since the last checkpoint."""
@@ -252,9 +264,11 @@ class Pipeline:
         for rec in records:
             source = (rec.topic, rec.partition)
             expected = merge.next_offset(source)
-            if expected is None or rec.offset != expected:
-                # Not tracked (a partition given away) or not the next record (one already
-                # read, or one from before a rewind).
+            if expected is None or rec.offset < expected:
+                # Not tracked (a partition given away) or one already read.
+                continue
+            if rec.offset > expected:
+                self.ahead.setdefault(source, expected)
                 continue
             try:
                 event = decode(rec.value or b"")

@@ -3,15 +3,27 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from riskstream.core.clock import Clock
 from riskstream.records import RiskAlert
 from riskstream.records.codec import dumps
 
-SendFn = Callable[[str, bytes, bytes], Awaitable[object]]
-"""(topic, key, value) -> completes when the broker acknowledged the record."""
+SendFn = Callable[[str, bytes, bytes], Awaitable[Awaitable[object]]]
+"""(topic, key, value) -> completes once the record is in the producer's buffer, with an
+awaitable that completes when the broker acknowledged it."""
+
+
+async def send_all(send: SendFn, topic: str, records: Iterable[tuple[bytes, bytes]]) -> None:
+    """Buffer ``records`` one after the other, then wait for every acknowledgement.
+
+    Buffering them all at once (one task per record) makes every task wait on the same full
+    batch and wake together when it drains, one of them to add its record and the rest to wait
+    again: quadratic in the number of records. 20 000 dead letters from one fetch of junk took
+    the worker minutes that way, with the fold lock held."""
+    acks = [await send(topic, key, value) for key, value in records]
+    await asyncio.gather(*acks)
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,5 +58,5 @@ class AlertPublisher:
                 unencodable.append((alert, f"{type(exc).__name__}: {exc}"))
                 continue
             sent.append(stamped)
-        await asyncio.gather(*(self._send(self._topic, key, value) for key, value in payloads))
+        await send_all(self._send, self._topic, payloads)
         return Published(sent, unencodable)

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 
 from riskstream.records import DeadLetter
 from riskstream.records.codec import dumps
-from riskstream.sinks.alerts import SendFn
+from riskstream.sinks.alerts import SendFn, send_all
 
 
 class DeadLetterPublisher:
@@ -16,6 +15,5 @@ class DeadLetterPublisher:
         self._topic = topic
 
     async def publish(self, letters: Sequence[DeadLetter]) -> None:
-        await asyncio.gather(
-            *(self._send(self._topic, d.dedupe_key.encode(), dumps(d.to_json())) for d in letters)
-        )
+        records = ((d.dedupe_key.encode(), dumps(d.to_json())) for d in letters)
+        await send_all(self._send, self._topic, records)

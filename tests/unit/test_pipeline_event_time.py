@@ -3,6 +3,9 @@ hand-written double, the state tables are the in-memory double of ``test_state_s
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable
+
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from riskstream.agents.pipeline import Pipeline, Restart, SourceRecord
@@ -26,9 +29,11 @@ class SendDouble:
     def __init__(self) -> None:
         self.sent: list[tuple[str, bytes, bytes]] = []
 
-    async def __call__(self, topic: str, key: bytes, value: bytes) -> object:
+    async def __call__(self, topic: str, key: bytes, value: bytes) -> Awaitable[object]:
         self.sent.append((topic, key, value))
-        return None
+        acked: asyncio.Future[object] = asyncio.get_running_loop().create_future()
+        acked.set_result(None)
+        return acked
 
 
 class Clock:
@@ -142,3 +147,16 @@ async def test_a_restart_drops_what_waits_and_commits_stop_before_it() -> None:
     assert p.commit_offsets()[(TRADES, 0)] == 0
     p.restart(Restart({0: 0}, [0]))
     assert p.held_events() == 0
+
+
+async def test_records_past_the_next_expected_offset_ask_for_a_seek_back_and_are_not_folded() -> None:
+    """A reader that went past a record (a fetch crossing a seek) must read it again: the
+    records after the gap wait, and the pipeline names the partition and the offset."""
+    p, accounts = pipeline(Clock())
+    await p.on_batch([q(0, 1000), q(1, 2000), o(0, 1500), o(2, 1800), o(3, 1900)])
+    assert p.take_ahead() == {(TRADES, 0): 1}
+    assert p.take_ahead() == {}
+    assert p.merge.next_offset((TRADES, 0)) == 1
+    await p.on_batch([o(1, 1600), o(2, 1800), o(3, 1900), q(2, 3000)])
+    assert p.take_ahead() == {}
+    assert accounts.applied_offset("A", 0) == 3
