@@ -26,37 +26,13 @@ from aiokafka import AIOKafkaConsumer
 
 from riskstream.broker import EmbeddedBroker, free_port
 from riskstream.offline.backtest import run_backtest
+from riskstream.offline.comparison import facts_of_backtest_row, facts_of_message
 from riskstream.offline.parquet import simulate_to_parquet
 from riskstream.offline.replay import parse_speed, replay
 from riskstream.settings import REPO_ROOT, KafkaSettings, Settings
 
 T0 = 1_764_000_000_000_000_000
 LIMITS = REPO_ROOT / "deploy" / "limits.demo.toml"
-
-
-def alert_of_row(row: dict[str, Any]) -> tuple[Any, ...]:
-    features = json.dumps(json.loads(row["features"]), sort_keys=True)
-    return (
-        row["alert_id"],
-        row["category"],
-        row["severity"],
-        row["score"],
-        tuple(row["order_ids"]),
-        features,
-    )
-
-
-def alert_of_message(body: dict[str, Any]) -> tuple[Any, ...]:
-    ev = body["evidence"]
-    features = json.dumps(ev["features"], sort_keys=True)
-    return (
-        body["alert_id"],
-        body["category"],
-        body["severity"],
-        body["score"],
-        tuple(ev["order_ids"]),
-        features,
-    )
 
 
 class Worker:
@@ -155,7 +131,7 @@ async def one_run(
         await producing
         bodies = await alerts_on_topic(broker.bootstrap_servers, len(expected), args.settle_s)
         worker.stop()
-    streamed = {alert_of_message(b) for b in bodies}
+    streamed = {facts_of_message(b) for b in bodies}
     missing, extra = expected - streamed, streamed - expected
     print(
         f"run {run}: backtest {len(expected)}, stream {len(streamed)} distinct in {len(bodies)} messages"
@@ -184,7 +160,7 @@ async def main() -> None:
         simulate_to_parquet(root, seed=args.seed, rate=args.rate, events=args.events, start_ns=T0)
         files = [root / "market_data.parquet", root / "trade_logs.parquet"]
         run_backtest(files, root / "alerts.parquet", Settings(limits_file=LIMITS))
-        expected = {alert_of_row(r) for r in pq.read_table(root / "alerts.parquet").to_pylist()}
+        expected = {facts_of_backtest_row(r) for r in pq.read_table(root / "alerts.parquet").to_pylist()}
         print(
             f"history: {args.events} events, seed {args.seed}; backtest: {len(expected)} alerts", flush=True
         )

@@ -29,6 +29,7 @@ import pytest
 
 from riskstream.broker import EmbeddedBroker
 from riskstream.offline.backtest import run_backtest
+from riskstream.offline.comparison import AlertFacts, facts_of_backtest_row, facts_of_message
 from riskstream.offline.parquet import simulate_to_parquet
 from riskstream.offline.replay import replay
 from riskstream.settings import KafkaSettings, Settings
@@ -49,37 +50,7 @@ RATE = 300.0
 SEED = 7
 SETTLE_S = 240.0
 
-Alert = tuple[str, str, str, float, tuple[str, ...], str, str]
-
-
-def _features(value: Any) -> str:
-    features = json.loads(value) if isinstance(value, str) else value
-    return json.dumps(features, sort_keys=True)
-
-
-def from_backtest(row: dict[str, Any]) -> Alert:
-    return (
-        row["alert_id"],
-        row["category"],
-        row["severity"],
-        row["score"],
-        tuple(row["order_ids"]),
-        _features(row["features"]),
-        row["summary"],
-    )
-
-
-def from_stream(body: dict[str, Any]) -> Alert:
-    evidence = body["evidence"]
-    return (
-        body["alert_id"],
-        body["category"],
-        body["severity"],
-        body["score"],
-        tuple(evidence["order_ids"]),
-        _features(evidence["features"]),
-        evidence["summary"],
-    )
+Alert = AlertFacts
 
 
 @pytest.fixture(scope="module")
@@ -89,7 +60,7 @@ def history(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[Path], set[A
     simulate_to_parquet(root, seed=SEED, rate=RATE, events=EVENTS, start_ns=T0, inject_every_s=1.0)
     files = [root / "market_data.parquet", root / "trade_logs.parquet"]
     run_backtest(files, root / "alerts.parquet", Settings(limits_file=DATA / "limits.toml"))
-    expected = {from_backtest(r) for r in pq.read_table(root / "alerts.parquet").to_pylist()}
+    expected = {facts_of_backtest_row(r) for r in pq.read_table(root / "alerts.parquet").to_pylist()}
     assert len(expected) >= 15
     assert len({a[1] for a in expected}) >= 6
     return files, expected
@@ -132,7 +103,7 @@ class Run:
         records = await consume_all(self.broker.bootstrap_servers, "risk-alerts", len(expected), SETTLE_S)
         await asyncio.sleep(3)
         records = await consume_all(self.broker.bootstrap_servers, "risk-alerts", len(records), 10)
-        streamed = {from_stream(json.loads(r.value)) for r in records}
+        streamed = {facts_of_message(json.loads(r.value)) for r in records}
         rows = await self.audit_ids()
         out_of_order = sum(
             w.metric("riskstream_out_of_order_events_total") for w in self.workers if w.proc is not None
