@@ -233,16 +233,26 @@ class DetectorSettings(_Group):
     fat_finger_price_band: float = Field(
         0.05,
         gt=0,
-        description="Limit price further than this fraction from the mid is a fat-finger price.",
+        description=(
+            "A limit that would trade more than this fraction of the price through the opposite"
+            " touch (a buy above the ask, a sell below the bid) is a fat-finger price, as exchange"
+            " price collars judge it; a resting order far from the market is not."
+        ),
     )
     fat_finger_size_multiple: float = Field(
-        20.0, gt=1, description="Order size this many times the account's usual size is suspect."
-    )
-    fat_finger_peak_multiple: float = Field(
-        5.0,
+        8.0,
         gt=1,
         description=(
-            "A size outlier must also be this many times the account's recent largest order: a"
+            "Order size this many times the account's usual size in that symbol (its running"
+            " median) is suspect: one extra zero is 10x, less the ordinary spread of the"
+            " account's sizes."
+        ),
+    )
+    fat_finger_peak_multiple: float = Field(
+        3.0,
+        gt=1,
+        description=(
+            "A size outlier must also be this many times the account's recent largest order there: a"
             " desk that sends blocks among small orders is not fat-fingering the next block."
         ),
     )

@@ -192,6 +192,54 @@ ACCOUNT_CODEC_VERSION = 2
 patterns), each slice versioned; version 1 was one flat map of short keys (still read)."""
 PEAK_DECAY = 0.998
 """Per order: the recent-largest order size halves in about 350 orders."""
+SLICE_VERSIONS: dict[str, tuple[int, ...]] = {"fat_finger": (1, 2)}
+"""Slice versions read, where not only 1. fat_finger 1 held one account-wide size history,
+which cannot be split by symbol: it is dropped, and each symbol's yardstick is learnt again
+(:data:`~riskstream.settings.DetectorSettings.fat_finger_min_history` orders)."""
+
+
+@dataclass(slots=True)
+class SizeProfile:
+    """An account's order sizes in one symbol: the yardstick for 'far too large'."""
+
+    usual_qty: float = 0.0
+    """Geometric EWMA of order size (a running median for the log-normal sizes of real order
+    flow): an occasional block does not drag it up as an arithmetic mean would."""
+    orders_seen: int = 0
+    large_qty: float = 0.0
+    """The recent largest order, decaying by PEAK_DECAY per order: an account that sends
+    blocks is not fat-fingering its next block. An order flagged as a fat finger counts only
+    once it trades."""
+
+    def observe(self, qty: float, alpha: float) -> None:
+        qty = max(qty, 1e-9)
+        self.orders_seen += 1
+        # A plain mean of the first 1/alpha orders, an EWMA after: the first order does not
+        # weigh on the yardstick for hundreds of orders.
+        weight = max(alpha, 1.0 / self.orders_seen)
+        if self.orders_seen == 1:
+            self.usual_qty = qty
+        else:
+            self.usual_qty = math.exp((1 - weight) * math.log(self.usual_qty) + weight * math.log(qty))
+        self.large_qty = max(qty, self.large_qty * PEAK_DECAY)
+
+    def traded(self, qty: float) -> None:
+        self.large_qty = max(self.large_qty, qty)
+
+    def to_json(self) -> list[float]:
+        return [self.usual_qty, self.orders_seen, self.large_qty]
+
+    @classmethod
+    def from_json(cls, row: list[float]) -> SizeProfile:
+        return cls(float(row[0]), int(row[1]), float(row[2]))
+
+
+def _sizes_from_json(slice_: dict[str, Any]) -> dict[str, SizeProfile]:
+    if slice_.get("v", 1) == 1:
+        return {}
+    return {sym: SizeProfile.from_json(row) for sym, row in slice_["symbols"].items()}
+
+
 MAX_EPISODE_ORDER_IDS = 50
 """Order ids an episode keeps as evidence (the first ones); the count is a feature."""
 
@@ -208,13 +256,12 @@ class AccountState:
     """Net quantity per symbol, from fills."""
     last_fill_px: dict[str, float] = field(default_factory=dict)
     """Mark of last resort for exposure when no quote is known."""
-    usual_qty: float = 0.0
-    """EWMA of order size: the account's own yardstick for 'far too large'."""
-    orders_seen: int = 0
-    large_qty: float = 0.0
-    """The account's recent largest order, decaying by PEAK_DECAY per order: an account that
-    sends blocks is not fat-fingering its next block. An order flagged as a fat finger counts
-    only once it fills."""
+    sizes: dict[str, SizeProfile] = field(default_factory=dict)
+    """symbol -> the account's order sizes in that symbol: a desk trading 100-share lots in a
+    $600 name and 50 000-share lots in a $4 name has two yardsticks, not one average."""
+    notional: SizeProfile = field(default_factory=lambda: SizeProfile())
+    """The account's order notionals across symbols: the yardstick in a symbol where the
+    account has sent too few orders to have one of its own."""
 
     open_breaches: set[str] = field(default_factory=set)
     """Limit keys in breach now: a breach alerts once, when it starts."""
@@ -239,6 +286,10 @@ class AccountState:
     """symbol -> the open position episode."""
     open_patterns: set[str] = field(default_factory=set)
     """Episode keys of patterns that alert once per episode (stuffing, marking the close)."""
+
+    def size_in(self, symbol: str) -> SizeProfile:
+        """The account's order sizes in ``symbol`` (empty before its first order there)."""
+        return self.sizes.get(symbol) or SizeProfile()
 
     def unrealized_pnl(self, marks: Callable[[str], float]) -> float:
         return sum(qty * (marks(sym) - self.avg_cost.get(sym, 0.0)) for sym, qty in self.positions.items())
@@ -275,13 +326,9 @@ class AccountState:
                 self.live_orders.popitem(last=False)
             if event.order_id not in self.flagged:
                 # An order already flagged as an outlier must not become the yardstick.
-                self.usual_qty = (
-                    event.qty
-                    if self.orders_seen == 0
-                    else (1 - size_alpha) * self.usual_qty + size_alpha * event.qty
-                )
-                self.orders_seen += 1
-                self.large_qty = max(event.qty, self.large_qty * PEAK_DECAY)
+                self.sizes.setdefault(event.symbol, SizeProfile()).observe(event.qty, size_alpha)
+                if event.price is not None and event.price > 0:
+                    self.notional.observe(event.qty * event.price, size_alpha)
 
             item = ActivityItem(
                 Activity.NEW, event.order_id, event.symbol, event.side, event.qty, event.price, ts
@@ -313,7 +360,8 @@ class AccountState:
                     )
             self._book_fill(event.symbol, event.side.sign * event.last_qty, event.last_px)
             # An order that trades was meant, however large: it sets the yardstick after all.
-            self.large_qty = max(self.large_qty, event.qty)
+            self.sizes.setdefault(event.symbol, SizeProfile()).traded(event.qty)
+            self.notional.traded(event.qty * event.last_px)
             self.last_fill_px[event.symbol] = event.last_px
             key = side_key(event.symbol, event.side)
             self.last_fill_ns[key] = max(ts, self.last_fill_ns.get(key, 0))
@@ -370,10 +418,9 @@ class AccountState:
                 "open_breaches": sorted(self.open_breaches),
             },
             "fat_finger": {
-                "v": 1,
-                "usual_qty": self.usual_qty,
-                "orders_seen": self.orders_seen,
-                "large_qty": self.large_qty,
+                "v": 2,
+                "symbols": {sym: size.to_json() for sym, size in self.sizes.items()},
+                "notional": self.notional.to_json(),
             },
             "spoofing": {"v": 1, "marks": self.spoof_marks, "last_fill_ns": self.last_fill_ns},
             "momentum": {
@@ -393,8 +440,9 @@ class AccountState:
         if version != ACCOUNT_CODEC_VERSION:
             raise ValueError(f"account state codec version {version} is not {ACCOUNT_CODEC_VERSION}")
         for name, slice_ in obj.items():
-            if isinstance(slice_, dict) and slice_.get("v", 1) != 1 and name != "window":
-                raise ValueError(f"account state slice {name!r} version {slice_['v']} is not 1")
+            want = SLICE_VERSIONS.get(name, (1,))
+            if isinstance(slice_, dict) and slice_.get("v", 1) not in want and name != "window":
+                raise ValueError(f"account state slice {name!r} version {slice_['v']} is not one of {want}")
         orders, limits, sizing = obj["orders"], obj["limits"], obj["fat_finger"]
         spoofing, momentum = obj["spoofing"], obj["momentum"]
         return cls(
@@ -410,9 +458,8 @@ class AccountState:
             realized_pnl=limits["realized_pnl"],
             last_fill_px=dict(limits["last_fill_px"]),
             open_breaches=set(limits["open_breaches"]),
-            usual_qty=sizing["usual_qty"],
-            orders_seen=sizing["orders_seen"],
-            large_qty=sizing["large_qty"],
+            sizes=_sizes_from_json(sizing),
+            notional=SizeProfile.from_json(sizing["notional"]) if sizing.get("v", 1) == 2 else SizeProfile(),
             spoof_marks=dict(spoofing["marks"]),
             last_fill_ns=dict(spoofing["last_fill_ns"]),
             aggressive=_aggressive_from_json(momentum["aggressive"]),
@@ -432,9 +479,6 @@ class AccountState:
             activity=WindowState.from_json(obj["a"], _encode_activity, ActivityItem.from_json),
             positions=dict(obj["p"]),
             last_fill_px=dict(obj["m"]),
-            usual_qty=obj["u"],
-            orders_seen=obj["n"],
-            large_qty=obj.get("lq", 0.0),
             open_breaches=set(obj["b"]),
             flagged=set(obj["f"]),
             late_events=obj["l"],

@@ -430,12 +430,17 @@ class MarketSimulator:
         symbol = self.rng.choice(list(SYMBOLS))
         account = self.rng.choice(NOISE_ACCOUNTS)
         mid = self._advance(symbol, ts).mid
+        side = Side.BUY
         if self.rng.random() < 0.5:
-            qty, px = 500.0, round(mid * self.rng.choice((1.1, 1.25, 0.8)), 2)
+            # A price typo that would trade through the market (a buy far above the ask, a sell
+            # far below the bid); one far on the passive side would only rest.
+            side = self.rng.choice((Side.BUY, Side.SELL))
+            away = self.rng.choice((0.1, 0.25, 0.2))
+            qty, px = 500.0, round(mid * (1 + away if side is Side.BUY else 1 - away), 2)
         else:
             qty, px = float(self.rng.randrange(300, 900) * 100), self._px(symbol, 0)
-        oid = self._new(ts, account, "FF", symbol, Side.BUY, qty, px)
-        self._cancel(ts + 2 * NS, oid, account, symbol, Side.BUY, qty, px)
+        oid = self._new(ts, account, "FF", symbol, side, qty, px)
+        self._cancel(ts + 2 * NS, oid, account, symbol, side, qty, px)
         self.labels.append(Label(Category.FAT_FINGER, account, symbol, (oid,), ts, ts))
 
     def _spoof(self, ts: int, levels: int, category: Category, account: str) -> None:

@@ -3,7 +3,7 @@ from __future__ import annotations
 from riskstream.core.candidates import Candidate
 from riskstream.core.detectors import DetectionContext
 from riskstream.core.limits import AccountLimits, RiskLimits
-from riskstream.core.state import AccountState
+from riskstream.core.state import AccountState, SymbolState
 from riskstream.core.surveillance import surveil_account
 from riskstream.records import Category, OrderEvent
 from tests.factories import context, fill, order
@@ -15,15 +15,32 @@ def run(
     return surveil_account(state or AccountState(), events, ctx or context(), 0.05).candidates
 
 
-def test_fat_finger_price_far_from_mid() -> None:
+def test_fat_finger_price_far_through_the_touch() -> None:
     found = run([order("new", "o1", "buy", 100, 125.0, 0)])
     assert [c.category for c in found] == [Category.FAT_FINGER]
     assert found[0].evidence.order_ids == ("o1",)
-    assert found[0].evidence.features["price_deviation"] > 0.2
+    assert found[0].evidence.features["through_touch"] > 0.2
+    assert [c.category for c in run([order("new", "o2", "sell", 100, 80.0, 0)])] == [Category.FAT_FINGER]
 
 
 def test_fat_finger_ignores_price_inside_band() -> None:
     assert run([order("new", "o1", "buy", 100, 101.0, 0)]) == []
+
+
+def test_a_resting_order_far_from_the_market_is_not_a_fat_finger() -> None:
+    """Stink bids and offers 8-25 % away rest in the book; they cannot trade at those prices."""
+    far = [order("new", "bid", "buy", 100, 75.0, 0), order("new", "offer", "sell", 100, 125.0, 1)]
+    assert run(far) == []
+
+
+def test_a_market_makers_quotes_at_a_wide_touch_are_not_fat_fingers() -> None:
+    """A thin $4 name quoted 3.60 / 4.10 (a 13 % touch): quoting at it is not off-market."""
+    thin = {"THIN": SymbolState(bid=3.60, ask=4.10, bid_size=500, ask_size=500, ts_ns=0)}
+    quotes = [
+        order("new", "b", "buy", 500, 3.60, 0, symbol="THIN"),
+        order("new", "a", "sell", 500, 4.10, 1, symbol="THIN"),
+    ]
+    assert run(quotes, context(market=thin)) == []
 
 
 def test_fat_finger_size_against_own_history() -> None:
@@ -33,20 +50,55 @@ def test_fat_finger_size_against_own_history() -> None:
     assert found[0].evidence.features["size_multiple"] > 20
 
 
+def test_one_extra_zero_on_the_usual_size_is_a_fat_finger() -> None:
+    sizes = [80, 100, 120, 100, 90, 110, 150, 70, 100, 130]
+    history = [order("new", f"h{i}", "buy", sizes[i % 10], 100.0, i) for i in range(40)]
+    found = run([*history, order("new", "zero", "buy", 1000, 100.0, 50)])
+    assert [(c.category, c.evidence.order_ids) for c in found] == [(Category.FAT_FINGER, ("zero",))]
+
+
+def test_usual_size_is_per_symbol() -> None:
+    """A desk trading 2 000-lots of a $100 name and 50 000-lots of a $4 one (the same money):
+    neither is an outlier, however different the share counts."""
+    cheap = {
+        "AAPL": SymbolState(bid=100.0, ask=100.02, bid_size=1000, ask_size=1000, ts_ns=0),
+        "PENNY": SymbolState(bid=3.99, ask=4.01, bid_size=90_000, ask_size=90_000, ts_ns=0),
+    }
+    history = [order("new", f"a{i}", "buy", 2000, 100.0, 2 * i) for i in range(25)]
+    history += [order("new", f"p{i}", "buy", 50_000, 4.0, 2 * i + 1, symbol="PENNY") for i in range(25)]
+    assert run([*history, order("new", "next", "buy", 55_000, 4.0, 60, symbol="PENNY")], context(cheap)) == []
+    found = run([*history, order("new", "big", "buy", 50_000, 100.0, 60)], context(cheap))
+    assert [(c.category, c.evidence.order_ids) for c in found] == [(Category.FAT_FINGER, ("big",))]
+
+
+def test_a_first_order_in_a_new_symbol_is_judged_by_the_accounts_notionals() -> None:
+    books = {
+        "AAPL": SymbolState(bid=100.0, ask=100.02, bid_size=1000, ask_size=1000, ts_ns=0),
+        "MSFT": SymbolState(bid=400.0, ask=400.04, bid_size=1000, ask_size=1000, ts_ns=0),
+    }
+    history = [order("new", f"a{i}", "buy", 1000, 100.0, i) for i in range(25)]
+    usual = order("new", "usual", "buy", 250, 400.0, 30, symbol="MSFT")
+    assert run([*history, usual], context(books)) == []
+    found = run([*history, order("new", "big", "buy", 20_000, 400.0, 30, symbol="MSFT")], context(books))
+    assert [(c.category, c.evidence.order_ids) for c in found] == [(Category.FAT_FINGER, ("big",))]
+    assert found[0].evidence.features["usual_notional"] == 100_000
+
+
 def test_block_from_a_desk_that_sends_blocks_is_not_a_fat_finger() -> None:
     """Small child orders with an occasional block: the next block is this desk's business."""
     history = [order("new", f"h{i}", "buy", 100, 100.0, i) for i in range(25)]
     history.insert(3, order("new", "block1", "buy", 20_000, 100.0, 3))
-    assert run([*history, order("new", "block2", "buy", 30_000, 100.0, 30)]) == []
+    assert run([*history, order("new", "block2", "buy", 25_000, 100.0, 30)]) == []
 
 
 def test_a_fat_finger_does_not_become_the_accounts_usual_size_unless_it_trades() -> None:
     history = [order("new", f"h{i}", "buy", 100, 100.0, i) for i in range(25)]
     state = AccountState()
     run([*history, order("new", "big", "buy", 50_000, 100.0, 30)], state=state)
-    assert state.usual_qty == 100 and state.large_qty < 200
+    size = state.size_in("AAPL")
+    assert round(size.usual_qty, 6) == 100 and size.large_qty < 200
     run([fill("big", "buy", 50_000, 100.0, 40)], state=state)
-    assert state.large_qty == 50_000
+    assert state.size_in("AAPL").large_qty == 50_000
     assert run([order("new", "block2", "buy", 60_000, 100.0, 50)], state=state) == []
 
 

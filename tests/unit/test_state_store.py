@@ -66,21 +66,21 @@ def test_flush_writes_dirty_keys_to_their_partition_and_reload_restores() -> Non
 def test_forget_drops_cache_of_revoked_partitions_only() -> None:
     table = DictTableDouble()
     s = store(table)
-    s.get("A", 0).orders_seen = 7
+    s.get("A", 0).late_events = 7
     s.mark_applied("A", 0, 1)
-    s.get("B", 1).orders_seen = 9
+    s.get("B", 1).late_events = 9
     s.mark_applied("B", 1, 1)
     s.flush()
-    s.get("A", 0).orders_seen = 99
+    s.get("A", 0).late_events = 99
     s.forget({0})
-    assert s.get("A", 0).orders_seen == 7
-    assert s.get("B", 1).orders_seen == 9
+    assert s.get("A", 0).late_events == 7
+    assert s.get("B", 1).late_events == 9
 
 
 def test_unknown_key_starts_empty_with_no_applied_offset() -> None:
     s = store(DictTableDouble())
     assert s.applied_offset("new", 0) == -1
-    assert s.get("new", 0).orders_seen == 0
+    assert s.get("new", 0).late_events == 0
 
 
 def test_seal_ends_each_written_partition_with_a_marker_once() -> None:
@@ -112,7 +112,7 @@ def test_state_over_the_record_limit_is_reported_not_written_and_others_still_ar
     for i in range(50):
         big.apply(order("new", f"order-{i:04d}", "buy", 100, 100.0, i), SPEC, 0.1)
     s.mark_applied("BIG", 0, 50)
-    s.get("SMALL", 1).orders_seen = 1
+    s.get("SMALL", 1).late_events = 1
     s.mark_applied("SMALL", 1, 7)
     assert s.flush() == 1
     assert list(table.data) == ["SMALL"]

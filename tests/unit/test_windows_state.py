@@ -118,8 +118,9 @@ def test_account_state_is_sliced_by_concern_and_each_slice_is_versioned() -> Non
     s.apply(fill("o1", "buy", 40, 100.0, 3), SPEC, 0.1)
     body = s.to_json()
     assert body["v"] == 2
-    for name in ("orders", "limits", "fat_finger", "spoofing", "momentum", "stuffing", "ramping", "patterns"):
+    for name in ("orders", "limits", "spoofing", "momentum", "stuffing", "ramping", "patterns"):
         assert body[name]["v"] == 1, name
+    assert body["fat_finger"]["v"] == 2
     assert body["limits"]["positions"] == {"AAPL": 40}
 
 
@@ -128,8 +129,21 @@ def test_a_state_of_the_previous_codec_is_still_read() -> None:
     back = AccountState.from_json({**V1_STATE, "a": window})
     assert back.positions == {"AAPL": 40}
     assert back.open_breaches == {"gross_notional"}
-    assert back.usual_qty == 75.0
+    # The account-wide size history cannot be split by symbol: each symbol's is learnt again.
+    assert back.sizes == {}
     assert back.to_json()["v"] == 2
+
+
+def test_per_symbol_sizes_survive_the_codec_and_a_v1_size_slice_is_dropped() -> None:
+    s = AccountState()
+    for i in range(3):
+        s.apply(order("new", f"o{i}", "buy", 100 * (i + 1), 100.0, i), SPEC, 0.5)
+    back = AccountState.from_json(s.to_json())
+    assert back.sizes == s.sizes and back.size_in("AAPL").orders_seen == 3
+    body = s.to_json()
+    v1_sizes = {"v": 1, "usual_qty": 7.0, "orders_seen": 30, "large_qty": 9.0}
+    old = AccountState.from_json({**body, "fat_finger": v1_sizes})
+    assert old.sizes == {}
 
 
 def test_a_state_of_an_unknown_codec_or_slice_version_is_refused() -> None:

@@ -34,7 +34,7 @@ def _large_order_qty(side: Side, symbol: str, state: AccountState, ctx: Detectio
         touch = typical if typical else market.bid_size if side is Side.BUY else market.ask_size
     if touch > 0:
         return ctx.params.spoof_min_touch_multiple * touch
-    return 2.0 * state.usual_qty
+    return 2.0 * state.size_in(symbol).usual_qty
 
 
 def _pattern_can_complete(
