@@ -14,7 +14,9 @@ awaits the delivery directly. What the race bought is kept: no message is delive
 flow is suspended, and a delivery blocked at a rebalance ends when Faust stops the fetcher
 (``_stop_fetcher`` cancels this loop right after suspending the flow). When the stream's
 buffer is full (a backlog), the loop waits for room itself: Faust's delivery would otherwise
-start a task per message to wait in. The loop is Faust 0.15's own otherwise;
+start a task per message to wait in. Faust's own throttle (a partition whose record met a nearly
+full buffer is not fetched until the buffer runs empty) is off: it starved the busiest partition.
+The loop is Faust 0.15's own otherwise;
 ``tests/unit/test_faust_compat.py`` pins the source it was adapted from.
 4. Faust's Monitor sensor keeps statistics per message and event for Faust's web views, which
 riskstream turns off; the lean app leaves it out of the sensors.
@@ -142,6 +144,14 @@ class OffsetContinuity:
 
 
 class _RiskstreamConsumer(_FetchWaitConsumer):
+    def on_buffer_full(self, tp: TP) -> None:
+        """Faust stops fetching a partition whose record found the stream buffer nearly full,
+        and fetches it again only once the buffer has run empty. The other partitions keep the
+        buffer from running empty, so the partition waits while they run ahead: the busiest
+        trade-logs partition fell a second of event time behind at 5 000 events/s, and the
+        event-time merge held every other partition back for it. The drain loop waits for
+        room itself (below), which throttles every partition alike."""
+
     async def _drain_messages(self, fetcher: Any) -> None:
         callback = self.callback
         getmany = self.getmany

@@ -8,6 +8,7 @@ import inspect
 from typing import Any
 
 from faust.transport.consumer import Consumer
+from faust.types import TP
 
 from riskstream.faust_compat import Continuity, OffsetContinuity, RiskstreamApp
 
@@ -95,3 +96,21 @@ def test_faust_is_pinned_to_the_release_the_loop_was_adapted_from() -> None:
     project = tomllib.loads((Path(__file__).resolve().parents[2] / "pyproject.toml").read_text())
     assert "faust-streaming==0.15.3" in project["project"]["dependencies"]
     assert version("faust-streaming") == "0.15.3"
+
+
+def test_a_full_stream_buffer_does_not_stop_fetching_a_partition_in_the_lean_consumer() -> None:
+    """Faust drops a partition from its fetches when one of its records meets a nearly full
+    buffer and takes it back only once the buffer runs empty; the lean drain loop waits for
+    room instead, for every partition alike."""
+    tp = TP("trade-logs", 0)
+    for lean_drain, still_fetched in ((True, True), (False, False)):
+        app = RiskstreamApp(
+            f"compat-test-buffer-{lean_drain}",
+            fetch_max_wait_ms=10,
+            lean_drain=lean_drain,
+            autodiscover=False,
+        )
+        consumer: Any = app.consumer
+        consumer._active_partitions = {tp}
+        consumer.on_buffer_full(tp)
+        assert (tp in consumer._active_partitions) is still_fetched
