@@ -121,6 +121,10 @@ class EventTimeMerge(Generic[P, T]):
             self.late += 1
         else:
             source.watermark_ns = ts_ns
+            if self.last_key is not None and (ts_ns, rank, source.order, offset) < self.last_key:
+                # In order on its partition, but events after it elsewhere went already: its
+                # partition was waited for no longer than the allowed lateness.
+                self.late += 1
         source.queue.append((ts_ns, rank, offset, item))
         source.next_offset = offset + 1
         if source.released_to is None:

@@ -51,7 +51,11 @@ async def replay(
     stats = ReplayStats()
     names = settings.topics
     topic = {"market-data": names.market_data, "trade-logs": names.trade_logs}
-    producer = AIOKafkaProducer(**aiokafka_kwargs(settings.kafka), linger_ms=10, acks="all")
+    # No linger: a record sent before another reaches the broker no later than it (a batch
+    # left lingering while the process stalls under load would reach the broker after later
+    # records of other partitions, and a worker that meanwhile saw its partition at the end for
+    # the allowed lateness would fold it late). Records still batch while a request is in flight.
+    producer = AIOKafkaProducer(**aiokafka_kwargs(settings.kafka), linger_ms=0, acks="all")
     await producer.start()
     started = time.monotonic()
     first_ts: int | None = None

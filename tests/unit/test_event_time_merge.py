@@ -154,3 +154,19 @@ def test_a_partition_far_ahead_is_paused_and_resumed_when_the_others_catch_up() 
     m.offer(M0, 1, 300, MARKET_RANK, "q2")
     m.release()
     assert m.pauses().resume == {T0}
+
+
+def test_a_record_arriving_after_its_partition_was_given_up_on_is_counted_late() -> None:
+    m = merge()
+    m.offer(M0, 0, 10, MARKET_RANK, "q")
+    m.offer(T0, 0, 20, ORDER_RANK, "o")
+    m.offer(M0, 1, 30, MARKET_RANK, "q2")
+    m.at_end(M1, True, 100.0)
+    m.at_end(M1, True, 100.3)
+    assert [r.item for r in m.release()] == ["q", "o"]
+    assert m.late == 0
+    # M1's first record, older than the order already folded: in order on M1, late overall.
+    m.offer(M1, 0, 15, MARKET_RANK, "late")
+    assert m.late == 1
+    m.offer(M1, 1, 40, MARKET_RANK, "on time")
+    assert m.late == 1
