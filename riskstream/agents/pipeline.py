@@ -178,6 +178,8 @@ class Pipeline:
 
     def take_ahead(self) -> dict[Source, int]:
         """Partitions to seek back, and the offset to seek each to (then forgotten)."""
+        if not self.ahead:
+            return {}
         ahead, self.ahead = self.ahead, {}
         return {
             source: offset for source, offset in ahead.items() if self.merge.next_offset(source) == offset
