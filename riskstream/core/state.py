@@ -259,7 +259,7 @@ class AccountState:
     sizes: dict[str, SizeProfile] = field(default_factory=dict)
     """symbol -> the account's order sizes in that symbol: a desk trading 100-share lots in a
     $600 name and 50 000-share lots in a $4 name has two yardsticks, not one average."""
-    notional: SizeProfile = field(default_factory=lambda: SizeProfile())
+    notional: SizeProfile = field(default_factory=SizeProfile)
     """The account's order notionals across symbols: the yardstick in a symbol where the
     account has sent too few orders to have one of its own."""
 
