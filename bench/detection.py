@@ -143,23 +143,39 @@ def account_days(results: list[ScenarioResult]) -> float:
     return sum(r.accounts * r.duration_s / TRADING_DAY_S for r in results)
 
 
+GENERATORS = {
+    "sim": ("riskstream.sim.market", "limits.demo.toml"),
+    "venue": ("riskstream.sim.venue", "limits.venue.toml"),
+}
+"""Generator -> (its module, the limits and owner links its accounts are configured with)."""
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--scenarios", type=int, default=8, help="scenarios per typology")
     parser.add_argument("--clean", type=int, default=4, help="clean days (no injection)")
-    parser.add_argument("--rate", type=float, default=150.0, help="background actions per second")
+    parser.add_argument("--rate", type=float, default=150.0, help="background actions per second (sim)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument(
+        "--generator", choices=[*GENERATORS, "both"], default="both", help="which generator's table"
+    )
     args = parser.parse_args()
-    settings = Settings(limits_file=REPO_ROOT / "deploy" / "limits.demo.toml")
+    for generator in GENERATORS if args.generator == "both" else [args.generator]:
+        table(generator, args)
+
+
+def table(generator: str, args: argparse.Namespace) -> None:
+    module, limits = GENERATORS[generator]
+    settings = Settings(limits_file=REPO_ROOT / "deploy" / limits)
     jobs: list[tuple[ScenarioSpec, Settings]] = []
     for t_index, typology in enumerate([*Category, None]):
         count = args.clean if typology is None else args.scenarios
         for k in range(count):
             seed = args.seed * 100_003 + t_index * 1_009 + k
-            jobs.append((ScenarioSpec(typology, k, seed, args.rate), settings))
+            jobs.append((ScenarioSpec(typology, k, seed, args.rate, generator), settings))
     t0 = time.perf_counter()
     with ProcessPoolExecutor(args.workers) as pool:
         runs = list(pool.map(scored, jobs))
@@ -172,8 +188,9 @@ def main() -> None:
     total_alerts = sum(len(r.ours) for r in results)
     base, base_all = baseline_caught(runs, total_alerts)
     print(
+        f"\n## generator {generator} ({module})\n\n"
         f"{len(results)} scenarios ({args.scenarios} per typology, {args.clean} clean), {events} events, "
-        f"rate {args.rate:g}/s, seed {args.seed}, {wall_s:.0f}s wall\n"
+        f"seed {args.seed}, {wall_s:.0f}s wall\n"
     )
     header = (
         "typology | labels | precision | recall | F1 | median delay s | alerts/1000 acc/day | baseline recall"

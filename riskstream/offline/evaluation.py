@@ -21,6 +21,7 @@ from riskstream.records.codec import NS_PER_S
 from riskstream.records.market_data import MarketEvent
 from riskstream.settings import Settings
 from riskstream.sim.market import CLOSE, Label, MarketSimulator
+from riskstream.sim.venue import VenueSimulator
 
 NS = NS_PER_S
 TRADING_DAY_S = 23_400
@@ -79,13 +80,30 @@ class ScenarioSpec:
     """Which scenario of its typology: sets the simulated date and hour."""
     seed: int
     rate: float
-    """Background actions per second of event time."""
+    """Background actions per second of event time (the ``sim`` generator's)."""
+    generator: str = "sim"
+    """``sim`` (:mod:`riskstream.sim.market`) or ``venue`` (:mod:`riskstream.sim.venue`)."""
+
+
+VENUE_PLAN: dict[Category | None, tuple[float, int]] = {
+    Category.RAMPING: (480.0, 2),
+    Category.MARKET_SHOCK: (90.0, 3),
+    Category.MARKING_THE_CLOSE: (0.0, 1),
+    Category.LAYERING: (120.0, 3),
+    None: (0.0, 0),
+}
+"""The venue generator's cases: per typology, seconds between cases and cases per scenario."""
+VENUE_DEFAULT_PLAN = (30.0, 4)
+VENUE_WARMUP_S = 120.0
+"""Before the first case: the market's and accounts' baselines settle."""
 
 
 def run_scenario(
     spec: ScenarioSpec, settings: Settings, observe: Callable[[OrderEvent | MarketEvent], None] | None = None
 ) -> ScenarioResult:
     """One scenario through the detectors; ``observe`` sees every event too (a baseline)."""
+    if spec.generator == "venue":
+        return _run_venue(spec, settings, observe)
     typology, index, seed, rate = spec.typology, spec.index, spec.seed, spec.rate
     every_s, cases = PLAN.get(typology, DEFAULT_PLAN)
     start_ns = _scenario_start(typology, index)
@@ -106,12 +124,45 @@ def run_scenario(
     )
     if typology is None:
         duration_s = WARMUP_S + 240.0
+    return _detect(typology, sim.events(), sim.labels, start_ns, duration_s, settings, observe)
+
+
+def _run_venue(
+    spec: ScenarioSpec, settings: Settings, observe: Callable[[OrderEvent | MarketEvent], None] | None
+) -> ScenarioResult:
+    typology = spec.typology
+    every_s, cases = VENUE_PLAN.get(typology, VENUE_DEFAULT_PLAN)
+    start_ns = _scenario_start(None, spec.index) + int(1_800 * NS)
+    if typology is Category.MARKING_THE_CLOSE or (typology is None and spec.index % 2 == 1):
+        # Half the clean days take in the close and its cross: the honest look-alike of a
+        # push into the close and of a price shock.
+        start_ns = CLOSE.next_close_ns(start_ns) - int((VENUE_WARMUP_S + 60) * NS)
+    sim = VenueSimulator(spec.seed, start_ns, typology, cases, every_s or 1e9, first_s=VENUE_WARMUP_S)
+    if typology is None:
+        duration_s = VENUE_WARMUP_S + 300.0
+    elif typology is Category.MARKING_THE_CLOSE:
+        duration_s = VENUE_WARMUP_S + 75.0
+    else:
+        tail_s = 420.0 if typology is Category.RAMPING else (120.0 if typology is Category.LAYERING else 40.0)
+        duration_s = VENUE_WARMUP_S + max(cases - 1, 0) * every_s + tail_s
+    return _detect(typology, sim.events(), sim.labels, start_ns, duration_s, settings, observe)
+
+
+def _detect(
+    typology: Category | None,
+    events_in: Iterable[OrderEvent | MarketEvent],
+    labels_out: list[Label],
+    start_ns: int,
+    duration_s: float,
+    settings: Settings,
+    observe: Callable[[OrderEvent | MarketEvent], None] | None,
+) -> ScenarioResult:
     end_ns = start_ns + int(duration_s * NS)
     detector = EventTimeDetector(detection_context(settings, {}), settings.windows.size_ewma_alpha)
     ours: list[Found] = []
     accounts: set[str] = set()
     events = 0
-    for event in sim.events():
+    for event in events_in:
         if event.ts_ns > end_ns:
             break
         events += 1
@@ -130,7 +181,7 @@ def run_scenario(
             )
         if observe is not None:
             observe(event)
-    labels = list(sim.labels)
+    labels = [label for label in labels_out if label.start_ns <= end_ns]
     return ScenarioResult(typology, labels, ours, len(accounts), duration_s, events)
 
 
