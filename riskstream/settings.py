@@ -257,13 +257,40 @@ class DetectorSettings(_Group):
         ),
     )
     fat_finger_min_history: int = Field(
-        20, ge=1, description="Orders an account needs before its usual size is trusted."
+        10,
+        ge=1,
+        description=(
+            "Orders an account needs in a symbol before its usual size there is trusted; before"
+            " that, size is judged against the symbol's displayed depth."
+        ),
+    )
+    fat_finger_depth_multiple: float = Field(
+        15.0,
+        gt=1,
+        description=(
+            "For an account new to the symbol: an order this many times the symbol's typical"
+            " displayed size at the touch is outsized (it would sweep that many books)."
+        ),
     )
     spoof_cancel_within_s: float = Field(
         5.0, gt=0, description="A large order cancelled within this lifetime counts as spoof-like."
     )
     spoof_min_cancelled_orders: int = Field(
-        2, ge=1, description="Cancelled orders on one side needed to call spoofing."
+        1,
+        ge=1,
+        description=(
+            "Cancelled large orders on one side needed to call spoofing (one suffices: each"
+            " must be spoof_min_touch_multiple touches large and short-lived)."
+        ),
+    )
+    spoof_max_far_fill_share: float = Field(
+        0.2,
+        ge=0,
+        description=(
+            "Fills of the cancelled orders themselves up to this share of their size do not"
+            " clear the pattern: the market took a sliver of them. A fill of any other order on"
+            " that side does (the account trades both sides: it makes a market)."
+        ),
     )
     spoof_min_touch_multiple: float = Field(
         2.0,
@@ -395,6 +422,15 @@ class DetectorSettings(_Group):
             " floods the book far beyond what the market itself updates."
         ),
     )
+    stuffing_own_rate_multiple: float = Field(
+        5.0,
+        gt=0,
+        description=(
+            "The account's message rate in the span over its own pace in that symbol before it"
+            " (time constant shock_baseline_s): a market maker re-quoting two or three times"
+            " faster in a volatile minute is not stuffing."
+        ),
+    )
     stuffing_min_order_to_trade: float = Field(
         20.0, gt=0, description="Orders per fill over the activity window (fills + 1 when none)."
     )
@@ -415,9 +451,36 @@ class DetectorSettings(_Group):
         6.0, gt=1, description="Short-horizon traded volume rate over the baseline rate."
     )
     shock_gap_sigmas: float = Field(
-        8.0,
+        15.0,
         gt=0,
-        description="One mid change this many baseline sigmas (over max(1 s, elapsed)) is a gap.",
+        description=(
+            "A move of the sampled mid over the last one to two seconds this many of the"
+            " symbol's own sigmas (sampled a second apart, over max(1 s, elapsed), from before"
+            " the move) is a gap. One account's aggressive burst moves a name up to about 12"
+            " sigmas in a second or two (bench/README.md): a market shock is beyond that."
+        ),
+    )
+    shock_gap_min_spreads: float = Field(
+        1.0,
+        ge=0,
+        description=(
+            "A gap must also span this many of the symbol's usual quoted spreads: a move"
+            " inside the spread is bid-ask noise on a thin name, however many sigmas it is."
+        ),
+    )
+    off_book_venues: list[str] = Field(
+        ["XOFF"],
+        description=(
+            "Venues (MIC) whose prints are reported from off book (blocks, dark pools): they"
+            " count in shares of volume, not in the lit tape's volume rate a shock is seen in."
+        ),
+    )
+    close_auction_s: float = Field(
+        60.0,
+        ge=0,
+        description=(
+            "Prints from the close to this long after it are the closing auction's: no shock in volume."
+        ),
     )
 
 

@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 from riskstream.records.codec import NS_PER_S
 
 SATURDAY = 5
+DAY_NS = 86_400 * NS_PER_S
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,11 +31,28 @@ class SessionCalendar:
         return cls(time.fromisoformat(close_local), timezone)
 
     def next_close_ns(self, ts_ns: int) -> int:
-        """Event time of the first session close at or after ``ts_ns``."""
-        day = ts_ns // (86_400 * NS_PER_S)
-        cached = self._cache.get(day)
-        if cached is not None and cached >= ts_ns:
-            return cached
+        """Event time of the first session close at or after ``ts_ns``.
+
+        Cached per UTC day: the day's first close at or after its start, and the close after
+        that one, so that a query for an earlier moment of a day never gets a later close."""
+        day = ts_ns // DAY_NS
+        first = self._cache.get(day)
+        if first is None:
+            first = self._cached(day, self._first_close_at_or_after(day * DAY_NS))
+        if first >= ts_ns:
+            return first
+        after = self._cache.get(-day - 1)
+        if after is None:
+            after = self._cached(-day - 1, self._first_close_at_or_after(first + 1))
+        return after if after >= ts_ns else self._first_close_at_or_after(ts_ns)
+
+    def _cached(self, key: int, close_ns: int) -> int:
+        if len(self._cache) > 64:
+            self._cache.clear()
+        self._cache[key] = close_ns
+        return close_ns
+
+    def _first_close_at_or_after(self, ts_ns: int) -> int:
         zone = ZoneInfo(self.timezone)
         local = datetime.fromtimestamp(ts_ns / NS_PER_S, tz=UTC).astimezone(zone)
         date = local.date()
@@ -43,9 +61,6 @@ class SessionCalendar:
                 close = datetime.combine(date, self.close_local, tzinfo=zone)
                 close_ns = int(close.timestamp()) * NS_PER_S
                 if close_ns >= ts_ns:
-                    if len(self._cache) > 64:
-                        self._cache.clear()
-                    self._cache[day] = close_ns
                     return close_ns
             date += timedelta(days=1)
 

@@ -192,10 +192,47 @@ ACCOUNT_CODEC_VERSION = 2
 patterns), each slice versioned; version 1 was one flat map of short keys (still read)."""
 PEAK_DECAY = 0.998
 """Per order: the recent-largest order size halves in about 350 orders."""
-SLICE_VERSIONS: dict[str, tuple[int, ...]] = {"fat_finger": (1, 2)}
+SLICE_VERSIONS: dict[str, tuple[int, ...]] = {"fat_finger": (1, 2), "stuffing": (1, 2)}
 """Slice versions read, where not only 1. fat_finger 1 held one account-wide size history,
 which cannot be split by symbol: it is dropped, and each symbol's yardstick is learnt again
-(:data:`~riskstream.settings.DetectorSettings.fat_finger_min_history` orders)."""
+(:data:`~riskstream.settings.DetectorSettings.fat_finger_min_history` orders). stuffing 1 had
+no message-rate baselines: they start empty."""
+
+
+@dataclass(slots=True)
+class MessageRate:
+    """An account's own pace of order messages in one symbol, before the span being judged: a
+    market maker re-quoting faster in a volatile minute is at a small multiple of its own pace,
+    a burst of stuffing at a huge one."""
+
+    count: float = 0.0
+    """Decaying count (time constant ``tau_s``) of messages older than the span."""
+    last_ns: int = 0
+    first_ns: int = 0
+
+    def add(self, ts_ns: int, tau_s: float) -> None:
+        if self.first_ns == 0:
+            self.first_ns = ts_ns
+        if ts_ns > self.last_ns:
+            if self.last_ns:
+                self.count *= math.exp(-(ts_ns - self.last_ns) / (tau_s * NS_PER_S))
+            self.last_ns = ts_ns
+        self.count += 1.0
+
+    def per_s(self, now_ns: int, tau_s: float) -> float:
+        """Messages per second over the history (0: none yet)."""
+        if self.first_ns == 0:
+            return 0.0
+        age_s = max((now_ns - self.first_ns) / NS_PER_S, 1e-3)
+        decayed = self.count * math.exp(-max(now_ns - self.last_ns, 0) / (tau_s * NS_PER_S))
+        return decayed / (tau_s * (1.0 - math.exp(-age_s / tau_s)))
+
+    def to_json(self) -> list[float]:
+        return [self.count, self.last_ns, self.first_ns]
+
+    @classmethod
+    def from_json(cls, row: list[float]) -> MessageRate:
+        return cls(float(row[0]), int(row[1]), int(row[2]))
 
 
 @dataclass(slots=True)
@@ -282,6 +319,8 @@ class AccountState:
     side and stop at the first order too old."""
     messages: dict[str, deque[int]] = field(default_factory=dict)
     """symbol -> event times of recent order messages (new, replace, cancel)."""
+    message_rates: dict[str, MessageRate] = field(default_factory=dict)
+    """symbol -> the account's pace of messages before the recent span."""
     ramps: dict[str, RampEpisode] = field(default_factory=dict)
     """symbol -> the open position episode."""
     open_patterns: set[str] = field(default_factory=set)
@@ -427,7 +466,11 @@ class AccountState:
                 "v": 1,
                 "aggressive": {key: [a.to_json() for a in record] for key, record in self.aggressive.items()},
             },
-            "stuffing": {"v": 1, "messages": {sym: list(times) for sym, times in self.messages.items()}},
+            "stuffing": {
+                "v": 2,
+                "messages": {sym: list(times) for sym, times in self.messages.items()},
+                "rates": {sym: rate.to_json() for sym, rate in self.message_rates.items()},
+            },
             "ramping": {"v": 1, "episodes": {sym: ep.to_json() for sym, ep in self.ramps.items()}},
             "patterns": {"v": 1, "open": sorted(self.open_patterns)},
         }
@@ -464,6 +507,9 @@ class AccountState:
             last_fill_ns=dict(spoofing["last_fill_ns"]),
             aggressive=_aggressive_from_json(momentum["aggressive"]),
             messages={sym: deque(t) for sym, t in obj["stuffing"]["messages"].items()},
+            message_rates={
+                sym: MessageRate.from_json(r) for sym, r in obj["stuffing"].get("rates", {}).items()
+            },
             ramps={sym: RampEpisode.from_json(r) for sym, r in obj["ramping"]["episodes"].items()},
             open_patterns=set(obj["patterns"]["open"]),
         )
@@ -529,6 +575,12 @@ class SymbolState:
     the volatility to scale by sqrt(time), free of most bid-ask flicker."""
     sample_mid: float = 0.0
     sample_ns: int = 0
+    prior_sample_mid: float = 0.0
+    """The sample before ``sample_mid``: a move is measured from it, so that a jump that spans a
+    sampling instant is not split in two."""
+    prior_sample_ns: int = 0
+    sample_r2: float = 0.0
+    """The latest sample's squared return, as it entered ``var_sampled``."""
     last_return: float = 0.0
     """Log return of the mid at the latest quote that changed it."""
     last_return_dt_s: float = 0.0
@@ -567,9 +619,14 @@ class SymbolState:
         tau = self.fast_s if fast else self.slow_s
         return (self.var_fast if fast else self.var_slow) / self._norm(tau)
 
-    def sampled_variance_rate(self) -> float:
-        """Variance per second of the mid sampled a second or more apart."""
-        return self.var_sampled / self._norm(self.slow_s)
+    def sampled_variance_rate(self, before_now: bool = False) -> float:
+        """Variance per second of the mid sampled a second or more apart; ``before_now``:
+        without a sample taken at the latest event (a jump is judged against the volatility
+        from before it, not one that already holds it)."""
+        total = self.var_sampled
+        if before_now and self.sample_ns == self.ts_ns:
+            total = max(0.0, total - self.sample_r2)
+        return total / self._norm(self.slow_s)
 
     def significant_move(
         self,
@@ -608,7 +665,18 @@ class SymbolState:
     def age_s(self) -> float:
         return (self.ts_ns - self.first_ns) / 1e9
 
-    def apply(self, event: MarketEvent) -> None:
+    def recent_move(self) -> tuple[float, float]:
+        """Log return of the mid since the sample before last (one to two seconds or more ago),
+        and the seconds it spans: a move over a few quotes, measured on sampled mids so that
+        the bid-ask flicker of one quote does not count as a move."""
+        mid = self.mid
+        if not mid or self.prior_sample_mid <= 0:
+            return 0.0, 0.0
+        return math.log(mid / self.prior_sample_mid), (self.ts_ns - self.prior_sample_ns) / 1e9
+
+    def apply(self, event: MarketEvent, continuous: bool = True) -> None:
+        """``continuous``: a print of the lit continuous session (not an off-book report or an
+        auction print), the only ones that count in the volume rates the shock features use."""
         if event.ts_ns < self.ts_ns:
             return
         if self.first_ns == 0:
@@ -646,15 +714,19 @@ class SymbolState:
             elif before is None:
                 self.mid_changed_ns = event.ts_ns
             if mid > 0 and event.ts_ns - self.sample_ns >= NS_PER_S:
+                self.sample_r2 = 0.0
                 if self.sample_mid > 0:
                     r = math.log(mid / self.sample_mid)
                     self.var_sampled += r * r
+                    self.sample_r2 = r * r
+                self.prior_sample_mid, self.prior_sample_ns = self.sample_mid, self.sample_ns
                 self.sample_mid, self.sample_ns = mid, event.ts_ns
         elif isinstance(event, Print):
             self.last_px = event.price
             self.cum_volume += event.size
-            self.vol_fast += event.size
-            self.vol_slow += event.size
+            if continuous:
+                self.vol_fast += event.size
+                self.vol_slow += event.size
 
     def to_bytes(self) -> bytes:
         return orjson.dumps(self.to_json())

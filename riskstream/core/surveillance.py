@@ -25,7 +25,7 @@ from riskstream.core.detectors import (
     track_aggression,
 )
 from riskstream.core.state import AccountState, SymbolState
-from riskstream.records import OrderEvent
+from riskstream.records import OrderEvent, Print
 from riskstream.records.market_data import MarketEvent
 
 PRE_APPLY = (detect_fat_finger,)
@@ -77,9 +77,19 @@ def surveil_market(state: SymbolState, event: MarketEvent, ctx: DetectionContext
     if state.close_ns != close_ns and close_ns - event.ts_ns <= p.close_window_s * 1e9:
         state.close_ns = close_ns
         state.close_variance = state.sampled_variance_rate() if state.first_ns else 0.0
-    state.apply(event)
+    state.apply(event, continuous=not isinstance(event, Print) or _continuous(event, ctx))
 
     return detect_market_shock(event, state, ctx)
+
+
+def _continuous(trade: Print, ctx: DetectionContext) -> bool:
+    """A print of the lit continuous session: not reported from off book (blocks, dark pools)
+    and not the closing auction's (printed at the close or within ``close_auction_s`` after)."""
+    p = ctx.params
+    if trade.venue in p.off_book_venues:
+        return False
+    auction_ns = int(p.close_auction_s * 1e9)
+    return ctx.calendar.next_close_ns(trade.ts_ns - auction_ns) > trade.ts_ns
 
 
 class Holders:

@@ -99,6 +99,9 @@ class _Resting:
     qty: float
     price: float
     at_touch: bool
+    crossed: bool = False
+    """The market moved through it once; what is left holds the price (a large order is
+    not swept again and again by the same move)."""
 
 
 @dataclass(order=True)
@@ -145,6 +148,7 @@ class VenueSimulator:
         self._seq = itertools.count()
         self._ids = itertools.count(1)
         self._resting: dict[str, _Resting] = {}
+        self._positions: dict[tuple[str, str], float] = {}
         self._retail = [f"RET-{i:02d}" for i in range(1, retail_accounts + 1)]
         self._lp_orders: dict[tuple[str, str, Side], str] = {}
         self._busy_until: dict[str, int] = {}
@@ -293,6 +297,9 @@ class VenueSimulator:
         last: tuple[float, float] | None = None,
         counterparty: str | None = None,
     ) -> None:
+        if last is not None:
+            key = (account, symbol)
+            self._positions[key] = self._positions.get(key, 0.0) + side.sign * last[0]
         self._at(
             ts,
             OrderEvent(
@@ -312,11 +319,20 @@ class VenueSimulator:
         )
 
     def _rest(
-        self, ts: int, account: str, symbol: str, side: Side, qty: float, price: float, *, show: bool = False
+        self,
+        ts: int,
+        account: str,
+        symbol: str,
+        side: Side,
+        qty: float,
+        price: float,
+        *,
+        show: bool = False,
+        oid: str | None = None,
     ) -> str:
         """A limit order resting in the book; ``show``: its size shows in the quote at once."""
         name = self.names[symbol]
-        oid = self._oid(account)
+        oid = oid or self._oid(account)
         self._resting[oid] = _Resting(account, symbol, side, qty, price, show)
         self._order(OrderEventType.NEW, oid, account, symbol, side, qty, price, ts)
         if show:
@@ -382,12 +398,15 @@ class VenueSimulator:
     def _fill_crossed(self, ts: int, name: _Name) -> None:
         """Resting orders the moving market has reached are filled."""
         for oid, order in list(self._resting.items()):
-            if order.symbol != name.listing.symbol:
+            if order.symbol != name.listing.symbol or order.crossed:
                 continue
             if (order.side is Side.BUY and order.price >= name.ask) or (
                 order.side is Side.SELL and order.price <= name.bid
             ):
-                self._fill(ts + MS, oid, order.qty, tape=True)
+                # The move takes what a touch's worth of flow takes, not a large order whole.
+                taken = self._lot(order.symbol, self.rng.uniform(0.1, 0.5))
+                order.crossed = True
+                self._fill(ts + MS, oid, min(order.qty, taken), tape=True)
 
     def _take(
         self,
@@ -398,12 +417,13 @@ class VenueSimulator:
         qty: float,
         limit: float | None = None,
         impact: float = 0.0,
+        oid: str | None = None,
     ) -> tuple[str, float]:
         """A marketable order, filled at the touch it meets; ``impact`` moves the fair price by
         that many spreads for each touch it takes (a walk up the book)."""
         name = self.names[symbol]
         self._walk(name, ts)
-        oid = self._oid(account)
+        oid = oid or self._oid(account)
         px = name.ask if side is Side.BUY else name.bid
         if limit is None:
             tick = name.listing.tick
@@ -418,6 +438,32 @@ class VenueSimulator:
             self._requote(name)
             self._quote(ts + 2 * MS, name)
         return oid, px
+
+    def _take_at(
+        self, ts: int, account: str, symbol: str, side: Side, qty: float, impact: float = 0.0
+    ) -> str:
+        """:meth:`_take` at ``ts``, priced against the market of then; its order id now."""
+        oid = self._oid(account)
+        self._at(
+            ts,
+            partial(self._take, account=account, symbol=symbol, side=side, qty=qty, impact=impact, oid=oid),
+        )
+        return oid
+
+    def _rest_at(
+        self, ts: int, account: str, symbol: str, side: Side, qty: float, away_ticks: int = 0
+    ) -> str:
+        """A limit order at ``ts`` on ``side``'s touch of then (``away_ticks`` behind it)."""
+        oid = self._oid(account)
+
+        def place(t: int) -> None:
+            name = self.names[symbol]
+            tick = name.listing.tick
+            touch = name.bid - away_ticks * tick if side is Side.BUY else name.ask + away_ticks * tick
+            self._rest(t, account, symbol, side, qty, round(touch, 4), oid=oid)
+
+        self._at(ts, place)
+        return oid
 
     def _lot(self, symbol: str, touches: float) -> float:
         lst = self.names[symbol].listing
@@ -532,9 +578,8 @@ class VenueSimulator:
             ts, account, symbol, side, self._lot(symbol, rng.uniform(3, 10)), round(px, 4), show=True
         )
         t_small = ts + int(rng.uniform(0.3, 1.5) * NS)
-        other = name.ask if side is Side.BUY else name.bid
-        small = self._rest(
-            t_small, account, symbol, side.opposite, self._lot(symbol, rng.uniform(0.2, 0.6)), other
+        small = self._rest_at(
+            t_small, account, symbol, side.opposite, self._lot(symbol, rng.uniform(0.2, 0.6))
         )
         t_fill = t_small + int(rng.uniform(0.05, 0.6) * NS)
         self._at(t_fill, lambda t: self._fill(t, small, 1e12, tape=True))
@@ -565,9 +610,8 @@ class VenueSimulator:
             size = self._lot(symbol, rng.uniform(0.2, 2.6))
             layers.append(self._rest(ts + k * MS, account, symbol, side, size, px, show=k == 0))
         t_exec = ts + int(rng.uniform(0.2, 1.0) * NS)
-        other = name.ask if side is Side.BUY else name.bid
-        small = self._rest(
-            t_exec, account, symbol, side.opposite, self._lot(symbol, rng.uniform(0.3, 1.0)), other
+        small = self._rest_at(
+            t_exec, account, symbol, side.opposite, self._lot(symbol, rng.uniform(0.3, 1.0))
         )
         self._at(t_exec + 20 * MS, lambda t: self._fill(t, small, 1e12, tape=True))
         t_end = ts + int(rng.uniform(1.0, 3.5) * NS)
@@ -664,10 +708,9 @@ class VenueSimulator:
         n = rng.randint(4, 8)
         t = ts + int(rng.uniform(0.3, 1.0) * NS)
         for _ in range(n):
-            oid, _ = self._take(
-                t, account, symbol, side, self._lot(symbol, rng.uniform(0.8, 2.0)), impact=0.6
+            oids.append(
+                self._take_at(t, account, symbol, side, self._lot(symbol, rng.uniform(0.8, 2.0)), 0.6)
             )
-            oids.append(oid)
             t += int(rng.uniform(0.1, 0.5) * NS)
         end = t + int(rng.uniform(0.5, 2.0) * NS)
 
@@ -738,15 +781,14 @@ class VenueSimulator:
         account = f"MRK-{rng.randint(1, 2)}"
         close_ns = CLOSE.next_close_ns(ts)
         symbol = self._free(ts, 400)
-        start = close_ns - int(rng.uniform(30, 50) * NS)
+        start = max(ts, close_ns - int(rng.uniform(30, 50) * NS))
         side = rng.choice((Side.BUY, Side.SELL))
         oids: list[str] = []
         t = start
         while t < close_ns - NS // 2:
-            oid, _ = self._take(
-                t, account, symbol, side, self._lot(symbol, rng.uniform(0.8, 2.0)), impact=0.4
+            oids.append(
+                self._take_at(t, account, symbol, side, self._lot(symbol, rng.uniform(0.8, 2.0)), 0.4)
             )
-            oids.append(oid)
             t += int(rng.uniform(1.0, 3.0) * NS)
         self._label(Category.MARKING_THE_CLOSE, account, symbol, oids, start, close_ns)
 
@@ -787,14 +829,27 @@ class VenueSimulator:
         # The account's habit first, so that an outsized order has something to be outsized to.
         for k in range(12):
             qty = max(lst.lot, round(usual * rng.uniform(0.6, 1.5) / lst.lot) * lst.lot)
-            self._take(ts - (13 - k) * 2 * NS, account, symbol, rng.choice((Side.BUY, Side.SELL)), qty)
+            self._at(
+                ts + k * 2 * NS,
+                partial(self._take, account=account, symbol=symbol, side=rng.choice(list(Side)), qty=qty),
+            )
+        typo_ts = ts + 26 * NS
+        oid = self._oid(account)
         if rng.random() < 0.5:
-            oid, _ = self._take(ts, account, symbol, side, usual * rng.uniform(9.5, 11), impact=0.3)
+            big = usual * rng.uniform(9.5, 11)
+            self._at(
+                typo_ts, partial(self._take, account=account, symbol=symbol, side=side, qty=big, oid=oid)
+            )
         else:
-            touch = name.ask if side is Side.BUY else name.bid
             typo = rng.uniform(0.05, 0.3)
-            limit = round(touch * (1 + typo) if side is Side.BUY else touch * (1 - typo), 2)
-            oid, _ = self._take(ts, account, symbol, side, usual, limit=limit)
+
+            def typed(t: int) -> None:
+                touch = name.ask if side is Side.BUY else name.bid
+                limit = round(touch * (1 + typo) if side is Side.BUY else touch * (1 - typo), 2)
+                self._take(t, account, symbol, side, usual, limit=limit, oid=oid)
+
+            self._at(typo_ts, typed)
+        ts = typo_ts
         self._label(Category.FAT_FINGER, account, symbol, [oid], ts, ts + MS)
 
     def _limit_breach(self, ts: int) -> None:
@@ -803,12 +858,18 @@ class VenueSimulator:
         oids = []
         t = ts
         for _ in range(rng.randint(3, 6)):
-            oid, _ = self._take(
-                t, LIMITED_ACCOUNT, symbol, Side.BUY, self._lot(symbol, rng.uniform(0.8, 1.5))
+            oids.append(
+                self._take_at(t, LIMITED_ACCOUNT, symbol, Side.BUY, self._lot(symbol, rng.uniform(0.8, 1.5)))
             )
-            oids.append(oid)
             t += int(rng.uniform(0.5, 2) * NS)
         self._label(Category.LIMIT_BREACH, LIMITED_ACCOUNT, symbol, oids, ts, t)
+        # Back within the limit before the next case: each case is a breach of its own.
+        self._at(t + 5 * NS, partial(self._flatten, account=LIMITED_ACCOUNT, symbol=symbol))
+
+    def _flatten(self, ts: int, account: str, symbol: str) -> None:
+        held = self._positions.get((account, symbol), 0.0)
+        if held:
+            self._take(ts, account, symbol, Side.SELL if held > 0 else Side.BUY, abs(held))
 
     def _shock(self, ts: int) -> None:
         """A news gap: the fair price jumps 1.5-6 % in a second with the spread blown out and

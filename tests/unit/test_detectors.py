@@ -1,11 +1,14 @@
 from __future__ import annotations
 
+import dataclasses
+
 from riskstream.core.candidates import Candidate
 from riskstream.core.detectors import DetectionContext
 from riskstream.core.limits import AccountLimits, RiskLimits
 from riskstream.core.state import AccountState, SymbolState
 from riskstream.core.surveillance import surveil_account
 from riskstream.records import Category, OrderEvent
+from riskstream.records.codec import NS_PER_S
 from tests.factories import context, fill, order
 
 
@@ -71,17 +74,30 @@ def test_usual_size_is_per_symbol() -> None:
     assert [(c.category, c.evidence.order_ids) for c in found] == [(Category.FAT_FINGER, ("big",))]
 
 
-def test_a_first_order_in_a_new_symbol_is_judged_by_the_accounts_notionals() -> None:
-    books = {
-        "AAPL": SymbolState(bid=100.0, ask=100.02, bid_size=1000, ask_size=1000, ts_ns=0),
-        "MSFT": SymbolState(bid=400.0, ask=400.04, bid_size=1000, ask_size=1000, ts_ns=0),
-    }
+def _book(bid: float, ask: float, touch: float) -> SymbolState:
+    """A symbol whose typical displayed size at the touch is ``touch`` (one quote's baseline)."""
+    return SymbolState(
+        bid=bid, ask=ask, bid_size=touch, ask_size=touch, ts_ns=0, touch_sum=touch, quotes_slow=1.0
+    )
+
+
+def test_a_first_order_in_a_new_symbol_is_judged_by_that_symbols_displayed_depth() -> None:
+    books = {"AAPL": _book(100.0, 100.02, 1000), "MSFT": _book(400.0, 400.04, 1000)}
     history = [order("new", f"a{i}", "buy", 1000, 100.0, i) for i in range(25)]
     usual = order("new", "usual", "buy", 250, 400.0, 30, symbol="MSFT")
     assert run([*history, usual], context(books)) == []
     found = run([*history, order("new", "big", "buy", 20_000, 400.0, 30, symbol="MSFT")], context(books))
     assert [(c.category, c.evidence.order_ids) for c in found] == [(Category.FAT_FINGER, ("big",))]
-    assert found[0].evidence.features["usual_notional"] == 100_000
+    assert found[0].evidence.features["touch_multiple"] == 20
+
+
+def test_an_ordinary_lot_in_a_pricier_name_is_not_outsized_by_the_accounts_cheap_one() -> None:
+    """An account that sent 100-share lots of a $4 name sends its first 100 shares of a $190
+    one: 47x the money, an ordinary order there (the old account-wide yardstick alerted)."""
+    books = {"PNYX": _book(4.09, 4.11, 2500), "KEEL": _book(190.0, 190.01, 4000)}
+    history = [order("new", f"p{i}", "buy", 100, 4.10, i, symbol="PNYX") for i in range(25)]
+    first = order("new", "first", "buy", 100, 190.01, 30, symbol="KEEL")
+    assert run([*history, first], context(books)) == []
 
 
 def test_block_from_a_desk_that_sends_blocks_is_not_a_fat_finger() -> None:
@@ -130,6 +146,68 @@ def test_layering_needs_several_levels() -> None:
     found = run(spoof_sequence([100.05, 100.06, 100.07]))
     assert [c.category for c in found] == [Category.LAYERING]
     assert found[0].evidence.features["price_levels"] == 3
+
+
+def test_one_large_order_pulled_after_a_fill_on_the_other_side_is_spoofing() -> None:
+    found = run(spoof_sequence([100.05]))
+    assert [c.category for c in found] == [Category.SPOOFING]
+    assert set(found[0].evidence.order_ids) == {"s0", "b1"}
+
+
+def test_a_spoof_order_the_market_took_a_sliver_of_is_still_spoofing() -> None:
+    events = spoof_sequence([100.05])
+    events.insert(3, fill("s0", "sell", 300, 100.05, 450))
+    assert [c.category for c in run(events)] == [Category.SPOOFING]
+
+
+def test_a_spoof_order_mostly_filled_is_not_spoofing() -> None:
+    events = spoof_sequence([100.05])
+    events.insert(3, fill("s0", "sell", 2000, 100.05, 450))
+    assert run(events) == []
+
+
+def _layers(sides: tuple[str, ...]) -> list[OrderEvent]:
+    """Five levels of 600 (0.6 of a 1 000 touch, 3 000 together) on each of ``sides``, a buy
+    fill of 200, then every level withdrawn."""
+    events: list[OrderEvent] = []
+    for side in sides:
+        sign = 1 if side == "sell" else -1
+        events += [
+            order("new", f"{side}{k}", side, 600, round(100.02 + sign * (0.03 + 0.01 * k), 2), k)
+            for k in range(5)
+        ]
+    events += [order("new", "b1", "buy", 200, 100.02, 100), fill("b1", "buy", 200, 100.02, 300)]
+    for side in sides:
+        sign = 1 if side == "sell" else -1
+        events += [
+            order("cancel", f"{side}{k}", side, 600, round(100.02 + sign * (0.03 + 0.01 * k), 2), 900 + k)
+            for k in range(5)
+        ]
+    return events
+
+
+def test_layers_each_under_the_touch_that_together_dominate_it_are_layering() -> None:
+    """Avalon-style: no single layer is large, the stack is three touches."""
+    found = run(_layers(("sell",)))
+    assert [c.category for c in found] == [Category.LAYERING]
+    assert found[0].evidence.features["price_levels"] == 5
+    assert found[0].evidence.features["cancelled_qty"] == 3000
+
+
+def test_a_market_makers_ladder_on_both_sides_is_not_layering() -> None:
+    assert run(_layers(("sell", "buy"))) == []
+
+
+def test_long_lived_layers_withdrawn_after_the_fill_are_layering() -> None:
+    """Sarao-style: the layers rested a minute before the execution on the other side."""
+    events = _layers(("sell",))
+    late = [
+        dataclasses.replace(e, ts_ns=e.ts_ns + 60 * NS_PER_S)
+        if e.order_id.startswith("b") or e.event.value == "cancel"
+        else e
+        for e in events
+    ]
+    assert [c.category for c in run(late)] == [Category.LAYERING]
 
 
 def test_market_maker_trading_both_sides_is_not_spoofing() -> None:

@@ -18,6 +18,7 @@ from riskstream.records.market_data import MarketEvent
 from tests.factories import T0, context, fill, order, quote, replay, trade_print
 
 Events = list[OrderEvent | MarketEvent]
+CLOSE_NY = SessionCalendar.parse("16:00", "America/New_York")
 
 
 def calm(
@@ -216,6 +217,15 @@ def test_aggressive_orders_long_before_the_close_are_not_marking() -> None:
     assert Category.MARKING_THE_CLOSE not in categories(replay(moved, context(market={})))
 
 
+def test_session_calendar_gives_the_first_close_whatever_was_asked_before() -> None:
+    """A question about the evening must not make the afternoon's close look like tomorrow's."""
+    cal = SessionCalendar.parse("16:00", "America/New_York")
+    close = SessionCalendar.parse("16:00", "America/New_York").next_close_ns(T0)
+    assert cal.next_close_ns(close + 3_600 * 10**9) > close
+    assert cal.next_close_ns(close - 60 * 10**9) == close
+    assert cal.next_close_ns(close) == close
+
+
 def test_session_calendar_handles_dst_and_weekends() -> None:
     cal = SessionCalendar.parse("16:00", "America/New_York")
     summer = int(datetime(2026, 7, 1, 12, tzinfo=UTC).timestamp() * 1e9)
@@ -249,6 +259,46 @@ def test_quote_stuffing_fires_once_per_burst() -> None:
 def test_market_maker_pace_is_not_stuffing() -> None:
     """20 messages a second against a market quoting 10 a second: busy, not stuffing."""
     assert Category.QUOTE_STUFFING not in categories(replay(stuffing(100, 10_000), context(market={})))
+
+
+def test_a_market_maker_re_quoting_faster_in_a_volatile_minute_is_not_stuffing() -> None:
+    """A maker at 20 messages a second for a minute, then 60 a second for two seconds: six
+    times the market's quote rate, but three times its own pace."""
+    events = calm(64, step_ms=100)
+    t = 0.0
+    k = 0
+    while t < 64_000:
+        gap = 100 if t < 62_000 else 100 / 3
+        events += [
+            order("new", f"m{k}", "sell", 100, 100.5, t),
+            order("cancel", f"m{k}", "sell", 100, 100.5, t + gap / 2),
+        ]
+        t += gap
+        k += 1
+    events.sort(key=lambda e: e.ts_ns)
+    found = [c for c in replay(events, context(market={})) if c.category is Category.QUOTE_STUFFING]
+    assert found == []
+
+
+def test_a_burst_from_a_maker_far_beyond_its_own_pace_is_stuffing() -> None:
+    """The same maker, then 400 messages in half a second, many times its own pace."""
+    events = calm(64, step_ms=100)
+    for k in range(600):
+        t = k * 100
+        events += [
+            order("new", f"m{k}", "sell", 100, 100.5, t),
+            order("cancel", f"m{k}", "sell", 100, 100.5, t + 50),
+        ]
+    for k in range(200):
+        at = 62_000 + k * 2.5
+        events += [
+            order("new", f"x{k}", "sell", 100, 100.6, at),
+            order("cancel", f"x{k}", "sell", 100, 100.6, at + 1),
+        ]
+    events.sort(key=lambda e: e.ts_ns)
+    found = [c for c in replay(events, context(market={})) if c.category is Category.QUOTE_STUFFING]
+    assert len(found) == 1
+    assert found[0].evidence.features["own_rate_multiple"] >= 5
 
 
 # -- loss limit, marked to market ------------------------------------------------------------------
@@ -314,6 +364,34 @@ def test_spread_blowout_and_volume_spike_are_shocks() -> None:
     assert shocks(replay(wide, context(market={})))[0].evidence.features["spread_multiple"] >= 5
     spike = calm(120) + [trade_print(120_050 + i * 100, 100.0, 5000) for i in range(10)]
     assert shocks(replay(spike, context(market={})))[0].evidence.features["volume_multiple"] >= 6
+
+
+def test_off_book_blocks_and_the_closing_cross_are_not_volume_shocks() -> None:
+    close_ms = (CLOSE_NY.next_close_ns(T0) - T0) / 1e6
+    before = calm(150, start_ms=close_ms - 150_000)
+    blocks = [
+        dataclasses.replace(trade_print(close_ms - 20_000 + i * 100, 100.0, 5000), venue="XOFF")
+        for i in range(10)
+    ]
+    cross = [trade_print(close_ms, 100.0, 50_000), trade_print(close_ms + 2_000, 100.0, 40_000)]
+    events = sorted([*before, *blocks, *cross], key=lambda e: e.ts_ns)
+    assert shocks(replay(events, context(market={}))) == []
+    lit = [trade_print(close_ms - 20_000 + i * 100, 100.0, 5000) for i in range(10)]
+    spiked = sorted([*before, *lit], key=lambda e: e.ts_ns)
+    assert shocks(replay(spiked, context(market={})))[0].evidence.features["volume_multiple"] >= 6
+
+
+def test_flicker_inside_a_wide_spread_is_not_a_gap_and_a_jump_of_several_spreads_is() -> None:
+    """A $4 name quoted five ticks wide whose mid flickers a tick: noise; a 9 % jump: a gap."""
+    rng = random.Random(3)
+    thin: Events = []
+    for i in range(1500):
+        mid = 4.10 + rng.choice((-0.005, 0.0, 0.005))
+        thin.append(quote(i * 100, round(mid - 0.025, 3), round(mid + 0.025, 3), symbol="PNYX"))
+    assert shocks(replay(thin, context(market={}))) == []
+    jumped = [*thin, *(quote(150_000 + i * 100, 4.45, 4.50, symbol="PNYX") for i in range(30))]
+    found = shocks(replay(jumped, context(market={})))
+    assert len(found) == 1 and found[0].evidence.features["gap_sigmas"] >= 15
 
 
 def test_no_shock_before_the_baseline_has_warmed_up() -> None:

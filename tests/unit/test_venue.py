@@ -42,12 +42,14 @@ def test_events_come_in_event_time_order() -> None:
 
 
 @pytest.mark.parametrize("typology", INJECTED)
-def test_every_typology_is_injected_and_labelled_with_orders_that_exist(typology: Category) -> None:
+def test_every_typology_is_injected_in_order_and_labelled_with_orders_that_exist(typology: Category) -> None:
     start = START_NS
     if typology is Category.MARKING_THE_CLOSE:
         start = CLOSE.next_close_ns(START_NS) - 60 * NS_PER_S
     span_s = 420.0 if typology is Category.RAMPING else 100.0
     sim, events = _run(11, typology, span_s, cases=1, start_ns=start)
+    times = [e.ts_ns for e in events]
+    assert times == sorted(times)
     labels = [lb for lb in sim.labels if lb.category is typology]
     assert labels, f"no {typology.value} label"
     order_ids = {e.order_id for e in events if isinstance(e, OrderEvent)}

@@ -5,7 +5,9 @@ A fat finger is a risk because it executes: a buy limit far above the ask or a s
 below the bid sweeps the book at ruinous prices. A resting order far from the market (a stink
 bid, a market maker's wide quote) cannot execute there and is not flagged, however far away it
 rests. Size is judged against the account's own orders in the same symbol (a desk's lot in a $4
-name is not its lot in a $600 name), so one extra zero on the usual size alerts.
+name is not its lot in a $600 name), so one extra zero on the usual size alerts; an account new
+to the symbol is judged against that symbol's displayed depth instead, never against its orders
+in other names.
 
 Runs before the order is folded into the account's state, so the order does not dilute the
 usual size it is compared with.
@@ -46,7 +48,7 @@ def detect_fat_finger(event: OrderEvent, state: AccountState, ctx: DetectionCont
         if through > p.fat_finger_price_band:
             strengths.append(through / p.fat_finger_price_band)
             reasons.append(f"limit {event.price:g} would trade {through:.1%} through the touch {touch:g}")
-    outsized = _outsized(event, state, mid, p.fat_finger_min_history)
+    outsized = _outsized(event, state, ctx)
     if outsized is not None:
         multiple, peak_multiple, reason, seen = outsized
         features.update(seen, size_multiple=round(multiple, 4))
@@ -73,30 +75,32 @@ def detect_fat_finger(event: OrderEvent, state: AccountState, ctx: DetectionCont
 
 
 def _outsized(
-    event: OrderEvent, state: AccountState, mid: float | None, min_history: int
+    event: OrderEvent, state: AccountState, ctx: DetectionContext
 ) -> tuple[float, float, str, dict[str, float]] | None:
     """(multiple of the usual size, multiple of the recent largest, reason, features): against
-    the account's orders in this symbol, or, with too few of those, against its order notionals
-    in all symbols. None while the account has too little history for either."""
+    the account's own orders in this symbol, or, with too few of those, against the symbol's
+    displayed depth (a yardstick in that market, not the account's orders in other names of
+    other prices and lots). None while neither is known."""
+    p = ctx.params
     size = state.size_in(event.symbol)
-    if size.orders_seen >= min_history and size.usual_qty > 0:
+    if size.orders_seen >= p.fat_finger_min_history and size.usual_qty > 0:
         multiple = event.qty / size.usual_qty
         peak = event.qty / size.large_qty if size.large_qty > 0 else multiple
         seen = {"qty": event.qty, "usual_qty": round(size.usual_qty, 4), "recent_largest_qty": size.large_qty}
         usual = f"{size.usual_qty:.4g} in {event.symbol}"
         reason = f"size {event.qty:g} is {multiple:.0f}x the account's usual {usual}"
         return multiple, peak, reason, seen
-    price = event.price if event.price is not None else mid
-    book = state.notional
-    if price is None or price <= 0 or book.orders_seen < min_history or book.usual_qty <= 0:
+    market = ctx.market.get(event.symbol)
+    touch = market.typical_touch() if market is not None else None
+    if not touch:
         return None
-    notional = event.qty * price
-    multiple = notional / book.usual_qty
-    peak = notional / book.large_qty if book.large_qty > 0 else multiple
-    seen = {
-        "notional": round(notional, 2),
-        "usual_notional": round(book.usual_qty, 2),
-        "recent_largest_notional": round(book.large_qty, 2),
-    }
-    reason = f"notional {notional:,.0f} is {multiple:.0f}x the account's usual {book.usual_qty:,.0f}"
-    return multiple, peak, reason, seen
+    # Scaled so that the same size and peak thresholds apply: depth_multiple touches is as
+    # outsized as size_multiple times the account's usual size.
+    depth = event.qty / touch
+    multiple = depth / p.fat_finger_depth_multiple * p.fat_finger_size_multiple
+    seen = {"qty": event.qty, "typical_touch_qty": round(touch, 2), "touch_multiple": round(depth, 4)}
+    reason = (
+        f"size {event.qty:g} is {depth:.0f}x the displayed depth {touch:.4g} of {event.symbol}"
+        f" (the account has fewer than {p.fat_finger_min_history} orders there)"
+    )
+    return multiple, float("inf"), reason, seen

@@ -1,5 +1,10 @@
 """Market-wide shocks, from market data alone: a volatility burst, a spread blow-out, a volume
-spike or a price gap, each measured against the symbol's own recent baseline.
+spike on the lit tape or a price gap, each measured against the symbol's own recent baseline.
+
+Designed not to flag: block prints reported from off book and the closing auction's prints
+(``off_book_venues``, ``close_auction_s``: they are not the lit tape's volume), and the bid-ask
+flicker of a thin, wide name (a gap is measured on mids sampled a second apart, in sigmas of
+those samples, and must span the usual spread).
 
 Every feature is a ratio to that symbol's baseline (or, for a gap, a move in its own sigmas), so
 the thresholds mean the same for a $5 stock and a $500 one, a quiet name and a busy one. One
@@ -19,7 +24,7 @@ from riskstream.records import AlertEntity, Category, Evidence, Quote, WindowBou
 from riskstream.records.market_data import MarketEvent
 
 
-def shock_features(state: SymbolState) -> dict[str, float]:
+def shock_features(state: SymbolState, min_spreads: float = 1.0) -> dict[str, float]:
     """Each shock measure as a multiple of its baseline (0 where it cannot be measured yet)."""
     slow_var = state.variance_rate()
     volatility = math.sqrt(state.variance_rate(fast=True) / slow_var) if slow_var > 0 else 0.0
@@ -29,10 +34,23 @@ def shock_features(state: SymbolState) -> dict[str, float]:
     spread_multiple = spread / mid / base_spread if spread and mid and base_spread else 0.0
     slow_volume = state.volume_rate()
     volume = state.volume_rate(fast=True) / slow_volume if slow_volume > 0 else 0.0
-    gap = 0.0
-    if state.last_return and slow_var > 0:
-        gap = abs(state.last_return) / math.sqrt(slow_var * max(state.last_return_dt_s, 1.0))
-    return {"volatility": volatility, "spread": spread_multiple, "volume": volume, "gap": gap}
+    return {
+        "volatility": volatility,
+        "spread": spread_multiple,
+        "volume": volume,
+        "gap": gap_sigmas(state, min_spreads),
+    }
+
+
+def gap_sigmas(state: SymbolState, min_spreads: float) -> float:
+    """The mid's move over the last one to two seconds in the symbol's own sampled sigmas; 0
+    when the move spans fewer than ``min_spreads`` usual spreads."""
+    move, span_s = state.recent_move()
+    rate = state.sampled_variance_rate(before_now=True)
+    base_spread = state.baseline_spread()
+    if not move or rate <= 0 or not base_spread or abs(move) < min_spreads * base_spread:
+        return 0.0
+    return abs(move) / math.sqrt(rate * max(span_s, 1.0))
 
 
 def detect_market_shock(event: MarketEvent, state: SymbolState, ctx: DetectionContext) -> list[Candidate]:
@@ -40,7 +58,7 @@ def detect_market_shock(event: MarketEvent, state: SymbolState, ctx: DetectionCo
     p = ctx.params
     if state.age_s() < p.shock_warmup_s:
         return []
-    features = shock_features(state)
+    features = shock_features(state, p.shock_gap_min_spreads)
     thresholds = {
         "volatility": p.shock_volatility_multiple,
         "spread": p.shock_spread_multiple,
@@ -62,7 +80,7 @@ def detect_market_shock(event: MarketEvent, state: SymbolState, ctx: DetectionCo
     kinds = sorted(over, key=lambda k: -over[k])
     start_ns = event.ts_ns - int(p.shock_fast_s * 1e9)
     if isinstance(event, Quote) and kinds[0] == "gap":
-        start_ns = state.mid_changed_ns - int(state.last_return_dt_s * 1e9)
+        start_ns = state.prior_sample_ns
     described = ", ".join(
         f"{k} {features[k]:.1f}x" if k != "gap" else f"gap {features[k]:.1f} sigma" for k in kinds
     )

@@ -3,7 +3,9 @@ trades on the other side.
 
 Evaluated on every cancel and fill; it fires when the pattern is complete, i.e. none of the
 far-side orders that were resting when the account got filled is still live. A market maker who
-cancels most quotes also trades on both sides, so a fill on the far side clears the account.
+cancels most quotes also trades on both sides in comparable amounts, which clears the account;
+a spoof order the market took a sliver of (fills of the cancelled orders themselves, up to
+``spoof_max_far_fill_share`` of their size) is still a spoof.
 Several distinct price levels in the cancelled set make it layering.
 """
 
@@ -37,6 +39,60 @@ def _large_order_qty(side: Side, symbol: str, state: AccountState, ctx: Detectio
     return 2.0 * state.size_in(symbol).usual_qty
 
 
+def _stacked(item: ActivityItem, state: AccountState, min_levels: int) -> bool:
+    """The cancelled order was one of a stack: the account still has orders on that side at
+    other prices (a market maker's one quote per side is not a stack)."""
+    prices = {item.price}
+    for order in state.live_orders.values():
+        if order.symbol == item.symbol and order.side is item.side:
+            prices.add(order.price)
+            if len(prices) >= min_levels:
+                return True
+    return False
+
+
+def peak_stack(orders: list[tuple[int, ActivityItem]], min_levels: int) -> tuple[int, float, list[int]]:
+    """The largest size the account had resting at once at ``min_levels`` or more prices, from
+    cancelled orders ``(cancel ts, item)``: (levels, size, indexes of the orders resting then).
+    The book imbalance a layering creates is what rests together, whatever each order's size or
+    lifetime."""
+    edges = sorted(
+        [(it.placed_ns, 1, i) for i, (_, it) in enumerate(orders)]
+        + [(ts, 0, i) for i, (ts, _) in enumerate(orders)]
+    )
+    live: set[int] = set()
+    best: tuple[int, float, list[int]] = (0, 0.0, [])
+    for _, opening, i in edges:
+        if not opening:
+            live.discard(i)
+            continue
+        live.add(i)
+        levels = len({orders[j][1].price for j in live})
+        size = sum(orders[j][1].qty for j in live)
+        if levels >= min_levels and size > best[1]:
+            best = (levels, size, sorted(live))
+    return best
+
+
+def _two_sided(
+    window: list[tuple[int, ActivityItem]],
+    state: AccountState,
+    symbol: str,
+    near: Side,
+    far_stack_qty: float,
+    min_levels: int,
+) -> bool:
+    """A ladder on both sides is a market maker's: the account also stacks orders on the side
+    it traded (withdrawn, or resting still), at least half the far stack's size."""
+    near_cancels = [(ts, it) for ts, it in window if it.kind is Activity.CANCEL and it.side is near]
+    if peak_stack(near_cancels, min_levels)[1] >= 0.5 * far_stack_qty:
+        return True
+    resting = [o for o in state.live_orders.values() if o.symbol == symbol and o.side is near]
+    return (
+        len({o.price for o in resting}) >= min_levels and sum(o.qty for o in resting) >= 0.5 * far_stack_qty
+    )
+
+
 def _pattern_can_complete(
     event: OrderEvent, state: AccountState, ctx: DetectionContext, within_ns: int
 ) -> bool:
@@ -47,17 +103,18 @@ def _pattern_can_complete(
     span_start = event.ts_ns - 2 * within_ns
     if state.last_fill_ns.get(side_key(event.symbol, far.opposite), -1) < span_start:
         return False
-    if state.last_fill_ns.get(side_key(event.symbol, far), -1) >= span_start:
-        return False
     if event.event is OrderEventType.CANCEL:
         newest = state.activity.newest()
         if newest is None or newest[1].order_id != event.order_id:
             return False
         ts, item = newest
         large = item.qty >= _large_order_qty(item.side, item.symbol, state, ctx)
-        if not large or ts - item.placed_ns > within_ns:
+        spoof_like = large and ts - item.placed_ns <= within_ns
+        key = side_key(item.symbol, item.side)
+        unstacking = state.spoof_marks.get(key, -1) >= span_start
+        if not (spoof_like or unstacking or _stacked(item, state, ctx.params.layering_min_levels)):
             return False
-        state.spoof_marks[side_key(item.symbol, item.side)] = ts
+        state.spoof_marks[key] = ts
         return True
     return state.spoof_marks.get(side_key(event.symbol, far), -1) >= span_start
 
@@ -82,24 +139,32 @@ def detect_spoofing(event: OrderEvent, state: AccountState, ctx: DetectionContex
     candidates = []
     for near in sorted({it.side for _, it in fills}):
         far = near.opposite
-        if any(it.side is far for _, it in fills):
-            continue
         near_fills = [(ts, it) for ts, it in fills if it.side is near]
+        far_fills = [it for _, it in fills if it.side is far]
         first_fill_ns = min(ts for ts, _ in near_fills)
         last_fill_ns = max(ts for ts, _ in near_fills)
         min_qty = _large_order_qty(far, symbol, state, ctx)
-        cancelled: list[tuple[int, ActivityItem]] = [
+        withdrawn = [
             (ts, it)
             for ts, it in window
             if it.kind is Activity.CANCEL
             and it.side is far
-            and it.qty >= min_qty
-            and ts - it.placed_ns <= within_ns
             and it.placed_ns <= last_fill_ns
             and ts >= first_fill_ns - within_ns
         ]
-        if len(cancelled) < p.spoof_min_cancelled_orders:
-            continue
+        _, stacked_qty, stack = peak_stack(withdrawn, p.layering_min_levels)
+        layered = stacked_qty >= min_qty and not _two_sided(
+            window, state, symbol, near, stacked_qty, p.layering_min_levels
+        )
+        cancelled: list[tuple[int, ActivityItem]]
+        if layered:
+            cancelled = [withdrawn[i] for i in stack]
+        else:
+            cancelled = [
+                (ts, it) for ts, it in withdrawn if it.qty >= min_qty and ts - it.placed_ns <= within_ns
+            ]
+            if len(cancelled) < p.spoof_min_cancelled_orders:
+                continue
         still_resting = any(
             o.symbol == symbol and o.side is far and o.placed_ns <= last_fill_ns
             for o in state.live_orders.values()
@@ -108,11 +173,19 @@ def detect_spoofing(event: OrderEvent, state: AccountState, ctx: DetectionContex
             continue
         cancelled_qty = sum(it.qty for _, it in cancelled)
         filled_qty = sum(it.qty for _, it in near_fills)
+        spoof_ids = {it.order_id for _, it in cancelled}
+        sliver_qty = sum(it.qty for it in far_fills if it.order_id in spoof_ids)
+        if len(far_fills) > sum(1 for it in far_fills if it.order_id in spoof_ids) or (
+            sliver_qty > p.spoof_max_far_fill_share * cancelled_qty
+        ):
+            # Trading both sides with other orders is making a market; a spoof order is
+            # meant not to trade, though the market may take a sliver of it.
+            continue
         ratio = cancelled_qty / filled_qty
         if ratio < p.spoof_volume_ratio:
             continue
         levels = {it.price for _, it in cancelled if it.price is not None}
-        layering = len(levels) >= p.layering_min_levels
+        layering = layered or len(levels) >= p.layering_min_levels
         order_ids = tuple(it.order_id for _, it in sorted(cancelled + near_fills, key=lambda x: x[0]))
         start_ns = min(min(it.placed_ns for _, it in cancelled), first_fill_ns)
         max_life_s = max(ts - it.placed_ns for ts, it in cancelled) / NS_PER_S

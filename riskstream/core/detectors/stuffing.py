@@ -4,7 +4,9 @@ symbol at many times the rate the market itself updates its quotes, and almost n
 The per-symbol message count over a short span is O(1) per message; the order-to-trade ratio
 is read from the activity window only once the rate gate passes. One alert per episode: the
 rate must fall below half the threshold before the account can alert again in that symbol.
-A market maker cancels most of its quotes too, but at the market's own pace.
+A market maker cancels most of its quotes too, but at the market's own pace, and in a volatile
+minute re-quotes at a small multiple of its own pace: the burst must also be far beyond the
+account's own message rate in that symbol before the span (``stuffing_own_rate_multiple``).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from collections import deque
 
 from riskstream.core.candidates import Candidate
 from riskstream.core.detectors.base import DetectionContext
-from riskstream.core.state import AccountState, Activity
+from riskstream.core.state import AccountState, Activity, MessageRate
 from riskstream.core.windows import NS_PER_S
 from riskstream.records import AlertEntity, Category, Evidence, OrderEvent, OrderEventType, WindowBounds
 
@@ -30,9 +32,19 @@ def detect_quote_stuffing(event: OrderEvent, state: AccountState, ctx: Detection
     if times is None:
         times = state.messages[event.symbol] = deque()
     times.append(event.ts_ns)
+    pace = state.message_rates.get(event.symbol)
+    if pace is None:
+        pace = state.message_rates[event.symbol] = MessageRate()
+    tau_s = p.shock_baseline_s
     while times and (times[0] <= event.ts_ns - span_ns or len(times) > MAX_MESSAGES_KEPT):
-        times.popleft()
+        pace.add(times.popleft(), tau_s)
     for sym in [s for s, t in state.messages.items() if not t or t[-1] <= event.ts_ns - span_ns]:
+        stale = state.message_rates.get(sym)
+        if stale is not None:
+            for ts in state.messages[sym]:
+                stale.add(ts, tau_s)
+            if stale.per_s(event.ts_ns, tau_s) < 1.0 / tau_s:
+                del state.message_rates[sym]
         del state.messages[sym]
     key = f"stuffing:{event.symbol}"
     count = len(times)
@@ -47,6 +59,10 @@ def detect_quote_stuffing(event: OrderEvent, state: AccountState, ctx: Detection
     rate = count / p.stuffing_window_s
     rate_multiple = rate / quote_rate if quote_rate > 0 else float("inf")
     if rate_multiple < p.stuffing_rate_multiple:
+        return []
+    own_rate = pace.per_s(event.ts_ns, tau_s)
+    own_multiple = rate / own_rate if own_rate > 0 else float("inf")
+    if own_multiple < p.stuffing_own_rate_multiple:
         return []
     news: list[str] = []
     fills = 0
@@ -72,6 +88,7 @@ def detect_quote_stuffing(event: OrderEvent, state: AccountState, ctx: Detection
                     "messages_per_s": round(rate, 3),
                     "market_quotes_per_s": round(quote_rate, 3),
                     "rate_multiple": round(min(rate_multiple, 1e6), 3),
+                    "own_rate_multiple": round(min(own_multiple, 1e6), 3),
                     "orders_in_window": float(len(news)),
                     "fills_in_window": float(fills),
                     "order_to_trade": round(order_to_trade, 3),
@@ -79,7 +96,8 @@ def detect_quote_stuffing(event: OrderEvent, state: AccountState, ctx: Detection
                 order_ids=tuple(news[-MAX_EVIDENCE_ORDERS:]),
                 summary=(
                     f"{count} order messages in {p.stuffing_window_s:g}s "
-                    f"({min(rate_multiple, 1e6):.0f}x the market's quote rate), "
+                    f"({min(rate_multiple, 1e6):.0f}x the market's quote rate, "
+                    f"{min(own_multiple, 1e6):.0f}x the account's own pace), "
                     f"{len(news)} orders for {fills} fills"
                 ),
             ),
