@@ -53,6 +53,12 @@ def test_fat_finger_size_against_own_history() -> None:
     assert found[0].evidence.features["size_multiple"] > 20
 
 
+def test_an_outsized_stink_bid_far_behind_the_touch_is_not_a_fat_finger() -> None:
+    """Fifty times the usual size, resting 20 % under the bid: it cannot trade now."""
+    history = [order("new", f"h{i}", "buy", 100, 100.0, i) for i in range(25)]
+    assert run([*history, order("new", "stink", "buy", 5000, 80.0, 30)]) == []
+
+
 def test_one_extra_zero_on_the_usual_size_is_a_fat_finger() -> None:
     sizes = [80, 100, 120, 100, 90, 110, 150, 70, 100, 130]
     history = [order("new", f"h{i}", "buy", sizes[i % 10], 100.0, i) for i in range(40)]

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from riskstream.core.candidates import Candidate
 from riskstream.core.detectors.base import DetectionContext
-from riskstream.core.state import AccountState
+from riskstream.core.state import AccountState, SymbolState
 from riskstream.records import (
     AlertEntity,
     Category,
@@ -48,7 +48,7 @@ def detect_fat_finger(event: OrderEvent, state: AccountState, ctx: DetectionCont
         if through > p.fat_finger_price_band:
             strengths.append(through / p.fat_finger_price_band)
             reasons.append(f"limit {event.price:g} would trade {through:.1%} through the touch {touch:g}")
-    outsized = _outsized(event, state, ctx)
+    outsized = None if _resting_far(event, market, p.fat_finger_price_band) else _outsized(event, state, ctx)
     if outsized is not None:
         multiple, peak_multiple, reason, seen = outsized
         features.update(seen, size_multiple=round(multiple, 4))
@@ -72,6 +72,16 @@ def detect_fat_finger(event: OrderEvent, state: AccountState, ctx: DetectionCont
             discriminator=event.event.value,
         )
     ]
+
+
+def _resting_far(event: OrderEvent, market: SymbolState | None, band: float) -> bool:
+    """A limit resting more than ``band`` of the price behind its own side's touch (a stink
+    bid, an offer far above the market): it cannot trade at once, whatever its size."""
+    if event.price is None or market is None or market.bid is None or market.ask is None:
+        return False
+    mid = (market.bid + market.ask) / 2.0
+    behind = market.bid - event.price if event.side is Side.BUY else event.price - market.ask
+    return mid > 0 and behind / mid > band
 
 
 def _outsized(
