@@ -336,21 +336,21 @@ class VenueSimulator:
         self._resting[oid] = _Resting(account, symbol, side, qty, price, show)
         self._order(OrderEventType.NEW, oid, account, symbol, side, qty, price, ts)
         if show:
-            if side is Side.BUY:
-                name.bid_extra += qty
-            else:
-                name.ask_extra += qty
+            self._show(name, side, qty)
             self._quote(ts + MS // 2, name)
         return oid
 
-    def _unshow(self, order: _Resting) -> None:
-        if not order.at_touch:
-            return
-        name = self.names[order.symbol]
-        if order.side is Side.BUY:
-            name.bid_extra = max(0.0, name.bid_extra - order.qty)
+    @staticmethod
+    def _show(name: _Name, side: Side, qty: float) -> None:
+        """Add (or, negative, take away) size the firm shows at ``side``'s touch."""
+        if side is Side.BUY:
+            name.bid_extra = max(0.0, name.bid_extra + qty)
         else:
-            name.ask_extra = max(0.0, name.ask_extra - order.qty)
+            name.ask_extra = max(0.0, name.ask_extra + qty)
+
+    def _unshow(self, order: _Resting) -> None:
+        if order.at_touch:
+            self._show(self.names[order.symbol], order.side, -order.qty)
 
     def _cancel(self, ts: int, oid: str) -> None:
         order = self._resting.pop(oid, None)
@@ -375,11 +375,7 @@ class VenueSimulator:
         if order.qty <= 0:
             del self._resting[oid]
         if order.at_touch:
-            name = self.names[order.symbol]
-            if order.side is Side.BUY:
-                name.bid_extra = max(0.0, name.bid_extra - qty)
-            else:
-                name.ask_extra = max(0.0, name.ask_extra - qty)
+            self._show(self.names[order.symbol], order.side, -qty)
         self._order(
             OrderEventType.FILL,
             oid,

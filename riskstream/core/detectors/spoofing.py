@@ -3,13 +3,15 @@ trades on the other side.
 
 Evaluated on every cancel and fill; it fires when the pattern is complete, i.e. none of the
 far-side orders that were resting when the account got filled is still live. A market maker who
-cancels most quotes also trades on both sides in comparable amounts, which clears the account;
-a spoof order the market took a sliver of (fills of the cancelled orders themselves, up to
+cancels most quotes also fills other orders on the far side, which clears the account; a spoof
+order the market took a sliver of (fills of the cancelled orders themselves, up to
 ``spoof_max_far_fill_share`` of their size) is still a spoof.
 Several distinct price levels in the cancelled set make it layering.
 """
 
 from __future__ import annotations
+
+from collections import Counter
 
 from riskstream.core.candidates import Candidate
 from riskstream.core.detectors.base import DetectionContext
@@ -61,16 +63,24 @@ def peak_stack(orders: list[tuple[int, ActivityItem]], min_levels: int) -> tuple
         + [(ts, 0, i) for i, (ts, _) in enumerate(orders)]
     )
     live: set[int] = set()
+    at_price: Counter[float | None] = Counter()
+    size = 0.0
     best: tuple[int, float, list[int]] = (0, 0.0, [])
     for _, opening, i in edges:
+        item = orders[i][1]
         if not opening:
-            live.discard(i)
+            if i in live:
+                live.discard(i)
+                size -= item.qty
+                at_price[item.price] -= 1
+                if not at_price[item.price]:
+                    del at_price[item.price]
             continue
         live.add(i)
-        levels = len({orders[j][1].price for j in live})
-        size = sum(orders[j][1].qty for j in live)
-        if levels >= min_levels and size > best[1]:
-            best = (levels, size, sorted(live))
+        size += item.qty
+        at_price[item.price] += 1
+        if len(at_price) >= min_levels and size > best[1]:
+            best = (len(at_price), size, sorted(live))
     return best
 
 
@@ -175,9 +185,8 @@ def detect_spoofing(event: OrderEvent, state: AccountState, ctx: DetectionContex
         filled_qty = sum(it.qty for _, it in near_fills)
         spoof_ids = {it.order_id for _, it in cancelled}
         sliver_qty = sum(it.qty for it in far_fills if it.order_id in spoof_ids)
-        if len(far_fills) > sum(1 for it in far_fills if it.order_id in spoof_ids) or (
-            sliver_qty > p.spoof_max_far_fill_share * cancelled_qty
-        ):
+        other_far_fill = any(it.order_id not in spoof_ids for it in far_fills)
+        if other_far_fill or sliver_qty > p.spoof_max_far_fill_share * cancelled_qty:
             # Trading both sides with other orders is making a market; a spoof order is
             # meant not to trade, though the market may take a sliver of it.
             continue
