@@ -7,6 +7,8 @@ max_position_qty = 100000
 max_gross_notional = 2500000
 [owners]                        # accounts with one beneficial owner
 FUND-A = ["ACC-3", "ACC-4"]
+[symbols.XOM]                   # optional reference data per symbol
+adv_qty = 15000000              # average daily volume (shares), for alerts' share of ADV
 ```
 """
 
@@ -37,6 +39,8 @@ class RiskLimits:
     accounts: dict[str, AccountLimits] = field(default_factory=dict)
     owner_of: dict[str, str] = field(default_factory=dict)
     """Account -> beneficial owner, for the accounts the file links."""
+    adv_qty: dict[str, float] = field(default_factory=dict)
+    """Symbol -> average daily volume from the firm's reference data, for the symbols given."""
 
     def for_account(self, account: str) -> AccountLimits:
         return self.accounts.get(account, self.default)
@@ -73,7 +77,7 @@ def parse_limits(text: str, default: AccountLimits) -> RiskLimits:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise LimitsFileError(f"not valid TOML: {exc}") from None
-    unknown = set(doc) - {"default", "accounts", "owners"}
+    unknown = set(doc) - {"default", "accounts", "owners", "symbols"}
     if unknown:
         raise LimitsFileError(f"unknown sections {sorted(unknown)}")
     base = _limits(doc.get("default", {}), default, "default")
@@ -92,4 +96,20 @@ def parse_limits(text: str, default: AccountLimits) -> RiskLimits:
             if member in owner_of:
                 raise LimitsFileError(f"account {member} is listed under two owners")
             owner_of[member] = owner
-    return RiskLimits(base, accounts, owner_of)
+    return RiskLimits(base, accounts, owner_of, _symbols(doc.get("symbols", {})))
+
+
+def _symbols(doc: Any) -> dict[str, float]:
+    if not isinstance(doc, dict):
+        raise LimitsFileError("symbols must be a table")
+    adv: dict[str, float] = {}
+    for symbol, entry in doc.items():
+        if not isinstance(entry, dict) or set(entry) - {"adv_qty"}:
+            raise LimitsFileError(f"symbols.{symbol} takes only adv_qty")
+        value = entry.get("adv_qty")
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+            raise LimitsFileError(f"symbols.{symbol}.adv_qty must be a positive number")
+        adv[symbol] = float(value)
+    return adv

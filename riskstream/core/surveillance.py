@@ -24,6 +24,7 @@ from riskstream.core.detectors import (
     loss_headroom,
     track_aggression,
 )
+from riskstream.core.evidence import with_market_terms
 from riskstream.core.state import AccountState, SymbolState
 from riskstream.records import OrderEvent, Print
 from riskstream.records.market_data import MarketEvent
@@ -65,7 +66,7 @@ def surveil_account(
             late += 1
         for post in POST_APPLY:
             found.extend(post(event, state, ctx))
-    return AccountBatchResult(found, late)
+    return AccountBatchResult([with_market_terms(c, ctx) for c in found], late)
 
 
 def surveil_market(state: SymbolState, event: MarketEvent, ctx: DetectionContext) -> list[Candidate]:
@@ -79,7 +80,7 @@ def surveil_market(state: SymbolState, event: MarketEvent, ctx: DetectionContext
         state.close_variance = state.sampled_variance_rate() if state.first_ns else 0.0
     state.apply(event, continuous=not isinstance(event, Print) or _continuous(event, ctx))
 
-    return detect_market_shock(event, state, ctx)
+    return [with_market_terms(c, ctx) for c in detect_market_shock(event, state, ctx)]
 
 
 def _continuous(trade: Print, ctx: DetectionContext) -> bool:

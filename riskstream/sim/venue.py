@@ -832,7 +832,7 @@ class VenueSimulator:
         typo_ts = ts + 26 * NS
         oid = self._oid(account)
         if rng.random() < 0.5:
-            big = usual * rng.uniform(9.5, 11)
+            big = round(usual * rng.uniform(9.5, 11) / lst.lot) * lst.lot
             self._at(
                 typo_ts, partial(self._take, account=account, symbol=symbol, side=side, qty=big, oid=oid)
             )

@@ -19,6 +19,11 @@ def test_limits_file_overrides_and_links() -> None:
     assert not limits.same_owner("ACC-W1", "ACC-LIM")
 
 
+def test_limits_file_carries_symbols_daily_volume() -> None:
+    limits = parse_limits("[symbols.XOM]\nadv_qty = 15000000\n[symbols.AAPL]\n", DEFAULT)
+    assert limits.adv_qty == {"XOM": 15_000_000.0}
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [
@@ -27,6 +32,8 @@ def test_limits_file_overrides_and_links() -> None:
         ("[owners]\nF = ['A']\nG = ['A']", "two owners"),
         ("[limitz]", "unknown sections"),
         ("not toml [", "not valid TOML"),
+        ("[symbols.X]\nadv = 5", "takes only adv_qty"),
+        ("[symbols.X]\nadv_qty = 0", "positive"),
     ],
 )
 def test_limits_file_errors_name_the_problem(text: str, message: str) -> None:

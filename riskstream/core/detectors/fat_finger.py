@@ -58,6 +58,7 @@ def detect_fat_finger(event: OrderEvent, state: AccountState, ctx: DetectionCont
     if not strengths:
         return []
     state.flagged.add(event.order_id)
+    features["order_qty"] = event.qty
     return [
         Candidate(
             category=Category.FAT_FINGER,
