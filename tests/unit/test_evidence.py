@@ -64,6 +64,7 @@ def test_move_in_spreads_and_in_sigmas_of_its_span() -> None:
     state = market()
     sigma_1s = math.sqrt(state.sampled_variance_rate())
     terms = move_terms(state, 0.10, 25.0)
+    assert state.mid is not None
     assert terms["move_spreads"] == pytest.approx(5.0, rel=1e-6)
     assert terms["move_sigmas"] == pytest.approx(0.10 / (state.mid * sigma_1s * 5.0), abs=1e-4)
 
