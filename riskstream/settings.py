@@ -310,9 +310,13 @@ class DetectorSettings(_Group):
         3, ge=2, description="Distinct price levels of cancelled orders that make it layering."
     )
     wash_match_window_s: float = Field(
-        0.1,
+        0.01,
         gt=0,
-        description="Opposite fills this close in time (both legs of one cross) form a wash pair.",
+        description=(
+            "Opposite fills of one account this close in time form a wash pair: the two reports"
+            " of one match come within milliseconds; a scratch trade tens of milliseconds later is"
+            " a second execution against someone else."
+        ),
     )
     wash_price_tolerance: float = Field(
         1e-6,

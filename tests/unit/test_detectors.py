@@ -256,12 +256,20 @@ def test_trade_with_unlinked_counterparty_is_fine() -> None:
 
 
 def test_wash_round_trip_same_price_same_qty() -> None:
-    found = run([fill("a", "buy", 300, 100.0, 0), fill("b", "sell", 300, 100.0, 20)])
+    """The account's buy and sell meet in one match: both reports within a millisecond."""
+    found = run([fill("a", "buy", 300, 100.0, 0), fill("b", "sell", 300, 100.0, 1)])
     assert [(c.category, c.evidence.order_ids) for c in found] == [(Category.WASH_TRADE, ("a", "b"))]
 
 
 def test_round_trip_across_the_spread_is_not_wash() -> None:
-    assert run([fill("a", "buy", 300, 100.0, 0), fill("b", "sell", 300, 100.01, 20)]) == []
+    assert run([fill("a", "buy", 300, 100.0, 0), fill("b", "sell", 300, 100.01, 1)]) == []
+
+
+def test_a_scratch_trade_tens_of_milliseconds_later_is_not_wash() -> None:
+    """An HFT buys 300 and sells them 60 ms later at the same price: two executions against
+    two other parties, each a change of ownership; not one match with itself."""
+    entered = [order("new", "a", "buy", 300, 100.0, 0), order("new", "b", "sell", 300, 100.0, 2)]
+    assert run([*entered, fill("a", "buy", 300, 100.0, 3), fill("b", "sell", 300, 100.0, 63)]) == []
 
 
 def test_position_limit_alerts_once_per_breach() -> None:
