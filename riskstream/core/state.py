@@ -297,8 +297,8 @@ class AccountState:
     """symbol -> the account's order sizes in that symbol: a desk trading 100-share lots in a
     $600 name and 50 000-share lots in a $4 name has two yardsticks, not one average."""
     notional: SizeProfile = field(default_factory=SizeProfile)
-    """The account's order notionals across symbols: the yardstick in a symbol where the
-    account has sent too few orders to have one of its own."""
+    """The notionals of the account's orders that traded, across symbols, one per fill: what
+    the account is known to mean (a resting stink bid that never trades is not)."""
 
     open_breaches: set[str] = field(default_factory=set)
     """Limit keys in breach now: a breach alerts once, when it starts."""
@@ -366,8 +366,6 @@ class AccountState:
             if event.order_id not in self.flagged:
                 # An order already flagged as an outlier must not become the yardstick.
                 self.sizes.setdefault(event.symbol, SizeProfile()).observe(event.qty, size_alpha)
-                if event.price is not None and event.price > 0:
-                    self.notional.observe(event.qty * event.price, size_alpha)
 
             item = ActivityItem(
                 Activity.NEW, event.order_id, event.symbol, event.side, event.qty, event.price, ts
@@ -400,7 +398,7 @@ class AccountState:
             self._book_fill(event.symbol, event.side.sign * event.last_qty, event.last_px)
             # An order that trades was meant, however large: it sets the yardstick after all.
             self.sizes.setdefault(event.symbol, SizeProfile()).traded(event.qty)
-            self.notional.traded(event.qty * event.last_px)
+            self.notional.observe(event.qty * event.last_px, size_alpha)
             self.last_fill_px[event.symbol] = event.last_px
             key = side_key(event.symbol, event.side)
             self.last_fill_ns[key] = max(ts, self.last_fill_ns.get(key, 0))

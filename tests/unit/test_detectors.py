@@ -319,3 +319,25 @@ def test_alert_id_is_deterministic_and_evidence_specific() -> None:
     c = run(spoof_sequence([100.05, 100.05], account="ACC-2"))[0]
     assert a.alert_id == b.alert_id
     assert a.alert_id != c.alert_id
+
+
+def test_a_desks_block_in_a_name_it_traded_in_child_orders_is_not_a_fat_finger() -> None:
+    """Blocks of $2M traded in MSFT; in AAPL so far only 300-share child orders. A $1.5M block
+    in AAPL is 50x its AAPL habit but within what the desk trades: not a fat finger. A block
+    beyond anything it has traded is."""
+    market = {
+        "AAPL": SymbolState(bid=100.0, ask=100.02, bid_size=1000, ask_size=1000, ts_ns=0),
+        "MSFT": SymbolState(bid=400.0, ask=400.04, bid_size=1000, ask_size=1000, ts_ns=0),
+    }
+    ctx = context(market)
+    blocks = [
+        order("new", "m1", "buy", 5000, 400.0, 0, symbol="MSFT"),
+        fill("m1", "buy", 5000, 400.0, 1, symbol="MSFT"),
+    ]
+    children = [order("new", f"c{i}", "buy", 300, 100.0, 10 + i) for i in range(25)]
+    state = AccountState()
+    assert run([*blocks, *children], ctx, state) == []
+    assert run([order("new", "blk", "buy", 15_000, 100.0, 100)], ctx, state) == []
+    found = run([order("new", "huge", "buy", 60_000, 100.0, 200)], ctx, state)
+    assert [(c.category, c.evidence.order_ids) for c in found] == [(Category.FAT_FINGER, ("huge",))]
+    assert found[0].evidence.features["notional_over_largest"] == 3.0

@@ -52,7 +52,14 @@ def detect_fat_finger(event: OrderEvent, state: AccountState, ctx: DetectionCont
     if outsized is not None:
         multiple, peak_multiple, reason, seen = outsized
         features.update(seen, size_multiple=round(multiple, 4))
-        if multiple > p.fat_finger_size_multiple and peak_multiple > p.fat_finger_peak_multiple:
+        notional_multiple = _notional_multiple(event, state, mid)
+        if notional_multiple is not None:
+            features["notional_over_largest"] = round(notional_multiple, 4)
+        if (
+            multiple > p.fat_finger_size_multiple
+            and peak_multiple > p.fat_finger_peak_multiple
+            and (notional_multiple is None or notional_multiple > 1.0)
+        ):
             strengths.append(multiple / p.fat_finger_size_multiple)
             reasons.append(reason)
     if not strengths:
@@ -73,6 +80,17 @@ def detect_fat_finger(event: OrderEvent, state: AccountState, ctx: DetectionCont
             discriminator=event.event.value,
         )
     ]
+
+
+def _notional_multiple(event: OrderEvent, state: AccountState, mid: float | None) -> float | None:
+    """The order's notional over the account's recent largest in any symbol: a desk whose
+    blocks run to $2M elsewhere is not fat-fingering a $2M block in a name it has so far traded
+    in child orders. None while the account has no notional record or the order no price."""
+    price = event.price if event.price is not None and event.price > 0 else mid
+    largest = state.notional.large_qty
+    if price is None or price <= 0 or largest <= 0:
+        return None
+    return event.qty * price / largest
 
 
 def _resting_far(event: OrderEvent, market: SymbolState | None, band: float) -> bool:
