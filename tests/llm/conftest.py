@@ -25,7 +25,7 @@ KV_CACHE_BYTES = 64 << 20
 def tiny_scorer_settings(model_dir: Path, **overrides: object) -> ScorerSettings:
     vllm = VllmSettings(
         model_path=model_dir,
-        max_model_len=1024,
+        max_model_len=2048,
         kv_cache_memory_bytes=KV_CACHE_BYTES,
         enforce_eager=True,
         max_num_seqs=32,
@@ -37,7 +37,7 @@ def tiny_worker_env(model_dir: Path) -> dict[str, str]:
     return {
         "RISKSTREAM_SCORER__KIND": "vllm",
         "RISKSTREAM_SCORER__VLLM__MODEL_PATH": str(model_dir),
-        "RISKSTREAM_SCORER__VLLM__MAX_MODEL_LEN": "1024",
+        "RISKSTREAM_SCORER__VLLM__MAX_MODEL_LEN": "2048",
         "RISKSTREAM_SCORER__VLLM__KV_CACHE_MEMORY_BYTES": str(KV_CACHE_BYTES),
         "RISKSTREAM_SCORER__VLLM__ENFORCE_EAGER": "true",
     }

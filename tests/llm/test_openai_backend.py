@@ -69,7 +69,7 @@ def vllm_server(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> I
                 sys.executable, "-m", "vllm.entrypoints.openai.api_server",
                 "--model", str(tiny_model), "--served-model-name", "tiny",
                 "--host", "127.0.0.1", "--port", str(port),
-                "--max-model-len", "1024", "--enforce-eager",
+                "--max-model-len", "2048", "--enforce-eager",
                 "--kv-cache-memory-bytes", str(KV_CACHE_BYTES),
                 "--structured-outputs-config", json.dumps(STRUCTURED_OUTPUTS),
             ],
