@@ -26,7 +26,7 @@ from collections.abc import Iterable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
-from bench.detection import GENERATORS, account_days
+from bench.detection import GENERATORS, account_days, scenario_arguments
 from riskstream.offline.evaluation import ScenarioResult, ScenarioSpec, run_scenario, score_ours
 from riskstream.records import Category
 from riskstream.settings import REPO_ROOT, DetectorSettings, Settings
@@ -129,11 +129,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--scenarios", type=int, default=8, help="scenarios per typology")
-    parser.add_argument("--clean", type=int, default=4, help="clean days (no injection)")
-    parser.add_argument("--rate", type=float, default=150.0, help="background actions per second (sim)")
-    parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--workers", type=int, default=2)
+    scenario_arguments(parser)
     parser.add_argument("--multipliers", default="0.5,0.7,1,1.4,2", help="sensitivity multipliers m")
     parser.add_argument("--generator", choices=[*GENERATORS, "both"], default="both")
     args = parser.parse_args()

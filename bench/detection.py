@@ -150,15 +150,20 @@ GENERATORS = {
 """Generator -> (its module, the limits and owner links its accounts are configured with)."""
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+def scenario_arguments(parser: argparse.ArgumentParser) -> None:
+    """The scenario set's arguments, shared with ``bench/calibration.py``."""
     parser.add_argument("--scenarios", type=int, default=8, help="scenarios per typology")
     parser.add_argument("--clean", type=int, default=4, help="clean days (no injection)")
     parser.add_argument("--rate", type=float, default=150.0, help="background actions per second (sim)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--workers", type=int, default=2)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    scenario_arguments(parser)
     parser.add_argument(
         "--generator", choices=[*GENERATORS, "both"], default="both", help="which generator's table"
     )
