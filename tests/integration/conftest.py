@@ -90,6 +90,22 @@ class WorkerProcess:
                 return float(line.split()[-1])
         return 0.0
 
+    def diagnosis(self, lines: int = 40) -> str:
+        """What a failed test shows of the worker: its log's last lines (less the event-time
+        timer's overlap warnings) and its held, late, stalled and lag metrics."""
+        log = [
+            line
+            for line in self.log_path.read_text(errors="replace").splitlines()
+            if "is overlapping" not in line
+        ]
+        try:
+            text = self.metrics()
+        except OSError as exc:
+            text = f"metrics unreadable: {exc!r}"
+        wanted = ("riskstream_events_held", "riskstream_late", "riskstream_stalled", "riskstream_consumer")
+        gauges = [line for line in text.splitlines() if line.startswith(wanted)]
+        return "\n".join(["worker log:", *log[-lines:], "worker metrics:", *gauges])
+
     def wait_ready(self, timeout_s: float = 60) -> None:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:

@@ -112,7 +112,7 @@ async def test_malformed_messages_all_go_to_dead_letter_and_the_worker_lives(
         assert len({(b["source_topic"], b["partition"], b["offset"]) for b in bodies}) == MESSAGES
         assert all(b["reason"] for b in bodies)
         oid = await fat_finger_after_history(broker.bootstrap_servers, "ACC-AFTER-FUZZ")
-        assert await alerted(broker.bootstrap_servers, oid, 120)
+        assert await alerted(broker.bootstrap_servers, oid, 120), worker.diagnosis()
         assert worker.proc is not None and worker.proc.poll() is None
         await wait_for(lambda: worker.metric("riskstream_checkpoints_total", table="all") >= 1, 30)
     finally:
