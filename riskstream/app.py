@@ -53,7 +53,7 @@ from riskstream.llm.scorer import LlmScorer, LlmScorerConfig
 from riskstream.metrics import Metrics
 from riskstream.records.plausibility import EventTimeBounds
 from riskstream.settings import KafkaSettings, SecurityProtocol, Settings
-from riskstream.sinks import AlertPublisher, AuditLog, AuditWriter, DeadLetterPublisher
+from riskstream.sinks import AlertPublisher, AuditLog, AuditWriter, DeadLetterPublisher, LinkedFillPublisher
 
 log = logging.getLogger(__name__)
 RECORD_OVERHEAD_BYTES = 64 * 1024
@@ -298,6 +298,7 @@ def build_runtime(
         merge=merge,
         at_end=fetched_end,
         event_time_bounds=EventTimeBounds(stream.max_event_lead_s, stream.max_event_age_s, wall_clock_ns),
+        linked_fills=LinkedFillPublisher(send, names.linked_fills),
     )
     ready = asyncio.Event()
     lock = asyncio.Lock()
@@ -329,11 +330,24 @@ def build_runtime(
     )
     feed_holder.append(feed)
     driver.feed = feed
+    # The same broadcast reading for the linked accounts' fills, outside the event-time merge
+    # (their book pairs legs in any order): from the start after every restart of the fold.
+    linked_feed = MarketFeed(
+        names.linked_fills,
+        aiokafka_kwargs(settings.kafka),
+        deliver_market,
+        lambda partition: pipeline.linked_next.get(partition),
+        settings.kafka.fetch_max_wait_ms,
+        on_restart=lambda _: metrics.task_restarts.labels("linked_feed").inc(),
+        max_records=stream.batch_max_events,
+    )
+    driver.linked_feed = linked_feed
 
     @app.task
     async def start_services() -> None:
         await audit_log.ensure_schema()
         await feed.start()
+        await linked_feed.start()
         await scorer.start()
         # Half the objects the collector tracks were made at start-up (Faust, SQLAlchemy,
         # pydantic) and live forever; frozen, they no longer lengthen each full collection,
@@ -433,6 +447,7 @@ def build_runtime(
         except Exception:
             log.exception("final flush failed; the next start replays from the last checkpoint")
         await feed.stop()
+        await linked_feed.stop()
         await scorer.close()
         await audit_log.close()
 

@@ -65,6 +65,11 @@ class TopicNames(_Group):
     trade_logs: str = Field("trade-logs", description="Order life-cycle events, key = account.")
     risk_alerts: str = Field("risk-alerts", description="Scored alerts, key = account or symbol.")
     dead_letter: str = Field("dead-letter", description="Undecodable or invalid input.")
+    linked_fills: str = Field(
+        "linked-fills",
+        description="Lit-book fills of owner-linked accounts, key = beneficial owner; every worker "
+        "reads all of it to pair the legs of washes between accounts other workers own.",
+    )
     specs_dir: Path = Field(
         TOPIC_SPECS,
         description="Folder of declarative topic specs (*.toml); the package ships riskstream/topic_specs.",

@@ -15,7 +15,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from riskstream.kafka import aiokafka_kwargs
 from riskstream.settings import KafkaSettings, TopicNames
 
-ROLES = ("market_data", "trade_logs", "risk_alerts", "dead_letter")
+ROLES = ("market_data", "trade_logs", "risk_alerts", "dead_letter", "linked_fills")
 
 
 @dataclass(frozen=True, slots=True)

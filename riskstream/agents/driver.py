@@ -34,6 +34,8 @@ class FoldDriver:
         self._trade_topic = trade_topic
         self._m = metrics
         self.feed: Any = None
+        self.linked_feed: Any = None
+        """The reader of linked-fills (every partition, from the start at every restart)."""
         self.crash: Callable[[BaseException, str], Awaitable[None]] | None = None
         self.restart_pending = True
         """Set by every assignment: the fold starts over before it takes another event."""
@@ -52,8 +54,12 @@ class FoldDriver:
                     await self._restart()
                 await self._pipeline.on_batch(records)
                 ahead = self._pipeline.take_ahead()
+                linked_ahead = self._pipeline.take_linked_ahead()
             if ahead:
                 await self._seek_back(ahead)
+            for partition, offset in sorted(linked_ahead.items()):
+                self._m.offset_gaps.labels(self.linked_feed.topic, "reseek").inc()
+                self.linked_feed.seek(partition, offset)
             await self._pause()
         except Exception as exc:
             if self.crash is not None:
@@ -69,6 +75,8 @@ class FoldDriver:
         self._pipeline.restart(Restart(starts, market))
         if self.feed is not None:
             self.feed.rewind()
+        if self.linked_feed is not None:
+            self.linked_feed.rewind()
         self.restart_pending = False
         self._m.partitions_held.set(0)
         log.info(

@@ -19,6 +19,7 @@ from riskstream.agents.state_store import CheckpointedStore
 from riskstream.core.candidates import Candidate
 from riskstream.core.clock import Clock
 from riskstream.core.detectors import DetectionContext
+from riskstream.core.detectors.linked_wash import linked_fill
 from riskstream.core.event_time import MARKET_RANK, ORDER_RANK, EventTimeMerge
 from riskstream.core.fold import SurveillanceFold
 from riskstream.core.state import AccountState
@@ -33,9 +34,10 @@ from riskstream.records import (
     decode_market_data,
     decode_trade_log,
 )
+from riskstream.records.linked_fills import LinkedFill, decode_linked_fill
 from riskstream.records.market_data import MarketEvent
 from riskstream.records.plausibility import EventTimeBounds
-from riskstream.sinks import AlertPublisher, AuditWriter, DeadLetterPublisher
+from riskstream.sinks import AlertPublisher, AuditWriter, DeadLetterPublisher, LinkedFillPublisher
 
 log = logging.getLogger(__name__)
 
@@ -112,9 +114,18 @@ class Pipeline:
         merge: EventTimeMerge[Source, Admitted],
         at_end: Callable[[Source], tuple[int, float] | None] | None = None,
         event_time_bounds: EventTimeBounds | None = None,
+        linked_fills: LinkedFillPublisher | None = None,
     ) -> None:
         self._market_topic = market_topic
         self._trade_topic = trade_topic
+        self._linked_pub = linked_fills
+        self.linked_topic = linked_fills.topic if linked_fills is not None else None
+        self.linked_next: dict[int, int] = {}
+        """linked-fills partition -> next offset to take (every worker reads it all, from the
+        start after every restart of the fold: the book is rebuilt from it)."""
+        self.linked_ahead: dict[int, int] = {}
+        """linked-fills partitions read past the next offset, and that offset (to seek back)."""
+        self._linked_out: list[LinkedFill] = []
         self._bounds = event_time_bounds
         self.accounts = accounts
         self.context = context
@@ -146,8 +157,20 @@ class Pipeline:
         if isinstance(market, dict):
             market.clear()
         return SurveillanceFold(
-            self.context, self._size_alpha, self.accounts.cached, self._mark_is_new, self.accounts.touch
+            self.context,
+            self._size_alpha,
+            self.accounts.cached,
+            self._mark_is_new,
+            self.accounts.touch,
+            linked_inline=self._linked_pub is None,
+            linked_account=self._linked_account,
         )
+
+    def _linked_account(self, leg: LinkedFill) -> AccountState | None:
+        """The state of a linked leg's account if this worker owns it (it raises its alert)."""
+        if leg.partition not in self.owned:
+            return None
+        return self.accounts.get(leg.account, leg.partition)
 
     def _mark_is_new(self, account: str, source: Hashable) -> bool:
         cut = self.accounts.cut(account)
@@ -162,6 +185,8 @@ class Pipeline:
         self.accounts.forget()
         self.owned = set(start.trade_offsets)
         self.fold = self._new_fold()
+        self.linked_next.clear()
+        self.linked_ahead.clear()
         for partition in start.market_partitions:
             self.merge.track((self._market_topic, partition), partition, 0)
         for partition, offset in sorted(start.trade_offsets.items()):
@@ -236,7 +261,8 @@ class Pipeline:
         dead: list[DeadLetter] = []
         t0 = time.perf_counter()
         market = [r for r in records if r.topic == self._market_topic]
-        trades = [r for r in records if r.topic != self._market_topic]
+        linked = [r for r in records if r.topic == self.linked_topic]
+        trades = [r for r in records if r.topic != self._market_topic and r.topic != self.linked_topic]
         if market:
             self._track(market[0].topic, market)
             self._admit(market, decode_market_data, _symbol_of, "symbol", MARKET_RANK, dead)
@@ -244,7 +270,39 @@ class Pipeline:
             self._track(trades[0].topic, trades)
             self._admit(trades, decode_trade_log, _account_of, "account", ORDER_RANK, dead)
         self._m.stage.labels("decode").observe(time.perf_counter() - t0)
-        return await self._fold(dead)
+        found: Found = []
+        if linked:
+            self._track(linked[0].topic, linked)
+            self._pair_linked(linked, found, dead)
+        return await self._fold(dead, found)
+
+    def _pair_linked(self, records: list[SourceRecord], found: Found, dead: list[DeadLetter]) -> None:
+        """linked-fills records, each partition in offset order, into the fold's book: not
+        through the event-time merge, since the book pairs legs in any order."""
+        for rec in records:
+            expected = self.linked_next.get(rec.partition, 0)
+            if rec.offset < expected:
+                continue
+            if rec.offset > expected:
+                self.linked_ahead.setdefault(rec.partition, expected)
+                continue
+            self.linked_next[rec.partition] = rec.offset + 1
+            try:
+                fill = decode_linked_fill(rec.value or b"")
+            except DecodeError as exc:
+                dead.append(self._dead_letter(rec, exc.reason))
+                continue
+            try:
+                pairs = self.fold.on_linked_fill(fill)
+            except Exception as exc:
+                dead.append(self._failed(rec, "linked fill", _error(exc)))
+            else:
+                found.extend((c, rec) for c in pairs)
+
+    def take_linked_ahead(self) -> dict[int, int]:
+        """linked-fills partitions to seek back, and the offset to seek each to (then forgotten)."""
+        ahead, self.linked_ahead = self.linked_ahead, {}
+        return {p: o for p, o in ahead.items() if self.linked_next.get(p, 0) == o}
 
     def _track(self, topic: str, records: Sequence[SourceRecord]) -> None:
         self._m.events_consumed.labels(topic).inc(len(records))
@@ -310,11 +368,10 @@ class Pipeline:
             expected = merge.next_offset(source)
             merge.at_end(source, expected is not None and expected >= end, fetched_s)
 
-    async def _fold(self, dead: list[DeadLetter]) -> list[RiskAlert]:
+    async def _fold(self, dead: list[DeadLetter], found: Found) -> list[RiskAlert]:
         self._note_ends()
         late_before = self.merge.late
         window_late_before = self.fold.late_events
-        found: Found = []
         t1 = time.perf_counter()
         for released in self.merge.release():
             rec, event = released.item
@@ -334,6 +391,11 @@ class Pipeline:
         if window_late:
             self._m.late_events.labels(self._trade_topic).inc(window_late)
         self._m.events_held.set(self.merge.held())
+        if self._linked_out and self._linked_pub is not None:
+            # Acknowledged before the batch returns, so before the checkpoint that commits the
+            # fills' offsets: a crash republishes them (the book drops the repeats).
+            out, self._linked_out = self._linked_out, []
+            await self._linked_pub.publish(out)
         return await self._finish(found, dead)
 
     _mark_record = SourceRecord("", -1, -1, None, None)
@@ -359,10 +421,13 @@ class Pipeline:
         state = self.accounts.get(event.account, rec.partition)
         try:
             outcome = self.fold.on_order(state, event)
+            leg = linked_fill(event, self.context, rec.partition) if self._linked_pub is not None else None
         except Exception as exc:
             dead.append(self._failed(rec, "order", _error(exc)))
         else:
             out.extend((c, rec) for c in outcome.candidates)
+            if leg is not None:
+                self._linked_out.append(leg)
         self.accounts.mark_applied(event.account, rec.partition, rec.offset)
 
     def frontier(self) -> tuple[int, int, int, int] | None:

@@ -21,9 +21,12 @@ from dataclasses import dataclass, field
 
 from riskstream.core.candidates import Candidate
 from riskstream.core.detectors import DetectionContext, detect_loss_on_mark
+from riskstream.core.detectors.linked_wash import LinkedFillBook, linked_fill, linked_wash_candidate
+from riskstream.core.evidence import with_market_terms
 from riskstream.core.state import AccountState, SymbolState
 from riskstream.core.surveillance import Holders, surveil_account, surveil_market
 from riskstream.records import OrderEvent, OrderEventType
+from riskstream.records.linked_fills import LinkedFill
 from riskstream.records.market_data import MarketEvent
 
 MarkGate = Callable[[str, Hashable], bool]
@@ -55,8 +58,16 @@ class SurveillanceFold:
     """The live state of an account this fold owns, or None (not owned here)."""
     mark_gate: MarkGate = always
     changed: Callable[[str], None] = lambda account: None
-    """Called for an account whose state a re-mark changed (it must be written again)."""
+    """Called for an account whose state a re-mark or a linked pair changed (it must be written
+    again)."""
+    linked_inline: bool = True
+    """Lit-book fills of linked accounts go straight into :attr:`linked` (one process owns every
+    account: the backtest). The worker instead publishes them to ``linked-fills`` and feeds
+    every worker's back through :meth:`on_linked_fill`."""
+    linked_account: Callable[[LinkedFill], AccountState | None] | None = None
+    """The state of a linked leg's account if this fold raises its alerts (default: ``account``)."""
     market: dict[str, SymbolState] = field(init=False)
+    linked: LinkedFillBook = field(init=False)
     holders: Holders = field(default_factory=Holders)
     late_events: int = 0
     _marks_ts_ns: int = -1
@@ -69,6 +80,8 @@ class SurveillanceFold:
         if not isinstance(market, dict):
             raise TypeError("the fold's context must carry the dict of symbol states it fills")
         self.market = market
+        params = self.ctx.params
+        self.linked = LinkedFillBook(params.wash_match_window_s, params.wash_price_tolerance)
 
     def on_market(self, event: MarketEvent, source: Hashable, *, shocks: bool = True) -> list[Candidate]:
         """A quote or print. ``shocks``: whether this fold raises the symbol's market-wide
@@ -92,7 +105,28 @@ class SurveillanceFold:
             self.holders.update(event.account, state, self.ctx)
         self.late_events += result.late_events
         found += result.candidates
+        if self.linked_inline:
+            fill = linked_fill(event, self.ctx, 0)
+            if fill is not None:
+                found += self.on_linked_fill(fill)
         return OrderOutcome(found, result.late_events > 0)
+
+    def on_linked_fill(self, fill: LinkedFill) -> list[Candidate]:
+        """A lit-book fill of a linked account (any worker's): the alerts of the pair it
+        completes, for the legs whose accounts this fold owns and has not flagged yet."""
+        other = self.linked.add(fill)
+        if other is None:
+            return []
+        state_of = self.linked_account or (lambda leg: self.account(leg.account))
+        found: list[Candidate] = []
+        for leg, against in ((fill, other), (other, fill)):
+            state = state_of(leg)
+            if state is None or leg.order_id in state.flagged:
+                continue
+            state.flagged.add(leg.order_id)
+            self.changed(leg.account)
+            found.append(with_market_terms(linked_wash_candidate(leg, against, self.ctx), self.ctx))
+        return found
 
     def flush_marks(self) -> list[Candidate]:
         """Re-mark the holders of the symbols quoted at the last market timestamp. Run before

@@ -51,7 +51,9 @@ def test_the_wheel_carries_what_the_code_reads(wheel_venv: Path, tmp_path: Path)
     location, schema_found, specs = out.splitlines()
     assert location.startswith(str(wheel_venv)), location
     assert schema_found == "True"
-    assert specs == str(["dead_letter.toml", "market_data.toml", "risk_alerts.toml", "trade_logs.toml"])
+    assert specs == str(
+        ["dead_letter.toml", "linked_fills.toml", "market_data.toml", "risk_alerts.toml", "trade_logs.toml"]
+    )
 
 
 async def test_a_worker_from_the_wheel_alerts(

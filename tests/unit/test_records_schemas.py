@@ -34,6 +34,7 @@ from riskstream.records import (
     parse_ts,
 )
 from riskstream.records.codec import MAX_TS_NS, PRICE, QUANTITY, dumps
+from riskstream.records.linked_fills import LinkedFill, decode_linked_fill
 
 MARKET, TRADES, ALERTS, DLQ = (schema(n) for n in ("market_data", "trade_logs", "risk_alerts", "dead_letter"))
 ids = st.text(st.characters(codec="utf-8"), min_size=1, max_size=64)
@@ -242,3 +243,46 @@ def test_dead_letter_validates_and_round_trips(
     letter = DeadLetter("trade-logs", 3, 42, key, value, reason, ts)
     jsonschema.validate(letter.to_json(), DLQ)
     assert DeadLetter.from_json(json.loads(dumps(letter.to_json()))) == letter
+
+
+LINKED = schema("linked_fills")
+
+
+@given(
+    ids,
+    ids,
+    st.integers(min_value=0, max_value=2**31),
+    ids,
+    ids,
+    st.sampled_from(Side),
+    quantities,
+    prices,
+    ts_ns,
+)
+def test_linked_fill_validates_and_round_trips(
+    owner: str,
+    account: str,
+    partition: int,
+    oid: str,
+    symbol: str,
+    side: Side,
+    qty: float,
+    px: float,
+    ts: int,
+) -> None:
+    fill = LinkedFill(owner, account, partition, oid, symbol, side, qty, px, ts)
+    jsonschema.validate(fill.to_json(), LINKED)
+    assert decode_linked_fill(dumps(fill.to_json())) == fill
+
+
+@pytest.mark.parametrize(
+    "change", [{"partition": -1}, {"side": "short"}, {"qty": 0}, {"price": -1.0}, {"owner": ""}, {"extra": 1}]
+)
+def test_schema_and_decoder_reject_the_same_linked_fills(change: dict[str, Any]) -> None:
+    good = LinkedFill("O", "A", 0, "o1", "AAPL", Side.BUY, 5.0, 10.0, 0).to_json()
+    bad = {**good, **change}
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(bad, LINKED)
+    if "extra" not in change:  # the decoder ignores fields it does not know, as for every topic
+        with pytest.raises(DecodeError):
+            decode_linked_fill(dumps(bad))
