@@ -22,11 +22,10 @@ from __future__ import annotations
 
 import argparse
 import time
-from collections.abc import Iterable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
-from bench.detection import GENERATORS, account_days, scenario_arguments
+from bench.detection import GENERATORS, account_days, scenario_arguments, scenario_specs
 from riskstream.offline.evaluation import ScenarioResult, ScenarioSpec, run_scenario, score_ours
 from riskstream.records import Category
 from riskstream.settings import REPO_ROOT, DetectorSettings, Settings
@@ -117,14 +116,6 @@ def _fmt(value: float) -> str:
     return f"{value:g}" if isinstance(value, int) or value >= 0.01 else f"{value:.2g}"
 
 
-def specs(generator: str, scenarios: int, clean: int, seed: int, rate: float) -> Iterable[ScenarioSpec]:
-    """The scenarios of ``bench/detection.py`` with the same arguments: the m = 1 rows are
-    that table's."""
-    for t_index, typology in enumerate([*Category, None]):
-        for k in range(clean if typology is None else scenarios):
-            yield ScenarioSpec(typology, k, seed * 100_003 + t_index * 1_009 + k, rate, generator)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -141,11 +132,7 @@ def main() -> None:
 def curves(generator: str, multipliers: list[float], args: argparse.Namespace) -> None:
     base = Settings(limits_file=REPO_ROOT / "deploy" / GENERATORS[generator][1])
     settings = {m: base.model_copy(update={"detectors": scaled(base.detectors, m)}) for m in multipliers}
-    jobs = [
-        (m, spec, settings[m])
-        for m in multipliers
-        for spec in specs(generator, args.scenarios, args.clean, args.seed, args.rate)
-    ]
+    jobs = [(m, spec, settings[m]) for m in multipliers for spec in scenario_specs(generator, args)]
     t0 = time.perf_counter()
     with ProcessPoolExecutor(args.workers) as pool:
         done = list(pool.map(run, jobs, chunksize=1))

@@ -157,6 +157,24 @@ def scenario_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rate", type=float, default=150.0, help="background actions per second (sim)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument(
+        "--only",
+        action="append",
+        choices=[*(c.value for c in Category), "clean"],
+        help="run only these typologies' scenarios (repeatable; each keeps its seeds)",
+    )
+
+
+def scenario_specs(generator: str, args: argparse.Namespace) -> list[ScenarioSpec]:
+    """The scenario set the arguments name: per typology its own seeds, whatever else runs."""
+    out: list[ScenarioSpec] = []
+    for t_index, typology in enumerate([*Category, None]):
+        if args.only and (typology.value if typology is not None else "clean") not in args.only:
+            continue
+        for k in range(args.clean if typology is None else args.scenarios):
+            seed = args.seed * 100_003 + t_index * 1_009 + k
+            out.append(ScenarioSpec(typology, k, seed, args.rate, generator))
+    return out
 
 
 def main() -> None:
@@ -175,12 +193,7 @@ def main() -> None:
 def table(generator: str, args: argparse.Namespace) -> None:
     module, limits = GENERATORS[generator]
     settings = Settings(limits_file=REPO_ROOT / "deploy" / limits)
-    jobs: list[tuple[ScenarioSpec, Settings]] = []
-    for t_index, typology in enumerate([*Category, None]):
-        count = args.clean if typology is None else args.scenarios
-        for k in range(count):
-            seed = args.seed * 100_003 + t_index * 1_009 + k
-            jobs.append((ScenarioSpec(typology, k, seed, args.rate, generator), settings))
+    jobs = [(spec, settings) for spec in scenario_specs(generator, args)]
     t0 = time.perf_counter()
     with ProcessPoolExecutor(args.workers) as pool:
         runs = list(pool.map(scored, jobs))
