@@ -480,8 +480,8 @@ class DetectorSettings(_Group):
     off_book_venues: list[str] = Field(
         ["XOFF"],
         description=(
-            "Venues (MIC) whose prints are reported from off book (blocks, dark pools): they"
-            " count in shares of volume, not in the lit tape's volume rate a shock is seen in."
+            "Venues (MIC) whose prints are reported from off book (blocks, dark pools): left out"
+            " of an account's share of the lit tape and of the volume rate a shock is seen in."
         ),
     )
     close_auction_s: float = Field(

@@ -152,6 +152,12 @@ class RampEpisode:
     build_fills: int = 0
     build_order_ids: list[str] = field(default_factory=list)
     unwind_order_ids: list[str] = field(default_factory=list)
+    peak_mid: float = 0.0
+    """The mid when the peak was reached: how far the build pushed the price, before the
+    unwind's own selling gives some of it back (0: not known, a state from before it was kept)."""
+    base_qty: float = 0.0
+    """Position (in the episode's direction) already held when the build began: what is left
+    of an earlier ramp or an old holding, not part of this build's share of the tape."""
 
     def to_json(self) -> list[Any]:
         return [
@@ -166,12 +172,16 @@ class RampEpisode:
             self.build_fills,
             self.build_order_ids,
             self.unwind_order_ids,
+            self.peak_mid,
+            self.base_qty,
         ]
 
     @classmethod
     def from_json(cls, row: list[Any]) -> RampEpisode:
         sign, start_ns, start_mid, start_volume, start_var, peak_qty, peak_volume, peak_ns, fills = row[:9]
-        build, unwind = row[9:]
+        build, unwind = row[9:11]
+        peak_mid = float(row[11]) if len(row) > 11 else 0.0
+        base_qty = float(row[12]) if len(row) > 12 else 0.0
         return cls(
             sign,
             start_ns,
@@ -184,6 +194,8 @@ class RampEpisode:
             fills,
             list(build),
             list(unwind),
+            peak_mid,
+            base_qty,
         )
 
 
@@ -556,7 +568,10 @@ class SymbolState:
     first_ns: int = 0
     """Event time of the first market event: how much history the baselines have."""
     cum_volume: float = 0.0
-    """Printed volume since the state began: participation is a difference of two readings."""
+    """Volume printed in the lit continuous session since the state began: participation is a
+    difference of two readings. Off-book blocks and the closing auction are left out: they are
+    negotiated or crossed away from the book, and an account's share of what moved the price is
+    its share of the lit volume."""
     var_fast: float = 0.0
     var_slow: float = 0.0
     """Decaying sums of squared log mid returns."""
@@ -721,8 +736,8 @@ class SymbolState:
                 self.sample_mid, self.sample_ns = mid, event.ts_ns
         elif isinstance(event, Print):
             self.last_px = event.price
-            self.cum_volume += event.size
             if continuous:
+                self.cum_volume += event.size
                 self.vol_fast += event.size
                 self.vol_slow += event.size
 

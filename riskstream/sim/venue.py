@@ -144,6 +144,8 @@ class VenueSimulator:
         for name in self.names.values():
             self._requote(name)
         self.labels: list[Label] = []
+        self.lit_volume: dict[str, float] = {}
+        """Volume printed on the lit book per symbol so far (what an account's share is of)."""
         self._due: list[_Due] = []
         self._seq = itertools.count()
         self._ids = itertools.count(1)
@@ -186,6 +188,10 @@ class VenueSimulator:
             if callable(due.item):
                 due.item(due.ts_ns)
             else:
+                if isinstance(due.item, Print) and due.item.venue == VENUE:
+                    self.lit_volume[due.item.symbol] = (
+                        self.lit_volume.get(due.item.symbol, 0.0) + due.item.size
+                    )
                 yield due.item
 
     def _label(
@@ -736,16 +742,23 @@ class VenueSimulator:
         qty_per_s = share / (1 - share) * lst.tape_per_s * per_print
         bought = [0.0]
         push_end = ts + int(push_s * NS)
+        # The lit tape's volume by others since the last buy sizes the next: the account's
+        # share is of the tape as it is (other flows, bursts), not of a nominal rate.
+        seen = [self.lit_volume.get(symbol, 0.0), ts]
 
         def buy(t: int) -> None:
             if t >= push_end:
                 name.drift_per_s = 0.0
                 unwind(t)
                 return
-            qty = max(lst.lot, round(qty_per_s * 2.0 / lst.lot) * lst.lot)
+            others = self.lit_volume.get(symbol, 0.0) - seen[0]
+            elapsed_s = (t - seen[1]) / NS
+            want = share / (1 - share) * others if others > 0 else qty_per_s * elapsed_s
+            qty = max(lst.lot, round(want / lst.lot) * lst.lot)
             oid, _ = self._take(t, account, symbol, side, qty)
             oids.append(oid)
             bought[0] += qty
+            seen[0], seen[1] = self.lit_volume.get(symbol, 0.0) + qty, t
             self._at(t + int(rng.uniform(1.5, 2.5) * NS), buy)
 
         def unwind(t: int) -> None:

@@ -12,8 +12,8 @@ from riskstream.core.calendar import SessionCalendar
 from riskstream.core.detectors.aggression import MAX_AGGRESSIVE_ORDERS, track_aggression
 from riskstream.core.fold import EventTimeDetector
 from riskstream.core.limits import AccountLimits, RiskLimits
-from riskstream.core.state import AccountState, SymbolState
-from riskstream.records import Category, OrderEvent, Quote
+from riskstream.core.state import AccountState, RampEpisode, SymbolState
+from riskstream.records import Category, OrderEvent, Print, Quote
 from riskstream.records.market_data import MarketEvent
 from tests.factories import T0, context, fill, order, quote, replay, trade_print
 
@@ -176,6 +176,60 @@ def test_ramping_fires_when_the_position_is_sold_into_the_move() -> None:
 def test_small_share_of_volume_is_not_ramping() -> None:
     """An accumulator at a few percent of volume whose stock rises is lucky, not a ramper."""
     assert Category.RAMPING not in categories(replay(ramp(market_print=50_000), context(market={})))
+
+
+def test_off_book_blocks_do_not_dilute_a_ramps_share_of_the_lit_tape() -> None:
+    """Blocks negotiated off book moved no price on the lit book; the ramper's share is of the
+    lit tape it traded against."""
+    events = ramp(market_print=1000)
+    t_build = 120_000 + 20_000
+    events.append(Print("AAPL", "XOFF", T0 + t_build * 1_000_000, 100.2, 60_000))
+    events.sort(key=lambda e: e.ts_ns)
+    found = [c for c in replay(events, context(market={})) if c.category is Category.RAMPING]
+    assert len(found) == 1
+    assert found[0].evidence.features["participation"] >= 0.4
+
+
+def build_and_dump(t: float, start_px: float, tag: str, dump_qty: float) -> Events:
+    """Ten buys of 1 000 as half the lit tape, the price up 5 cents each, then one sale."""
+    events: Events = []
+    for i in range(10):
+        px = round(start_px + 0.05 * i, 2)
+        events += [
+            quote(t + i * 5000, px - 0.005, px + 0.005),
+            trade_print(t + i * 5000, px, 1000),
+            order("new", f"{tag}{i}", "buy", 1000, px + 0.01, t + i * 5000 + 1),
+            fill(f"{tag}{i}", "buy", 1000, px, t + i * 5000 + 2),
+            trade_print(t + i * 5000 + 2, px, 1000),
+        ]
+    top = round(start_px + 0.05 * 9.9, 3)
+    t += 55_000
+    events.append(quote(t, top - 0.005, top + 0.005))
+    events += [
+        order("new", f"{tag}-dump", "sell", dump_qty, top - 0.1, t + 10),
+        fill(f"{tag}-dump", "sell", dump_qty, top, t + 20),
+    ]
+    return events
+
+
+def test_a_second_ramp_on_top_of_what_the_first_left_is_judged_on_its_own_build() -> None:
+    """The first ramp leaves 4 000 of 10 000; selling part of that builds nothing, and the
+    second ramp, minutes later on top of the rest, is its own episode: two alerts."""
+    events = calm(120) + build_and_dump(120_000, 100.0, "a", 6000)
+    t = 200_000
+    events += [quote(t, 100.495, 100.505)]
+    for i in range(2):
+        events += [
+            order("new", f"out{i}", "sell", 1000, 100.4, t + 10_000 * i + 1),
+            fill(f"out{i}", "sell", 1000, 100.5, t + 10_000 * i + 2),
+        ]
+    events += calm(180, start_ms=230_000, mid=100.5)
+    events += build_and_dump(420_000, 100.5, "b", 8000)
+    found = [c for c in replay(events, context(market={})) if c.category is Category.RAMPING]
+    assert [c.evidence.order_ids[-1] for c in found] == ["a-dump", "b-dump"]
+    second = found[1].evidence
+    assert second.order_ids[0] == "b0"
+    assert second.features["duration_s"] < 120
 
 
 # -- marking the close -----------------------------------------------------------------------------
@@ -428,3 +482,12 @@ def test_a_quote_re_marks_only_holders_it_could_push_past_their_loss_limit() -> 
     found = [c for c in detector.finish() if c.category is Category.LIMIT_BREACH]
     assert [c.entity.account for c in found] == ["A1"]
     assert detector.holders.due("AAPL", 89.9) == ["A1"], "a breached account is re-marked on every quote"
+
+
+def test_ramp_episodes_round_trip_and_load_from_checkpoints_without_the_peak_mid_or_base() -> None:
+    episode = RampEpisode(1, 5, 100.0, 10.0, 1e-8, 3000.0, 20.0, 9, 4, ["a"], ["b"], 100.4, 1000.0)
+    assert RampEpisode.from_json(json.loads(json.dumps(episode.to_json()))) == episode
+    old = episode.to_json()[:11]
+    loaded = RampEpisode.from_json(old)
+    assert (loaded.peak_mid, loaded.base_qty) == (0.0, 0.0)
+    assert loaded.peak_qty == 3000.0 and loaded.unwind_order_ids == ["b"]

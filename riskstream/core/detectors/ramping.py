@@ -2,8 +2,10 @@
 volume, the price moves its way by more than the symbol's own volatility explains over that
 time, and it sells the position back into the move.
 
-One episode per account and symbol runs from flat (or from the end of the last ramp) to the peak
-position and back; it fires once, on the unwinding fill that completes it. An institution
+One episode per account and symbol runs from the fill that starts building (from flat, or on top
+of what an earlier ramp or an old holding left) to the peak position and back; it fires once, on
+the unwinding fill that completes it. Only the build counts: its share of the lit tape, and how
+much of it is sold back. The rest of a completed ramp's unwind starts no new episode. An institution
 accumulating at a modest share of volume, or a trader whose position gains with the market, does
 not meet all three conditions.
 """
@@ -33,18 +35,26 @@ def detect_ramping(event: OrderEvent, state: AccountState, ctx: DetectionContext
         return []
     after = state.positions.get(event.symbol, 0.0)
     before = after - event.side.sign * event.last_qty
+    same_way = before != 0 and (before > 0) == (after > 0)
+    adding = after != 0 and (not same_way or abs(after) > abs(before))
     episode = state.ramps.get(event.symbol)
-    if episode is None or before == 0 or (before > 0) != (episode.sign > 0):
-        if after == 0:
+    stale = (
+        episode is not None
+        and adding
+        and (event.ts_ns - episode.start_ns) / NS_PER_S > ctx.params.ramp_max_duration_s
+    )
+    if episode is None or before == 0 or (before > 0) != (episode.sign > 0) or stale:
+        if not adding:
+            # Selling out of what an earlier ramp or an old holding left builds nothing.
             state.ramps.pop(event.symbol, None)
             return []
-        sign = 1 if after > 0 else -1
         episode = RampEpisode(
-            sign,
+            1 if after > 0 else -1,
             event.ts_ns,
             mid,
             max(0.0, market.cum_volume - event.last_qty),
             market.sampled_variance_rate(),
+            base_qty=abs(before) if same_way else 0.0,
         )
         state.ramps[event.symbol] = episode
     size = abs(after)
@@ -52,6 +62,7 @@ def detect_ramping(event: OrderEvent, state: AccountState, ctx: DetectionContext
         episode.peak_qty = size
         episode.peak_volume = market.cum_volume
         episode.peak_ns = event.ts_ns
+        episode.peak_mid = mid
         episode.build_fills += 1
         _keep(episode.build_order_ids, event.order_id)
         return []
@@ -70,7 +81,8 @@ def _judge(
     market = ctx.market[event.symbol]
     after = state.positions.get(event.symbol, 0.0)
     remaining = after * episode.sign if (after > 0) == (episode.sign > 0) else 0.0
-    unwound = (episode.peak_qty - remaining) / episode.peak_qty if episode.peak_qty > 0 else 0.0
+    built = episode.peak_qty - episode.base_qty
+    unwound = min(1.0, (episode.peak_qty - remaining) / built) if built > 0 else 0.0
     duration_s = (event.ts_ns - episode.start_ns) / NS_PER_S
     build_s = (episode.peak_ns - episode.start_ns) / NS_PER_S
     if unwound < p.ramp_min_unwind_fraction or duration_s > p.ramp_max_duration_s:
@@ -78,8 +90,12 @@ def _judge(
     if episode.build_fills < p.ramp_min_build_fills or build_s < p.ramp_min_build_s:
         return []
     market_volume = episode.peak_volume - episode.start_volume
-    participation = episode.peak_qty / market_volume if market_volume > 0 else 1.0
-    move = (mid - episode.start_mid) * episode.sign
+    participation = built / market_volume if market_volume > 0 else 1.0
+    # The push is judged where the build took the price, or beyond if it went on rising.
+    pushed_to = (
+        max(mid * episode.sign, episode.peak_mid * episode.sign) if episode.peak_mid else mid * episode.sign
+    )
+    move = pushed_to - episode.start_mid * episode.sign
     sigma_move = market.significant_move(duration_s, 0.0, 1.0, 0.0, episode.start_variance or None)
     needed = market.significant_move(
         duration_s,
@@ -104,6 +120,7 @@ def _judge(
                     "participation": round(participation, 4),
                     "start_mid": episode.start_mid,
                     "mid_now": mid,
+                    "peak_mid": episode.peak_mid,
                     "move_sigmas": round(min(sigmas, 1e6), 4),
                     "unwound_fraction": round(unwound, 4),
                     "duration_s": round(duration_s, 3),
