@@ -4,7 +4,8 @@ what the account usually sends in that symbol.
 A fat finger is a risk because it executes: a buy limit far above the ask or a sell limit far
 below the bid sweeps the book at ruinous prices. A resting order far from the market (a stink
 bid, a market maker's wide quote) cannot execute there and is not flagged, however far away it
-rests. Size is judged against the account's own orders in the same symbol (a desk's lot in a $4
+rests. Nor is an order no larger than the position it reduces (a desk selling out in one go).
+Size is judged against the account's own orders in the same symbol (a desk's lot in a $4
 name is not its lot in a $600 name), so one extra zero on the usual size alerts; an account new
 to the symbol is judged against that symbol's displayed depth instead, never against its orders
 in other names.
@@ -48,7 +49,8 @@ def detect_fat_finger(event: OrderEvent, state: AccountState, ctx: DetectionCont
         if through > p.fat_finger_price_band:
             strengths.append(through / p.fat_finger_price_band)
             reasons.append(f"limit {event.price:g} would trade {through:.1%} through the touch {touch:g}")
-    outsized = None if _resting_far(event, market, p.fat_finger_price_band) else _outsized(event, state, ctx)
+    exempt = _resting_far(event, market, p.fat_finger_price_band) or _closes_out(event, state)
+    outsized = None if exempt else _outsized(event, state, ctx)
     if outsized is not None:
         multiple, peak_multiple, reason, seen = outsized
         features.update(seen, size_multiple=round(multiple, 4))
@@ -91,6 +93,15 @@ def _notional_multiple(event: OrderEvent, state: AccountState, mid: float | None
     if price is None or price <= 0 or largest <= 0:
         return None
     return event.qty * price / largest
+
+
+def _closes_out(event: OrderEvent, state: AccountState) -> bool:
+    """An order no larger than the position it reduces (a desk selling what it bought, in one
+    go): whatever its size against the account's habit, it cannot leave the account with
+    exposure it did not mean to have, which is what an extra zero does."""
+    position = state.positions.get(event.symbol, 0.0)
+    reduces = position > 0 if event.side is Side.SELL else position < 0
+    return reduces and event.qty <= abs(position)
 
 
 def _resting_far(event: OrderEvent, market: SymbolState | None, band: float) -> bool:
