@@ -403,6 +403,14 @@ class DetectorSettings(_Group):
     close_window_s: float = Field(
         300.0, gt=0, description="The last minutes before the close that marking-the-close watches."
     )
+    close_judge_s: float = Field(
+        120.0,
+        gt=0,
+        description=(
+            "Marking the close is judged only on events this close to the close: the price the"
+            " close is marked at, not a move minutes before that the market may still undo."
+        ),
+    )
     close_min_participation: float = Field(
         0.2,
         gt=0,
@@ -412,9 +420,14 @@ class DetectorSettings(_Group):
         3.0, gt=0, description="Mid move in the orders' direction since the window opened, in spreads."
     )
     close_min_move_sigmas: float = Field(
-        3.0,
+        1.5,
         gt=0,
-        description="The same move in the symbol's own sigmas over the time since the window opened.",
+        description=(
+            "The same move in the symbol's own sigmas (from before the window) over the time since"
+            " the first of the orders: the one-sided flow must show in the closing price beyond"
+            " what noise alone reaches on about one close in fifteen. The concentration"
+            " (close_judge_s, close_min_participation, close_min_orders) carries the rest."
+        ),
     )
     close_min_orders: int = Field(3, ge=1, description="Aggressive orders in the window at least.")
     stuffing_window_s: float = Field(

@@ -271,6 +271,15 @@ def test_aggressive_orders_long_before_the_close_are_not_marking() -> None:
     assert Category.MARKING_THE_CLOSE not in categories(replay(moved, context(market={})))
 
 
+def test_a_push_minutes_before_the_close_is_not_marking_the_close() -> None:
+    """The same aggressive buying, 290 to 250 s before the close: inside the watched window but
+    not where the close is marked; the market has minutes to undo it."""
+    shift = 170 * 10**9
+    moved = [dataclasses.replace(e, ts_ns=e.ts_ns - shift) for e in closing(True)]
+    assert Category.MARKING_THE_CLOSE not in categories(replay(moved, context(market={})))
+    assert Category.MARKING_THE_CLOSE in categories(replay(closing(True), context(market={})))
+
+
 def test_session_calendar_gives_the_first_close_whatever_was_asked_before() -> None:
     """A question about the evening must not make the afternoon's close look like tomorrow's."""
     cal = SessionCalendar.parse("16:00", "America/New_York")

@@ -26,7 +26,7 @@ def detect_marking_the_close(
     close_ns = ctx.calendar.next_close_ns(event.ts_ns)
     window_ns = int(p.close_window_s * NS_PER_S)
     opens_ns = close_ns - window_ns
-    if event.ts_ns < opens_ns:
+    if event.ts_ns < max(opens_ns, close_ns - int(p.close_judge_s * NS_PER_S)):
         return []
     market = ctx.market.get(event.symbol)
     if market is None or market.close_ns != close_ns:
