@@ -348,14 +348,17 @@ class DetectorSettings(_Group):
     ignition_min_move_spreads: float = Field(
         3.0,
         gt=0,
-        description="Mid move since the burst began, in quoted spreads at its start, to call ignition.",
+        description=(
+            "Mid move since the burst began, in quoted spreads at its start, that calls ignition"
+            " (or ignition_min_move_sigmas, whichever is less; never under one spread)."
+        ),
     )
     ignition_min_move_sigmas: float = Field(
         2.0,
         gt=0,
         description=(
-            "The same move must also be this many of the symbol's own sigmas over the time from"
-            " the burst to the reversal: a push, not noise."
+            "Or the same move in the symbol's own sigmas over the time from the burst to the"
+            " reversal: a one-tick name's push shows in spreads, a wide-spread name's in sigmas."
         ),
     )
     ignition_reversal_s: float = Field(

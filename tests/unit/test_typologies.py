@@ -96,6 +96,48 @@ def test_reversal_long_after_the_burst_or_without_a_move_is_not_ignition() -> No
     assert Category.MOMENTUM_IGNITION not in categories(replay(ignition(move=0.01), context(market={})))
 
 
+def ignition_in(spread: float, flicker: float, move: float) -> Events:
+    """The burst and reversal of :func:`ignition` on a name of the given quoted spread whose mid
+    flickers by ``flicker`` around 100 (its noise), the mid exactly 100 when the burst starts."""
+    rng = random.Random(3)
+    events: Events = []
+    for k in range(600):
+        mid = 100.0 + rng.choice((-flicker, 0.0, flicker))
+        events.append(quote(k * 100, round(mid - spread / 2, 4), round(mid + spread / 2, 4)))
+    t = 60_000
+    events.append(quote(t - 1, 100.0 - spread / 2, 100.0 + spread / 2))
+    events += [order("new", f"b{i}", "buy", 800, 100.0 + 2 * spread, t + i * 300) for i in range(3)]
+    events += [fill(f"b{i}", "buy", 800, 100.0 + spread / 2, t + i * 300 + 1) for i in range(3)]
+    events.sort(key=lambda e: e.ts_ns)
+    events.append(quote(t + 700, 100.0 + move - spread / 2, 100.0 + move + spread / 2))
+    events += [
+        order("new", "s1", "sell", 2400, 100.0 + move - spread / 2, t + 2700),
+        fill("s1", "sell", 2400, 100.0 + move - spread / 2, t + 2701),
+    ]
+    return events
+
+
+def ignites(events: Events) -> bool:
+    return Category.MOMENTUM_IGNITION in categories(replay(events, context(market={})))
+
+
+def test_ignition_on_a_noisy_one_tick_name_is_judged_in_spreads() -> None:
+    """Ten spreads on a one-cent name whose mid jumps 5 cents at a time: under two of its
+    sigmas, but a push no spread-paying reversal could get from noise."""
+    assert ignites(ignition_in(spread=0.01, flicker=0.05, move=0.10))
+
+
+def test_ignition_on_a_wide_spread_name_is_judged_in_sigmas() -> None:
+    """Two 30-cent spreads on a calm name: under three spreads, many sigmas."""
+    assert ignites(ignition_in(spread=0.30, flicker=0.01, move=0.60))
+
+
+def test_a_burst_and_reversal_inside_one_spread_is_not_ignition() -> None:
+    """Half a 30-cent spread: many sigmas of a calm name, but the reversal does not even earn
+    back the spread (an HFT's scalp, not a move it started)."""
+    assert not ignites(ignition_in(spread=0.30, flicker=0.01, move=0.15))
+
+
 def test_ignition_burst_is_one_symbol_and_side_whatever_else_the_account_does() -> None:
     """Aggressive orders in another symbol and on the other side, interleaved with the burst and
     one burst order arriving late (within grace), change neither the burst nor its evidence."""

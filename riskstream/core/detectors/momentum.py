@@ -12,7 +12,7 @@ from collections import deque
 
 from riskstream.core.candidates import Candidate
 from riskstream.core.detectors.base import DetectionContext
-from riskstream.core.state import AccountState, AggressiveOrder, side_key
+from riskstream.core.state import AccountState, AggressiveOrder, SymbolState, side_key
 from riskstream.core.windows import NS_PER_S
 from riskstream.records import (
     AlertEntity,
@@ -22,6 +22,7 @@ from riskstream.records import (
     OrderEventType,
     WindowBounds,
 )
+from riskstream.settings import DetectorSettings
 
 
 def _latest_burst(
@@ -42,6 +43,16 @@ def _latest_burst(
             burst.append(o)
     burst.reverse()
     return burst
+
+
+def _needed_move(market: SymbolState, elapsed_s: float, spread: float, p: DetectorSettings) -> float:
+    """A push is ``ignition_min_move_spreads`` spreads or ``ignition_min_move_sigmas`` of the
+    symbol's own noise over the time, whichever is less (a 1-tick name's push is many spreads
+    and few sigmas, a 30-tick name's the reverse), and never under one spread: a reversal that
+    does not recover the spread it crossed twice is no gain from the move."""
+    by_noise = market.significant_move(elapsed_s, 0.0, p.ignition_min_move_sigmas, 0.0)
+    by_spread = p.ignition_min_move_spreads * spread
+    return max(spread, min(by_spread, by_noise) if by_noise > 0 else by_spread)
 
 
 def detect_momentum_ignition(
@@ -75,13 +86,7 @@ def detect_momentum_ignition(
     move = (mid - first.mid) * burst_side.sign
     move_spreads = move / first.spread
     elapsed_s = (event.ts_ns - first.ts_ns) / NS_PER_S
-    needed = (
-        market.significant_move(
-            elapsed_s, p.ignition_min_move_spreads, p.ignition_min_move_sigmas, first.spread
-        )
-        if market is not None
-        else 0.0
-    )
+    needed = _needed_move(market, elapsed_s, first.spread, p) if market is not None else 0.0
     if (touch_multiple is not None and touch_multiple < p.ignition_min_touch_multiple) or move < needed:
         return []
     order_ids = (*(o.order_id for o in burst), event.order_id)
