@@ -35,6 +35,7 @@ async def run_simulation(
     max_events: int | None = None,
     realtime: bool = True,
     linger_ms: int = 25,
+    progress: SimulationStats | None = None,
 ) -> SimulationStats:
     """Event time advances at ``rate`` steps per second. With ``realtime`` it also follows the
     wall clock (so latencies are real); without, the same market is produced as fast as the
@@ -45,7 +46,10 @@ async def run_simulation(
     the broker stores: Tansu's memory storage spends CPU per stored batch on every fetch
     (bench/README.md), so 2 ms lingers saturated it within 10 s at 5 000 events/s. At 25 ms
     it stores 2.5x fewer batches than at 10 ms and the broker's CPU halves; the event->alert
-    median barely moves, since an event waits for every partition's next batch anyway."""
+    median barely moves, since an event waits for every partition's next batch anyway.
+
+    ``progress``, when given, has its ``events`` kept at the count sent so far (a soak reads
+    the offered rate while the run goes on)."""
     if rate <= 0:
         raise ValueError("rate must be positive")
     paced = realtime
@@ -76,6 +80,8 @@ async def run_simulation(
                 lags.append((time.time_ns() - event.ts_ns) / 1e6)
             await producer.send(topic, dumps(event.to_json()), key=key.encode())
             sent += 1
+            if progress is not None:
+                progress.events = sent
             if not paced and sent % 1000 == 0:
                 await asyncio.sleep(0)
         await producer.flush()

@@ -1,0 +1,199 @@
+"""Soak: the embedded stack (a Tansu broker, one worker, the simulator) at a fixed offered rate
+for a long run, one line per interval, so that a drift shows as it starts:
+
+    python -m bench.soak --minutes 60 --rate 200          # the demo's default rate
+    python -m bench.soak --minutes 60 --rate 670          # ~1 000 events/s
+
+Per interval: offered events/s (what the simulator sent), consumed events/s (the worker's
+``riskstream_events_consumed_total``), event->alert p50/p99 of the alerts published in it (from
+the alerts' own timings), consumer lag at its end, checkpoint pause p99 (the worker's
+``riskstream_stage_seconds{stage="checkpoint_pause"}`` histogram, bucket bound), and RSS and CPU
+(share of one core) of the worker and of the broker. ``--bootstrap`` runs against a broker of
+your own instead of the embedded one (no broker figures then). The simulator takes about 1.5
+events per step (``--rate`` is steps per second).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import statistics
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from aiokafka import AIOKafkaConsumer
+
+from bench.pipeline import cpu_s, start_worker, stop
+from bench.raw_kafka import fill_topics
+from riskstream.broker import EmbeddedBroker
+from riskstream.records import RiskAlert
+from riskstream.sim.producer import SimulationStats, run_simulation
+
+PAUSE_LE = re.compile(r'^riskstream_stage_seconds_bucket\{(?=.*stage="checkpoint_pause").*le="([^"]+)"')
+
+
+def scrape(port: int) -> str:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as r:
+            return str(r.read().decode())
+    except OSError:
+        return ""
+
+
+def total(text: str, name: str) -> float:
+    return sum(
+        float(line.split()[-1])
+        for line in text.splitlines()
+        if line.startswith(name + "{") or line.startswith(name + " ")
+    )
+
+
+def pause_buckets(text: str) -> dict[float, float]:
+    """Checkpoint-pause histogram: upper bound (s) -> cumulative count."""
+    out: dict[float, float] = {}
+    for line in text.splitlines():
+        found = PAUSE_LE.match(line)
+        if found is not None:
+            out[float(found.group(1))] = float(line.split()[-1])
+    return out
+
+
+def bucket_quantile(now: dict[float, float], before: dict[float, float], q: float) -> float | None:
+    """The q-quantile's bucket bound of what the histogram counted between two scrapes."""
+    counts = sorted((bound, now[bound] - before.get(bound, 0.0)) for bound in now)
+    if not counts or counts[-1][1] <= 0:
+        return None
+    want = q * counts[-1][1]
+    return next(bound for bound, cumulative in counts if cumulative >= want)
+
+
+def rss_mb(pid: int | None) -> float:
+    if pid is None:
+        return float("nan")
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def pct(values: list[float], q: int) -> float:
+    if len(values) < 2:
+        return values[0] if values else float("nan")
+    return statistics.quantiles(values, n=100, method="inclusive")[q - 1]
+
+
+@dataclass
+class Reading:
+    t: float
+    offered: int
+    consumed: float
+    pauses: dict[float, float]
+    worker_cpu_s: float
+    broker_cpu_s: float
+
+
+HEADER = (
+    f"{'min':>5} {'offered/s':>9} {'consumed/s':>10} {'alerts':>6} {'p50 ms':>8} {'p99 ms':>8} "
+    f"{'lag':>7} {'ckpt p99 ms':>11} {'worker MB':>9} {'worker %':>8} {'broker MB':>9} {'broker %':>8}"
+)
+
+
+async def soak(rate: float, minutes: float, interval_s: float, bootstrap: str | None, seed: int) -> None:
+    workdir = Path(tempfile.mkdtemp(prefix="riskstream-soak-"))
+    broker = None if bootstrap else EmbeddedBroker(log_path=workdir / "broker.log").start()
+    try:
+        bs = bootstrap or (broker.bootstrap_servers if broker else "")
+        settings = await fill_topics(bs, 0)
+        proc, port = start_worker(bs, workdir, f"soak-{os.getpid()}")
+        broker_pid = broker.pid if broker else None
+        try:
+            while total(scrape(port), "riskstream_assigned_partitions") < 1:
+                if proc.poll() is not None:
+                    raise RuntimeError((workdir / f"soak-{os.getpid()}.log").read_text()[-2000:])
+                await asyncio.sleep(0.2)
+            alerts = AIOKafkaConsumer(
+                settings.topics.risk_alerts, bootstrap_servers=bs, group_id=None, auto_offset_reset="latest"
+            )
+            await alerts.start()
+            live = SimulationStats(0, 0)
+            duration_s = minutes * 60
+            simulation = asyncio.create_task(
+                run_simulation(settings, seed=seed, rate=rate, duration_s=duration_s, progress=live)
+            )
+            print(f"soak: {minutes:g} min at {rate:g} simulator steps/s, report every {interval_s:g} s")
+            print(HEADER, flush=True)
+
+            def read() -> Reading:
+                text = scrape(port)
+                return Reading(
+                    time.monotonic(),
+                    live.events,
+                    total(text, "riskstream_events_consumed_total"),
+                    pause_buckets(text),
+                    cpu_s(proc.pid),
+                    cpu_s(broker_pid) if broker_pid else 0.0,
+                )
+
+            last = read()
+            started = last.t
+            while True:
+                latencies_ms: list[float] = []
+                deadline = last.t + interval_s
+                while (left := deadline - time.monotonic()) > 0:
+                    batches = await alerts.getmany(timeout_ms=int(min(left, 0.5) * 1000) + 1)
+                    for records in batches.values():
+                        for r in records:
+                            a = RiskAlert.from_json(json.loads(r.value))
+                            if a.timings.published_ns:
+                                latencies_ms.append((a.timings.published_ns - a.timings.event_ns) / 1e6)
+                if proc.poll() is not None:
+                    raise RuntimeError(
+                        "the worker exited: " + (workdir / f"soak-{os.getpid()}.log").read_text()[-2000:]
+                    )
+                now = read()
+                span = now.t - last.t
+                lag = total(scrape(port), "riskstream_consumer_lag_messages")
+                pause = bucket_quantile(now.pauses, last.pauses, 0.99)
+                print(
+                    f"{(now.t - started) / 60:>5.1f} {(now.offered - last.offered) / span:>9,.0f} "
+                    f"{(now.consumed - last.consumed) / span:>10,.0f} {len(latencies_ms):>6} "
+                    f"{pct(latencies_ms, 50):>8.1f} {pct(latencies_ms, 99):>8.1f} {lag:>7,.0f} "
+                    f"{pause * 1000 if pause is not None else float('nan'):>11.1f} "
+                    f"{rss_mb(proc.pid):>9.0f} {100 * (now.worker_cpu_s - last.worker_cpu_s) / span:>8.0f} "
+                    f"{rss_mb(broker_pid):>9.0f} {100 * (now.broker_cpu_s - last.broker_cpu_s) / span:>8.0f}",
+                    flush=True,
+                )
+                last = now
+                if simulation.done():
+                    break
+            stats = simulation.result()
+            await alerts.stop()
+            print(f"offered {stats.events:,} events in {duration_s:.0f} s")
+        finally:
+            stop(proc)
+    finally:
+        if broker is not None:
+            broker.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--minutes", type=float, default=60.0)
+    parser.add_argument("--rate", type=float, default=200.0, help="simulator steps/s (the demo's default)")
+    parser.add_argument("--interval-s", type=float, default=60.0, help="seconds per report line")
+    parser.add_argument("--bootstrap", default=None, help="a broker of your own instead of the embedded one")
+    parser.add_argument("--seed", type=int, default=3)
+    a = parser.parse_args()
+    asyncio.run(soak(a.rate, a.minutes, a.interval_s, a.bootstrap, a.seed))
+
+
+if __name__ == "__main__":
+    main()
