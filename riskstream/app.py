@@ -299,6 +299,7 @@ def build_runtime(
         at_end=fetched_end,
         event_time_bounds=EventTimeBounds(stream.max_event_lead_s, stream.max_event_age_s, wall_clock_ns),
         linked_fills=LinkedFillPublisher(send, names.linked_fills),
+        scoring_in_flight=settings.scorer.batches_in_flight,
     )
     ready = asyncio.Event()
     lock = asyncio.Lock()
@@ -433,6 +434,7 @@ def build_runtime(
         the scorer and the database. Offsets are not committed here (the consumer is already
         stopped); the applied offsets in the state make the replay a no-op."""
         try:
+            await pipeline.drain()
             if not await audit.flush():
                 log.warning(
                     "%d alerts not yet in the audit table at shutdown: their offsets are not"

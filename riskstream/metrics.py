@@ -147,6 +147,12 @@ class Metrics:
             "Events decoded but waiting for the other input partitions to reach their event time.",
             registry=r,
         )
+        self.scoring_in_flight = Gauge(
+            "riskstream_scoring_in_flight",
+            "Folded micro-batches whose candidates are being scored or published now (bounded by"
+            " scorer.batches_in_flight).",
+            registry=r,
+        )
         self.partition_holds = Counter(
             "riskstream_partition_holds_total",
             "Times an input partition was held for event-time alignment.",

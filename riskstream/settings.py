@@ -603,6 +603,15 @@ class ScorerSettings(_Group):
             " 800 ms event-to-alert budget with the pipeline's own ~100 ms."
         ),
     )
+    batches_in_flight: int = Field(
+        16,
+        ge=0,
+        description=(
+            "Folded micro-batches whose candidates may be with the scorer at once while the fold"
+            " goes on (alerts still go out in fold order; offsets are committed only past"
+            " published and audited ones). 0: the fold waits for each batch's alerts."
+        ),
+    )
     update_deadline_ms: int = Field(
         10_000,
         ge=1,

@@ -2,7 +2,9 @@
 
 Under the fold lock (the fold is still between two releases, so state, held events and the
 merge's positions describe the same prefix of the event-time order):
-1. every submitted audit row is written (a failed write: nothing is committed this time);
+1. the scoring of every folded batch is waited for (its alerts published and submitted; most of
+   that wait happens before the lock is taken) and every submitted audit row is written (a
+   failed write: nothing is committed this time);
 2. every dirty account state goes to its changelog with the cut (the key of the last event
    folded), and each owned partition's market-wide-alert position beside them;
 3. the offsets to commit are the merge's positions: past every folded record, never past a
@@ -76,6 +78,9 @@ class Checkpoint:
         self._m.state_writes.labels("account-state").inc(written)
 
     async def _run(self) -> bool:
+        # The alerts of everything folded so far, published and submitted to the audit: most of
+        # the wait is here, outside the lock, while the fold goes on.
+        await self._pipeline.drain()
         if not await self._audit.flush():
             # Offsets stay where they are until the audit table holds every alert.
             return False
@@ -83,6 +88,7 @@ class Checkpoint:
             return False
         async with self._fold_lock:
             t0 = time.perf_counter()
+            await self._pipeline.drain()
             if not await self._audit.flush():
                 return False
             self.write_state()

@@ -8,9 +8,10 @@ which the checkpoint flushes before any offset is committed.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -115,6 +116,7 @@ class Pipeline:
         at_end: Callable[[Source], tuple[int, float] | None] | None = None,
         event_time_bounds: EventTimeBounds | None = None,
         linked_fills: LinkedFillPublisher | None = None,
+        scoring_in_flight: int = 0,
     ) -> None:
         self._market_topic = market_topic
         self._trade_topic = trade_topic
@@ -126,6 +128,10 @@ class Pipeline:
         self.linked_ahead: dict[int, int] = {}
         """linked-fills partitions read past the next offset, and that offset (to seek back)."""
         self._linked_out: list[LinkedFill] = []
+        self._max_in_flight = scoring_in_flight
+        self._in_flight: deque[asyncio.Task[None]] = deque()
+        """Scoring and publishing of folded batches, oldest first."""
+        self._scoring_failure: BaseException | None = None
         self._bounds = event_time_bounds
         self.accounts = accounts
         self.context = context
@@ -254,7 +260,7 @@ class Pipeline:
         reason = f"{stage} processing failed: {error}"
         return DeadLetter(rec.topic, rec.partition, rec.offset, rec.key, rec.value, reason, self._clock())
 
-    async def on_batch(self, records: Sequence[SourceRecord]) -> list[RiskAlert]:
+    async def on_batch(self, records: Sequence[SourceRecord]) -> None:
         """Records of either input, in each partition's order; then whatever the merge releases
         is folded. Called with no records too (a timer, an empty fetch): a quiet partition's
         allowed lateness runs out by the clock."""
@@ -274,7 +280,7 @@ class Pipeline:
         if linked:
             self._track(linked[0].topic, linked)
             self._pair_linked(linked, found, dead)
-        return await self._fold(dead, found)
+        await self._fold(dead, found)
 
     def _pair_linked(self, records: list[SourceRecord], found: Found, dead: list[DeadLetter]) -> None:
         """linked-fills records, each partition in offset order, into the fold's book: not
@@ -368,7 +374,7 @@ class Pipeline:
             expected = merge.next_offset(source)
             merge.at_end(source, expected is not None and expected >= end, fetched_s)
 
-    async def _fold(self, dead: list[DeadLetter], found: Found) -> list[RiskAlert]:
+    async def _fold(self, dead: list[DeadLetter], found: Found) -> None:
         self._note_ends()
         late_before = self.merge.late
         window_late_before = self.fold.late_events
@@ -396,7 +402,7 @@ class Pipeline:
             # fills' offsets: a crash republishes them (the book drops the repeats).
             out, self._linked_out = self._linked_out, []
             await self._linked_pub.publish(out)
-        return await self._finish(found, dead)
+        await self._finish(found, dead)
 
     _mark_record = SourceRecord("", -1, -1, None, None)
     """Where a re-mark's failure would be reported: no single input record completes it."""
@@ -481,41 +487,83 @@ class Pipeline:
                 dead.append(self._failed(rec, "score", _error(exc)))
         return scored
 
-    async def _finish(self, found: Found, dead: list[DeadLetter]) -> list[RiskAlert]:
-        published: list[RiskAlert] = []
+    async def _finish(self, found: Found, dead: list[DeadLetter]) -> None:
+        """Dead letters go out now; the candidates go to the scorer. With ``scoring_in_flight``
+        0 this waits for their alerts to be published; otherwise the scoring runs beside the
+        fold (Flink's async I/O): at most that many batches in flight, published in the order
+        they were folded, and :meth:`drain` (the checkpoint's) waits for them before any offset
+        is committed."""
+        self._reap()
         if found:
-            detected_ns = self._clock()
-            t0 = time.perf_counter()
-            scored = await self._assess(found, dead)
-            t1 = time.perf_counter()
-            self._m.stage.labels("score").observe(t1 - t0)
-            alerts: list[RiskAlert] = []
-            source: dict[str, SourceRecord] = {}
-            for candidate, assessment, rec in scored:
-                try:
-                    alert = to_alert(candidate, assessment, detected_ns)
-                except Exception as exc:
-                    dead.append(self._failed(rec, "alert", _error(exc)))
-                    continue
-                alerts.append(alert)
-                source[alert.alert_id] = rec
-                if alert.degraded:
-                    self._remember_degraded(alert.alert_id, detected_ns)
-            outcome = await self._alerts.publish(alerts)
-            for alert, error in outcome.unencodable:
-                dead.append(self._failed(source[alert.alert_id], "alert", error))
-            published = outcome.alerts
-            t2 = time.perf_counter()
-            self._m.stage.labels("publish").observe(t2 - t1)
-            for alert in published:
-                assert alert.timings.published_ns is not None
-                self._m.alerts.labels(alert.category.value, alert.severity.value).inc()
-                self._m.event_to_alert.observe(
-                    max(0.0, (alert.timings.published_ns - alert.timings.event_ns) / 1e9)
-                )
-            self._audit.submit(published)
+            previous = self._in_flight[-1] if self._in_flight else None
+            task = asyncio.create_task(self._score_and_publish(found, self._clock(), previous))
+            self._in_flight.append(task)
+            self._m.scoring_in_flight.set(len(self._in_flight))
+            while len(self._in_flight) > self._max_in_flight:
+                await asyncio.wait({self._in_flight[0]})
+                self._reap()
+        await self._publish_dead(dead)
+
+    def _reap(self) -> None:
+        """Forget the finished scoring tasks at the head. One that failed (the broker refusing
+        alerts) raises here and on every call after, so the fold stops and no checkpoint
+        commits past alerts that were never published."""
+        if self._scoring_failure is not None:
+            raise self._scoring_failure
+        while self._in_flight and self._in_flight[0].done():
+            task = self._in_flight.popleft()
+            if not task.cancelled() and task.exception() is not None:
+                self._scoring_failure = task.exception()
+                raise task.exception()  # type: ignore[misc]
+        self._m.scoring_in_flight.set(len(self._in_flight))
+
+    async def drain(self) -> None:
+        """Wait until every batch folded so far has its alerts published and submitted to the
+        audit (the checkpoint's first step)."""
+        self._reap()
+        while self._in_flight:
+            await asyncio.wait({self._in_flight[0]})
+            self._reap()
+
+    async def _publish_dead(self, dead: list[DeadLetter]) -> None:
         if dead:
             await self._dead.publish(dead)
             for d in dead:
                 self._m.dead_letters.labels(d.source_topic).inc()
-        return published
+
+    async def _score_and_publish(
+        self, found: Found, detected_ns: int, previous: asyncio.Task[None] | None
+    ) -> None:
+        dead: list[DeadLetter] = []
+        t0 = time.perf_counter()
+        scored = await self._assess(found, dead)
+        t1 = time.perf_counter()
+        self._m.stage.labels("score").observe(t1 - t0)
+        alerts: list[RiskAlert] = []
+        source: dict[str, SourceRecord] = {}
+        for candidate, assessment, rec in scored:
+            try:
+                alert = to_alert(candidate, assessment, detected_ns)
+            except Exception as exc:
+                dead.append(self._failed(rec, "alert", _error(exc)))
+                continue
+            alerts.append(alert)
+            source[alert.alert_id] = rec
+            if alert.degraded:
+                self._remember_degraded(alert.alert_id, detected_ns)
+        if previous is not None:
+            # In the order folded: an entity's alerts never overtake each other.
+            await asyncio.wait({previous})
+        outcome = await self._alerts.publish(alerts)
+        for alert, error in outcome.unencodable:
+            dead.append(self._failed(source[alert.alert_id], "alert", error))
+        published = outcome.alerts
+        self._m.stage.labels("publish").observe(time.perf_counter() - t1)
+        for alert in published:
+            assert alert.timings.published_ns is not None
+            self._m.alerts.labels(alert.category.value, alert.severity.value).inc()
+            self._m.event_to_alert.observe(
+                max(0.0, (alert.timings.published_ns - alert.timings.event_ns) / 1e9)
+            )
+        self._audit.submit(published)
+        await self._publish_dead(dead)

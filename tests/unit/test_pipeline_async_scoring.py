@@ -1,0 +1,163 @@
+"""The scorer off the fold path: while a batch's candidates are with a slow scorer the fold goes
+on with the next batches, alerts still go out in the order their batches were folded, at most
+``scoring_in_flight`` batches wait at once, and the checkpoint's drain waits for all of them.
+
+The scorer here is a hand-written double (``GatedScorer``): it holds each call until the test
+opens its gate, standing in for an LLM that answers when it answers. The pipeline, state,
+detectors, rule assessments and alert encoding are the real ones.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Sequence
+
+import pytest
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from riskstream.agents.pipeline import Pipeline, Restart
+from riskstream.agents.state_store import CheckpointedStore
+from riskstream.core.candidates import Candidate
+from riskstream.core.event_time import EventTimeMerge
+from riskstream.core.state import AccountState
+from riskstream.detection import detection_context
+from riskstream.llm.base import Assessment, UpdateFn
+from riskstream.llm.rules import assess_by_rules
+from riskstream.metrics import Metrics
+from riskstream.settings import Settings
+from riskstream.sinks import AlertPublisher, AuditLog, AuditWriter, DeadLetterPublisher
+from tests.factories import T0
+from tests.unit.test_pipeline_event_time import SendDouble
+from tests.unit.test_pipeline_faults import ALERTS, DLQ, MARKET, TRADES, as_records, order, quote
+from tests.unit.test_state_store import DictTableDouble
+
+
+class GatedScorer:
+    """Hand-written double of a slow LLM scorer: call k waits for ``gates[k]``."""
+
+    def __init__(self, calls: int) -> None:
+        self.gates = [asyncio.Event() for _ in range(calls)]
+        self.calls = 0
+
+    async def start(self) -> None:
+        return None
+
+    async def score(self, candidates: Sequence[Candidate]) -> list[Assessment]:
+        gate = self.gates[self.calls]
+        self.calls += 1
+        await gate.wait()
+        return [assess_by_rules(c) for c in candidates]
+
+    def on_update(self, callback: UpdateFn) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+
+class RefusingSend(SendDouble):
+    """The producer double refusing every alert (a broker that rejects the write)."""
+
+    async def __call__(self, topic: str, key: bytes, value: bytes) -> asyncio.Future[object]:
+        if topic == ALERTS:
+            raise RuntimeError("broker refused the alert")
+        return await super().__call__(topic, key, value)  # type: ignore[return-value]
+
+
+def build(scorer: object, in_flight: int, send: SendDouble | None = None) -> tuple[Pipeline, SendDouble]:
+    send = send or SendDouble()
+    metrics = Metrics()
+    p = Pipeline(
+        accounts=CheckpointedStore(
+            DictTableDouble(), AccountState.to_bytes, AccountState.from_json, AccountState
+        ),
+        context=detection_context(Settings(), {}),
+        size_alpha=0.05,
+        scorer=scorer,  # type: ignore[arg-type]
+        alerts=AlertPublisher(send, ALERTS, lambda: T0),
+        audit=AuditWriter(AuditLog(create_async_engine("sqlite+aiosqlite://")), metrics),
+        dead_letters=DeadLetterPublisher(send, DLQ),
+        metrics=metrics,
+        clock=lambda: T0,
+        market_topic=MARKET,
+        trade_topic=TRADES,
+        merge=EventTimeMerge(0.0, 10**18),
+        at_end=lambda source: (0, 0.0),
+        scoring_in_flight=in_flight,
+    )
+    p.restart(Restart({0: 0}, [0]))
+    return p, send
+
+
+def price_typo(oid: str, t_s: float) -> tuple[str, dict[str, object]]:
+    """A buy 30 % through the ask: a fat finger on its own, one candidate."""
+    return (TRADES, order("new", oid, 10, 130.0, t_s))
+
+
+def published(send: SendDouble) -> list[str]:
+    return [json.loads(v)["evidence"]["order_ids"][0] for topic, _, v in send.sent if topic == ALERTS]
+
+
+async def test_the_fold_goes_on_while_the_scorer_thinks_and_alerts_keep_their_fold_order() -> None:
+    scorer = GatedScorer(3)
+    p, send = build(scorer, in_flight=4)
+    offsets: dict[str, int] = {}
+    await p.on_batch(as_records([(MARKET, quote(100.0, 100.02, 0)), price_typo("first", 1)], offsets))
+    await p.on_batch(as_records([price_typo("second", 2)], offsets))
+    await p.on_batch(as_records([price_typo("third", 3)], offsets))
+    # Three batches folded, none scored yet: the fold did not wait.
+    assert p.commit_offsets()[(TRADES, 0)] == 3
+    await asyncio.sleep(0.05)
+    assert scorer.calls == 3 and published(send) == []
+    scorer.gates[2].set()
+    scorer.gates[1].set()
+    await asyncio.sleep(0.05)
+    assert published(send) == []  # the later answers wait for the first batch's
+    scorer.gates[0].set()
+    await p.drain()
+    assert published(send) == ["first", "second", "third"]
+
+
+async def test_at_most_the_bound_of_batches_wait_for_the_scorer() -> None:
+    scorer = GatedScorer(3)
+    p, send = build(scorer, in_flight=1)
+    offsets: dict[str, int] = {}
+    await p.on_batch(as_records([(MARKET, quote(100.0, 100.02, 0)), price_typo("first", 1)], offsets))
+    blocked = asyncio.create_task(p.on_batch(as_records([price_typo("second", 2)], offsets)))
+    await asyncio.sleep(0.05)
+    assert not blocked.done()  # two in flight over a bound of one: the fold waits
+    scorer.gates[0].set()
+    await asyncio.wait_for(blocked, 2)
+    assert published(send) == ["first"]
+    scorer.gates[1].set()
+    await p.drain()
+    assert published(send) == ["first", "second"]
+
+
+async def test_drain_waits_for_every_folded_batch_and_the_audit_has_their_alerts() -> None:
+    scorer = GatedScorer(1)
+    p, send = build(scorer, in_flight=8)
+    offsets: dict[str, int] = {}
+    await p.on_batch(as_records([(MARKET, quote(100.0, 100.02, 0)), price_typo("first", 1)], offsets))
+    drained = asyncio.create_task(p.drain())
+    await asyncio.sleep(0.05)
+    assert not drained.done()
+    scorer.gates[0].set()
+    await asyncio.wait_for(drained, 2)
+    assert published(send) == ["first"]
+    assert p._audit.pending == 1  # submitted, for the checkpoint's flush
+
+
+async def test_a_publish_that_fails_in_the_background_stops_the_fold_and_every_drain() -> None:
+    scorer = GatedScorer(2)
+    p, _ = build(scorer, in_flight=8, send=RefusingSend())
+    offsets: dict[str, int] = {}
+    scorer.gates[0].set()
+    await p.on_batch(as_records([(MARKET, quote(100.0, 100.02, 0)), price_typo("first", 1)], offsets))
+    with pytest.raises(RuntimeError, match="refused"):
+        await p.drain()
+    with pytest.raises(RuntimeError, match="refused"):
+        await p.drain()
+    with pytest.raises(RuntimeError, match="refused"):
+        await p.on_batch(as_records([price_typo("second", 2)], offsets))
