@@ -9,6 +9,9 @@
    p50/p95/p99 from the alerts' own timings (event ts -> published ts).
 
     python -m bench.pipeline --events 150000 --rate 3350 --latency-s 30 --repeat 3
+
+3. scorers (``--scorers rules,openai[,vllm]``): the same backlog through one worker per scorer,
+   input events/s against rules only and the share of LLM answers inside the deadline.
 """
 
 from __future__ import annotations
@@ -52,7 +55,9 @@ def metric(port: int, name: str) -> float:
     )
 
 
-def start_worker(bootstrap: str, workdir: Path, app_id: str) -> tuple[subprocess.Popen[bytes], int]:
+def start_worker(
+    bootstrap: str, workdir: Path, app_id: str, extra_env: dict[str, str] | None = None
+) -> tuple[subprocess.Popen[bytes], int]:
     port = free_port()
     env = {
         **os.environ,
@@ -62,6 +67,7 @@ def start_worker(bootstrap: str, workdir: Path, app_id: str) -> tuple[subprocess
         "RISKSTREAM_LIMITS_FILE": str(REPO_ROOT / "deploy" / "limits.demo.toml"),
         "RISKSTREAM_METRICS_PORT": str(port),
         "RISKSTREAM_LOG_LEVEL": "warning",
+        **(extra_env or {}),
     }
     log = open(workdir / f"{app_id}.log", "wb")  # noqa: SIM115
     proc = subprocess.Popen(
@@ -85,6 +91,10 @@ class Run:
     """CPU time of the consuming process (all threads) per event: steadier than the rate, which
     also moves with how fetches and processing interleave on the shared broker."""
     alerts_per_s: float = 0.0
+    llm_in_time: float = 0.0
+    """Candidates the LLM answered within the scorer's deadline."""
+    llm_fallbacks: float = 0.0
+    """Candidates rule-scored instead (deadline, invalid, error, engine down)."""
 
 
 async def faust_ceiling(bootstrap: str, events: int, topics: list[str], *, stock_drain: bool) -> Run:
@@ -113,9 +123,11 @@ def cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-async def pipeline_run(bootstrap: str, events: int, workdir: Path, app_id: str) -> Run:
+async def pipeline_run(
+    bootstrap: str, events: int, workdir: Path, app_id: str, extra_env: dict[str, str] | None = None
+) -> Run:
     """One worker, a consumer group of its own, through the whole backlog."""
-    proc, port = start_worker(bootstrap, workdir, app_id)
+    proc, port = start_worker(bootstrap, workdir, app_id, extra_env)
     try:
         # One scrape per poll, a few per second: a scrape costs the worker ~3 ms of CPU, and
         # polling at 20/s had been taking ~10 % of the worker away from the pipeline.
@@ -132,9 +144,11 @@ async def pipeline_run(bootstrap: str, events: int, workdir: Path, app_id: str) 
         cpu_used = cpu_s(proc.pid) - cpu_first
         events_timed = consumed - seen_first
         alerts = metric(port, "riskstream_alerts_total")
+        in_time = metric(port, 'riskstream_llm_assessments_total{outcome="ok"}')
+        fallbacks = metric(port, "riskstream_llm_fallbacks_total")
     finally:
         stop(proc)
-    return Run(events_timed / elapsed, 1e6 * cpu_used / events_timed, alerts / elapsed)
+    return Run(events_timed / elapsed, 1e6 * cpu_used / events_timed, alerts / elapsed, in_time, fallbacks)
 
 
 def median_run(runs: list[Run]) -> Run:
@@ -154,11 +168,61 @@ def pct(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1]
 
 
-async def main(events: int, rate: float, latency_s: float, repeat: int) -> None:
+async def main(
+    events: int, rate: float, latency_s: float, repeat: int, scorers: list[str], vllm_model: str | None
+) -> None:
     workdir = Path(tempfile.mkdtemp(prefix="riskstream-bench-"))
     if repeat > 0:
         await throughput(events, repeat, workdir)
-    await latency(rate, latency_s, workdir)
+    if scorers:
+        await scorer_throughput(events, max(repeat, 1), workdir, scorers, vllm_model)
+    if latency_s > 0:
+        await latency(rate, latency_s, workdir)
+
+
+LLM_DOUBLE_DELAY_S = 0.3
+
+
+async def scorer_throughput(
+    events: int, repeat: int, workdir: Path, scorers: list[str], vllm_model: str | None
+) -> None:
+    """The same backlog through one worker per scorer: rules only, the ``openai`` scorer
+    against a server double answering after 300 ms, the ``vllm`` scorer on a local model."""
+    from bench.llm_server_double import SlowLLMServerDouble
+
+    server = SlowLLMServerDouble(LLM_DOUBLE_DELAY_S)
+    base_url = await server.start()
+    envs: dict[str, dict[str, str]] = {
+        "rules": {"RISKSTREAM_SCORER__KIND": "rules"},
+        "openai": {
+            "RISKSTREAM_SCORER__KIND": "openai",
+            "RISKSTREAM_SCORER__OPENAI__BASE_URL": base_url,
+        },
+    }
+    if vllm_model:
+        envs["vllm"] = {"RISKSTREAM_SCORER__KIND": "vllm", "RISKSTREAM_SCORER__VLLM__MODEL_PATH": vllm_model}
+    runs: dict[str, list[Run]] = {name: [] for name in scorers if name in envs}
+    try:
+        with EmbeddedBroker() as broker:
+            bs = broker.bootstrap_servers
+            await fill_topics(bs, events)
+            for i in range(repeat):
+                for name in runs:
+                    runs[name].append(
+                        await pipeline_run(bs, events, workdir, f"bench-{name}-{i}", envs[name])
+                    )
+    finally:
+        await server.stop()
+    print(f"scorers: {events:,} events, median of {repeat} runs; the openai server double answers in 300 ms")
+    print(f"{'scorer':44} {'events/s':>10} {'vs rules':>9} {'alerts/s':>9} {'LLM in time':>12}")
+    base = median_run(runs["rules"]).events_per_s if runs.get("rules") else None
+    for name, rs in runs.items():
+        med = median_run(rs)
+        answered = sum(r.llm_in_time for r in rs)
+        asked = answered + sum(r.llm_fallbacks for r in rs)
+        share = f"{answered / asked:.0%}" if asked else "-"
+        ratio = f"{med.events_per_s / base:.2f}" if base else "-"
+        print(f"{name:44} {med.events_per_s:>10,.0f} {ratio:>9} {med.alerts_per_s:>9,.1f} {share:>12}")
 
 
 async def throughput(events: int, repeat: int, workdir: Path) -> None:
@@ -251,5 +315,12 @@ if __name__ == "__main__":
     parser.add_argument(
         "--repeat", type=int, default=3, help="throughput runs of each consumer (0: latency only)"
     )
+    parser.add_argument(
+        "--scorers",
+        default="",
+        help="comma-separated: rules, openai (against a 300-ms server double), vllm (needs --vllm-model)",
+    )
+    parser.add_argument("--vllm-model", default=None, help="a local model folder for the vllm scorer")
     a = parser.parse_args()
-    asyncio.run(main(a.events, a.rate, a.latency_s, a.repeat))
+    scorers = [x for x in a.scorers.split(",") if x]
+    asyncio.run(main(a.events, a.rate, a.latency_s, a.repeat, scorers, a.vllm_model))
