@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 import pytest
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from riskstream.agents.checkpoint import Checkpoint, CheckpointIO
 from riskstream.agents.pipeline import Pipeline, Restart
 from riskstream.agents.state_store import CheckpointedStore
 from riskstream.core.candidates import Candidate
@@ -161,3 +163,40 @@ async def test_a_publish_that_fails_in_the_background_stops_the_fold_and_every_d
         await p.drain()
     with pytest.raises(RuntimeError, match="refused"):
         await p.on_batch(as_records([price_typo("second", 2)], offsets))
+
+
+async def test_a_checkpoint_commits_only_once_the_scored_alerts_are_published_and_audited(
+    tmp_path: Path,
+) -> None:
+    scorer = GatedScorer(1)
+    send = SendDouble()
+    p, _ = build(scorer, in_flight=8, send=send)
+    log = AuditLog(create_async_engine(f"sqlite+aiosqlite:///{tmp_path / 'audit.db'}"))
+    await log.ensure_schema()
+    p._audit = AuditWriter(log, Metrics())
+    commits: list[dict[tuple[str, int], int]] = []
+
+    async def nothing() -> None:
+        return None
+
+    async def same_log() -> bool:
+        return True
+
+    async def commit(offsets: Mapping[tuple[str, int], int]) -> object:
+        commits.append(dict(offsets))
+        return None
+
+    checkpoint = Checkpoint(
+        p, p.accounts, p._audit, CheckpointIO(nothing, commit, same_log), asyncio.Lock(), Metrics()
+    )
+    offsets: dict[str, int] = {}
+    await p.on_batch(as_records([(MARKET, quote(100.0, 100.02, 0)), price_typo("first", 1)], offsets))
+    running = asyncio.create_task(checkpoint.run())
+    await asyncio.sleep(0.05)
+    assert not running.done() and commits == []
+    scorer.gates[0].set()
+    assert await asyncio.wait_for(running, 5)
+    assert commits == [{(TRADES, 0): 1}]
+    assert published(send) == ["first"]
+    assert p._audit.pending == 0
+    await log.close()
