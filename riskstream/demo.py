@@ -65,7 +65,69 @@ def _alert_row(alert: RiskAlert, table: Table) -> None:
     )
 
 
-async def _show_alerts(settings: Settings, console: Console, stop: asyncio.Event) -> int:
+DRIFT_EVERY_S = 60.0
+"""How often the demo prints its own latency: the embedded broker slows as it stores more."""
+DRIFT_WARN_MS = 1000.0
+
+
+class LatencyDrift:
+    """The demo's own event->alert latency per interval, and the broker's memory, printed so a
+    user sees the embedded stack slow down (README, Known limits) instead of guessing."""
+
+    def __init__(self, console: Console, broker_pid: int | None, every_s: float = DRIFT_EVERY_S) -> None:
+        self._console = console
+        self._broker_pid = broker_pid
+        self._every_s = every_s
+        self._started = self._window = time.monotonic()
+        self._latencies_ms: list[float] = []
+
+    def observe(self, alert: RiskAlert) -> None:
+        t = alert.timings
+        self.record(((t.published_ns or t.detected_ns) - t.event_ns) / 1e6)
+
+    def record(self, latency_ms: float) -> None:
+        self._latencies_ms.append(latency_ms)
+
+    def tick(self) -> None:
+        now = time.monotonic()
+        if now - self._window < self._every_s:
+            return
+        self._window = now
+        values, self._latencies_ms = sorted(self._latencies_ms), []
+        minute = (now - self._started) / 60
+        if not values:
+            self._console.print(f"[dim]{minute:.0f} min: no alerts in the last {self._every_s:.0f} s[/]")
+            return
+        p50 = values[len(values) // 2]
+        p99 = values[min(len(values) - 1, int(len(values) * 0.99))]
+        rss = _rss_mb(self._broker_pid)
+        line = f"{minute:.0f} min: {len(values)} alerts, event->alert p50 {p50:.0f} ms, p99 {p99:.0f} ms" + (
+            f", broker {rss:.0f} MB" if rss is not None else ""
+        )
+        if p99 > DRIFT_WARN_MS:
+            self._console.print(
+                f"[yellow]{line}: the embedded broker slows as it stores more (it holds about five"
+                " minutes at the default rate); restart the demo, or run riskstream on Kafka[/]"
+            )
+        else:
+            self._console.print(f"[dim]{line}[/]")
+
+
+def _rss_mb(pid: int | None) -> float | None:
+    if pid is None:
+        return None
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None
+
+
+async def _show_alerts(
+    settings: Settings, console: Console, stop: asyncio.Event, drift: LatencyDrift | None = None
+) -> int:
     consumer = AIOKafkaConsumer(
         settings.topics.risk_alerts,
         bootstrap_servers=settings.kafka.bootstrap_servers,
@@ -77,12 +139,16 @@ async def _show_alerts(settings: Settings, console: Console, stop: asyncio.Event
     try:
         while not stop.is_set():
             batch = await consumer.getmany(timeout_ms=200)
+            if drift is not None:
+                drift.tick()
             for records in batch.values():
                 for rec in records:
                     alert = RiskAlert.from_json(json.loads(rec.value))
                     if alert.alert_id in seen:
                         continue
                     seen.add(alert.alert_id)
+                    if drift is not None:
+                        drift.observe(alert)
                     table = Table(show_header=len(seen) == 1, box=None, pad_edge=False)
                     for name, width in (
                         ("category", 12),
@@ -167,7 +233,7 @@ async def _demo(rate: float, duration_s: float | None, seed: int, console: Conso
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGINT, stop.set)
         loop.add_signal_handler(signal.SIGTERM, stop.set)
-        shower = asyncio.create_task(_show_alerts(settings, console, stop))
+        shower = asyncio.create_task(_show_alerts(settings, console, stop, LatencyDrift(console, broker.pid)))
         sim = asyncio.create_task(run_simulation(settings, seed=seed, rate=rate, duration_s=None, stop=stop))
         try:
             await asyncio.wait_for(stop.wait(), timeout=duration_s)

@@ -8,7 +8,7 @@ from rich.console import Console
 from rich.table import Table
 
 from riskstream.core.candidates import Candidate
-from riskstream.demo import _alert_row
+from riskstream.demo import LatencyDrift, _alert_row
 from riskstream.llm.base import to_alert
 from riskstream.llm.rules import assess_by_rules
 from riskstream.records import AlertEntity, Category, Evidence, WindowBounds
@@ -45,3 +45,20 @@ def test_markup_in_a_message_is_printed_literally() -> None:
     text = rendered()
     assert "[link=https://evil.example]ACC[/link]" in text
     assert "[bold red]fake[/]" in text
+
+
+def test_the_demo_prints_its_own_latency_and_warns_when_the_embedded_broker_drifts() -> None:
+    out = io.StringIO()
+    console = Console(file=out, width=200, color_system=None)
+    drift = LatencyDrift(console, broker_pid=None, every_s=0.0)
+    for ms in (20.0, 25.0, 30.0, 40.0):
+        drift.record(ms)
+    drift.tick()
+    for ms in (900.0, 1500.0, 4000.0):
+        drift.record(ms)
+    drift.tick()
+    drift.tick()
+    first, second, third = out.getvalue().splitlines()
+    assert "4 alerts, event->alert p50 30 ms, p99 40 ms" in first and "slows" not in first
+    assert "p99 4000 ms" in second and "embedded broker slows" in second
+    assert "no alerts" in third
