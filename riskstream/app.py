@@ -404,7 +404,12 @@ def build_runtime(
         return await commit_offsets(app, {TP(t, p): o for (t, p), o in offsets.items()})
 
     checkpoint = Checkpoint(
-        pipeline, accounts, audit, CheckpointIO(flush_producer, commit, same_log), lock, metrics
+        pipeline,
+        accounts,
+        audit,
+        CheckpointIO(flush_producer, commit, same_log, timeout_s=2 * settings.kafka.session_timeout_s),
+        lock,
+        metrics,
     )
 
     @app.timer(stream.checkpoint_interval_ms / 1000, name="checkpoint")

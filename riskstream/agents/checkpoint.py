@@ -39,6 +39,11 @@ class CheckpointIO:
     flush_producer: Callable[[], Awaitable[None]]
     commit: Callable[[Mapping[Source, int]], Awaitable[object]]
     same_log: Callable[[], Awaitable[bool]]
+    timeout_s: float = 30.0
+    """Longest a checkpoint waits on the broker (the scoring tasks' publishes, the producer's
+    flush, the offset commit): a broker that goes away mid-checkpoint must not leave every later
+    checkpoint waiting behind this one. A checkpoint past it commits nothing and the next one
+    tries again."""
 
 
 class Checkpoint:
@@ -77,10 +82,24 @@ class Checkpoint:
             self._accounts.put_marker(f"{SHOCKS_MARKER}{partition}", marker, partition)
         self._m.state_writes.labels("account-state").inc(written)
 
+    async def _bounded(self, step: str, aw: Awaitable[object]) -> bool:
+        try:
+            await asyncio.wait_for(aw, self._io.timeout_s)
+        except TimeoutError:
+            self._m.commit_failures.inc()
+            log.warning(
+                "checkpoint gave up after %.0f s waiting for %s; nothing committed, the next one retries",
+                self._io.timeout_s,
+                step,
+            )
+            return False
+        return True
+
     async def _run(self) -> bool:
         # The alerts of everything folded so far, published and submitted to the audit: most of
         # the wait is here, outside the lock, while the fold goes on.
-        await self._pipeline.drain()
+        if not await self._bounded("the alerts being published", self._pipeline.drain()):
+            return False
         if not await self._audit.flush():
             # Offsets stay where they are until the audit table holds every alert.
             return False
@@ -88,7 +107,8 @@ class Checkpoint:
             return False
         async with self._fold_lock:
             t0 = time.perf_counter()
-            await self._pipeline.drain()
+            if not await self._bounded("the alerts being published", self._pipeline.drain()):
+                return False
             if not await self._audit.flush():
                 return False
             self.write_state()
@@ -96,10 +116,13 @@ class Checkpoint:
             self._m.stage.labels("checkpoint_pause").observe(time.perf_counter() - t0)
         t1 = time.perf_counter()
         try:
-            await self._io.flush_producer()
+            if not await self._bounded("the producer's flush", self._io.flush_producer()):
+                return False
             self._accounts.seal()
-            await self._io.flush_producer()
-            await self._io.commit(offsets)
+            if not await self._bounded("the producer's flush", self._io.flush_producer()):
+                return False
+            if not await self._bounded("the offset commit", self._io.commit(offsets)):
+                return False
         except Exception:
             # Uncommitted offsets are replayed and skipped by state: safe to try next time.
             self._m.commit_failures.inc()

@@ -200,3 +200,54 @@ async def test_a_checkpoint_commits_only_once_the_scored_alerts_are_published_an
     assert published(send) == ["first"]
     assert p._audit.pending == 0
     await log.close()
+
+
+async def test_a_commit_the_broker_never_answers_gives_up_and_the_next_checkpoint_runs(
+    tmp_path: Path,
+) -> None:
+    """A broker gone mid-checkpoint: the commit hangs. The checkpoint gives up after its
+    timeout (counted as a commit failure) instead of holding every later checkpoint back."""
+    p, _ = build(RuleScorerDouble(), in_flight=8)
+    log = AuditLog(create_async_engine(f"sqlite+aiosqlite:///{tmp_path / 'audit.db'}"))
+    await log.ensure_schema()
+    p._audit = AuditWriter(log, Metrics())
+    answered = asyncio.Event()
+    commits: list[dict[tuple[str, int], int]] = []
+
+    async def nothing() -> None:
+        return None
+
+    async def same_log() -> bool:
+        return True
+
+    async def commit(offsets: Mapping[tuple[str, int], int]) -> object:
+        await answered.wait()
+        commits.append(dict(offsets))
+        return None
+
+    metrics = Metrics()
+    checkpoint = Checkpoint(
+        p,
+        p.accounts,
+        p._audit,
+        CheckpointIO(nothing, commit, same_log, timeout_s=0.2),
+        asyncio.Lock(),
+        metrics,
+    )
+    offsets: dict[str, int] = {}
+    await p.on_batch(as_records([(MARKET, quote(100.0, 100.02, 0)), price_typo("first", 1)], offsets))
+    assert not await asyncio.wait_for(checkpoint.run(), 5)
+    assert metrics.commit_failures._value.get() == 1
+    answered.set()
+    assert await asyncio.wait_for(checkpoint.run(), 5)
+    assert commits == [{(TRADES, 0): 1}]
+    await log.close()
+
+
+class RuleScorerDouble(GatedScorer):
+    """The gated double with its gate open: answers at once."""
+
+    def __init__(self) -> None:
+        super().__init__(100)
+        for gate in self.gates:
+            gate.set()
