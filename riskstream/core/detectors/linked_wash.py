@@ -36,10 +36,16 @@ MAX_FILLS_PER_OWNER = 20_000
 """Bound on the legs kept per owner, whatever the owner's trading rate."""
 
 
+LegKey = tuple[str, Side, float]
+"""(symbol, side, quantity): the only legs a fill can pair with are the other side's of its own."""
+
+
 @dataclass(slots=True)
 class _OwnerBook:
     fills: deque[LinkedFill] = field(default_factory=deque)
     """Newest last (arrival order); evicted by event time and count."""
+    by_leg: dict[LegKey, deque[LinkedFill]] = field(default_factory=dict)
+    """The same fills by (symbol, side, quantity), each in arrival order."""
     ids: set[str] = field(default_factory=set)
     paired: set[str] = field(default_factory=set)
     newest_ns: int = 0
@@ -63,13 +69,10 @@ class LinkedFillBook:
         match_ns = int(self.match_window_s * NS_PER_S)
         best: tuple[int, int, str, str] | None = None
         other: LinkedFill | None = None
-        for leg in book.fills:
+        for leg in book.by_leg.get((fill.symbol, fill.side.opposite, fill.qty), ()):
             if (
                 leg.fill_id in book.paired
                 or leg.account == fill.account
-                or leg.symbol != fill.symbol
-                or leg.side is fill.side
-                or leg.qty != fill.qty
                 or abs(leg.ts_ns - fill.ts_ns) > match_ns
                 or abs(leg.price - fill.price) > self.price_tolerance * fill.price
             ):
@@ -78,6 +81,7 @@ class LinkedFillBook:
             if best is None or rank < best:
                 best, other = rank, leg
         book.fills.append(fill)
+        book.by_leg.setdefault((fill.symbol, fill.side, fill.qty), deque()).append(fill)
         book.ids.add(fill.fill_id)
         if other is not None:
             book.paired.update((fill.fill_id, other.fill_id))
@@ -89,9 +93,15 @@ class LinkedFillBook:
         oldest_ns = book.newest_ns - int(HORIZON_S * NS_PER_S)
         fills = book.fills
         while fills and (fills[0].ts_ns < oldest_ns or len(fills) > MAX_FILLS_PER_OWNER):
-            gone = fills.popleft().fill_id
-            book.ids.discard(gone)
-            book.paired.discard(gone)
+            gone = fills.popleft()
+            # Both are in arrival order: the oldest of the book is the oldest of its leg key.
+            key = (gone.symbol, gone.side, gone.qty)
+            same = book.by_leg[key]
+            same.popleft()
+            if not same:
+                del book.by_leg[key]
+            book.ids.discard(gone.fill_id)
+            book.paired.discard(gone.fill_id)
 
     def held(self) -> int:
         return sum(len(b.fills) for b in self._owners.values())
