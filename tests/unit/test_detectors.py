@@ -66,11 +66,10 @@ def test_one_extra_zero_on_the_usual_size_is_a_fat_finger() -> None:
     assert [(c.category, c.evidence.order_ids) for c in found] == [(Category.FAT_FINGER, ("zero",))]
 
 
-def test_selling_out_a_position_in_one_order_is_not_a_fat_finger() -> None:
-    """Forty buys of about 100 filled (4 000 long), then one sale of 3 000: 30x the usual
-    order, but it only reduces what the account holds."""
+def filled_buys() -> list[OrderEvent]:
+    """Forty buys of about 100, each filled: 4 000 long, the usual order about 100."""
     sizes = [80, 100, 120, 100, 90, 110, 150, 70, 100, 130]
-    history = [
+    return [
         e
         for i in range(40)
         for e in (
@@ -78,20 +77,18 @@ def test_selling_out_a_position_in_one_order_is_not_a_fat_finger() -> None:
             fill(f"h{i}", "buy", sizes[i % 10], 100.01, i + 0.5),
         )
     ]
+
+
+def test_selling_out_a_position_in_one_order_is_not_a_fat_finger() -> None:
+    """Forty buys of about 100 filled (4 000 long), then one sale of 3 000: 30x the usual
+    order, but it only reduces what the account holds."""
+    history = filled_buys()
     assert run([*history, order("new", "out", "sell", 3000, 100.0, 50)]) == []
 
 
 def test_an_extra_zero_beyond_the_position_it_reduces_is_a_fat_finger() -> None:
     """The same account selling 10 000 of its 4 000: it would be left 6 000 short."""
-    sizes = [80, 100, 120, 100, 90, 110, 150, 70, 100, 130]
-    history = [
-        e
-        for i in range(40)
-        for e in (
-            order("new", f"h{i}", "buy", sizes[i % 10], 100.01, i),
-            fill(f"h{i}", "buy", sizes[i % 10], 100.01, i + 0.5),
-        )
-    ]
+    history = filled_buys()
     found = run([*history, order("new", "oops", "sell", 10_000, 100.0, 50)])
     assert [(c.category, c.evidence.order_ids) for c in found] == [(Category.FAT_FINGER, ("oops",))]
 

@@ -18,21 +18,16 @@ import pytest
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from riskstream.agents.checkpoint import Checkpoint, CheckpointIO
-from riskstream.agents.pipeline import Pipeline, Restart
-from riskstream.agents.state_store import CheckpointedStore
+from riskstream.agents.pipeline import Pipeline
 from riskstream.core.candidates import Candidate
-from riskstream.core.event_time import EventTimeMerge
-from riskstream.core.state import AccountState
-from riskstream.detection import detection_context
-from riskstream.llm.base import Assessment, UpdateFn
+from riskstream.llm import RuleScorer
+from riskstream.llm.base import Assessment, Scorer, UpdateFn
 from riskstream.llm.rules import assess_by_rules
 from riskstream.metrics import Metrics
-from riskstream.settings import Settings
-from riskstream.sinks import AlertPublisher, AuditLog, AuditWriter, DeadLetterPublisher
-from tests.factories import T0
+from riskstream.sinks import AuditLog, AuditWriter
 from tests.unit.test_pipeline_event_time import SendDouble
-from tests.unit.test_pipeline_faults import ALERTS, DLQ, MARKET, TRADES, as_records, order, quote
-from tests.unit.test_state_store import DictTableDouble
+from tests.unit.test_pipeline_faults import ALERTS, MARKET, TRADES, as_records, order, quote
+from tests.unit.test_pipeline_faults import build as faults_build
 
 
 class GatedScorer:
@@ -67,29 +62,42 @@ class RefusingSend(SendDouble):
         return await super().__call__(topic, key, value)  # type: ignore[return-value]
 
 
-def build(scorer: object, in_flight: int, send: SendDouble | None = None) -> tuple[Pipeline, SendDouble]:
-    send = send or SendDouble()
-    metrics = Metrics()
-    p = Pipeline(
-        accounts=CheckpointedStore(
-            DictTableDouble(), AccountState.to_bytes, AccountState.from_json, AccountState
-        ),
-        context=detection_context(Settings(), {}),
-        size_alpha=0.05,
-        scorer=scorer,  # type: ignore[arg-type]
-        alerts=AlertPublisher(send, ALERTS, lambda: T0),
-        audit=AuditWriter(AuditLog(create_async_engine("sqlite+aiosqlite://")), metrics),
-        dead_letters=DeadLetterPublisher(send, DLQ),
-        metrics=metrics,
-        clock=lambda: T0,
-        market_topic=MARKET,
-        trade_topic=TRADES,
-        merge=EventTimeMerge(0.0, 10**18),
-        at_end=lambda source: (0, 0.0),
-        scoring_in_flight=in_flight,
-    )
-    p.restart(Restart({0: 0}, [0]))
-    return p, send
+def build(scorer: Scorer, in_flight: int, send: SendDouble | None = None) -> tuple[Pipeline, SendDouble]:
+    p, sent, _ = faults_build(scorer=scorer, scoring_in_flight=in_flight, send=send)
+    return p, sent
+
+
+class BrokerIODouble:
+    """Hand-written double of the checkpoint's broker side: records the commits; a commit waits
+    for ``answered`` (set by default: the broker answers at once)."""
+
+    def __init__(self, answers: bool = True) -> None:
+        self.commits: list[dict[tuple[str, int], int]] = []
+        self.answered = asyncio.Event()
+        if answers:
+            self.answered.set()
+
+    def io(self, timeout_s: float = 30.0) -> CheckpointIO:
+        async def nothing() -> None:
+            return None
+
+        async def same_log() -> bool:
+            return True
+
+        async def commit(offsets: Mapping[tuple[str, int], int]) -> object:
+            await self.answered.wait()
+            self.commits.append(dict(offsets))
+            return None
+
+        return CheckpointIO(nothing, commit, same_log, timeout_s=timeout_s)
+
+
+async def audited(p: Pipeline, tmp_path: Path) -> AuditLog:
+    """The pipeline's audit writer on a SQLite file with the schema (a checkpoint flushes it)."""
+    log = AuditLog(create_async_engine(f"sqlite+aiosqlite:///{tmp_path / 'audit.db'}"))
+    await log.ensure_schema()
+    p._audit = AuditWriter(log, Metrics())
+    return log
 
 
 def price_typo(oid: str, t_s: float) -> tuple[str, dict[str, object]]:
@@ -171,32 +179,17 @@ async def test_a_checkpoint_commits_only_once_the_scored_alerts_are_published_an
     scorer = GatedScorer(1)
     send = SendDouble()
     p, _ = build(scorer, in_flight=8, send=send)
-    log = AuditLog(create_async_engine(f"sqlite+aiosqlite:///{tmp_path / 'audit.db'}"))
-    await log.ensure_schema()
-    p._audit = AuditWriter(log, Metrics())
-    commits: list[dict[tuple[str, int], int]] = []
-
-    async def nothing() -> None:
-        return None
-
-    async def same_log() -> bool:
-        return True
-
-    async def commit(offsets: Mapping[tuple[str, int], int]) -> object:
-        commits.append(dict(offsets))
-        return None
-
-    checkpoint = Checkpoint(
-        p, p.accounts, p._audit, CheckpointIO(nothing, commit, same_log), asyncio.Lock(), Metrics()
-    )
+    log = await audited(p, tmp_path)
+    broker = BrokerIODouble()
+    checkpoint = Checkpoint(p, p.accounts, p._audit, broker.io(), asyncio.Lock(), Metrics())
     offsets: dict[str, int] = {}
     await p.on_batch(as_records([(MARKET, quote(100.0, 100.02, 0)), price_typo("first", 1)], offsets))
     running = asyncio.create_task(checkpoint.run())
     await asyncio.sleep(0.05)
-    assert not running.done() and commits == []
+    assert not running.done() and broker.commits == []
     scorer.gates[0].set()
     assert await asyncio.wait_for(running, 5)
-    assert commits == [{(TRADES, 0): 1}]
+    assert broker.commits == [{(TRADES, 0): 1}]
     assert published(send) == ["first"]
     assert p._audit.pending == 0
     await log.close()
@@ -207,47 +200,16 @@ async def test_a_commit_the_broker_never_answers_gives_up_and_the_next_checkpoin
 ) -> None:
     """A broker gone mid-checkpoint: the commit hangs. The checkpoint gives up after its
     timeout (counted as a commit failure) instead of holding every later checkpoint back."""
-    p, _ = build(RuleScorerDouble(), in_flight=8)
-    log = AuditLog(create_async_engine(f"sqlite+aiosqlite:///{tmp_path / 'audit.db'}"))
-    await log.ensure_schema()
-    p._audit = AuditWriter(log, Metrics())
-    answered = asyncio.Event()
-    commits: list[dict[tuple[str, int], int]] = []
-
-    async def nothing() -> None:
-        return None
-
-    async def same_log() -> bool:
-        return True
-
-    async def commit(offsets: Mapping[tuple[str, int], int]) -> object:
-        await answered.wait()
-        commits.append(dict(offsets))
-        return None
-
+    p, _ = build(RuleScorer(), in_flight=8)
+    log = await audited(p, tmp_path)
+    broker = BrokerIODouble(answers=False)
     metrics = Metrics()
-    checkpoint = Checkpoint(
-        p,
-        p.accounts,
-        p._audit,
-        CheckpointIO(nothing, commit, same_log, timeout_s=0.2),
-        asyncio.Lock(),
-        metrics,
-    )
+    checkpoint = Checkpoint(p, p.accounts, p._audit, broker.io(timeout_s=0.2), asyncio.Lock(), metrics)
     offsets: dict[str, int] = {}
     await p.on_batch(as_records([(MARKET, quote(100.0, 100.02, 0)), price_typo("first", 1)], offsets))
     assert not await asyncio.wait_for(checkpoint.run(), 5)
     assert metrics.commit_failures._value.get() == 1
-    answered.set()
+    broker.answered.set()
     assert await asyncio.wait_for(checkpoint.run(), 5)
-    assert commits == [{(TRADES, 0): 1}]
+    assert broker.commits == [{(TRADES, 0): 1}]
     await log.close()
-
-
-class RuleScorerDouble(GatedScorer):
-    """The gated double with its gate open: answers at once."""
-
-    def __init__(self) -> None:
-        super().__init__(100)
-        for gate in self.gates:
-            gate.set()

@@ -27,6 +27,7 @@ from riskstream.core.event_time import EventTimeMerge
 from riskstream.core.state import AccountState
 from riskstream.detection import detection_context
 from riskstream.llm import RuleScorer
+from riskstream.llm.base import Scorer
 from riskstream.metrics import Metrics
 from riskstream.records import AlertEntity, Category, Evidence, WindowBounds
 from riskstream.records.codec import MAX_TS_NS, NS_PER_S, format_ts
@@ -40,18 +41,24 @@ from tests.unit.test_state_store import DictTableDouble
 MARKET, TRADES, ALERTS, DLQ = "market-data", "trade-logs", "risk-alerts", "dead-letter"
 
 
-def build(bounds: EventTimeBounds | None = None) -> tuple[Pipeline, SendDouble, Metrics]:
+def build(
+    bounds: EventTimeBounds | None = None,
+    *,
+    scorer: Scorer | None = None,
+    scoring_in_flight: int = 0,
+    send: SendDouble | None = None,
+) -> tuple[Pipeline, SendDouble, Metrics]:
     """Every partition is read to its end at once: each event is folded as it comes."""
     accounts = CheckpointedStore(
         DictTableDouble(), AccountState.to_bytes, AccountState.from_json, AccountState
     )
     metrics = Metrics()
-    send = SendDouble()
+    send = send or SendDouble()
     p = Pipeline(
         accounts=accounts,
         context=detection_context(Settings(), {}),
         size_alpha=0.05,
-        scorer=RuleScorer(),
+        scorer=scorer or RuleScorer(),
         alerts=AlertPublisher(send, ALERTS, lambda: T0),
         audit=AuditWriter(AuditLog(create_async_engine("sqlite+aiosqlite://")), metrics),
         dead_letters=DeadLetterPublisher(send, DLQ),
@@ -62,6 +69,7 @@ def build(bounds: EventTimeBounds | None = None) -> tuple[Pipeline, SendDouble, 
         merge=EventTimeMerge(0.0, 10**18),
         at_end=lambda source: (0, 0.0),
         event_time_bounds=bounds,
+        scoring_in_flight=scoring_in_flight,
     )
     p.restart(Restart({0: 0}, [0]))
     return p, send, metrics
