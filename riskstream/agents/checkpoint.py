@@ -83,8 +83,11 @@ class Checkpoint:
         self._m.state_writes.labels("account-state").inc(written)
 
     async def _bounded(self, step: str, aw: Awaitable[object]) -> bool:
+        """Waits at most the timeout; the step itself is not cancelled (a producer flush or an
+        offset commit cut off half way would leave the client in a state of its own): it goes
+        on, and a late commit is still this checkpoint's, sealed before it."""
         try:
-            await asyncio.wait_for(aw, self._io.timeout_s)
+            await asyncio.wait_for(asyncio.shield(aw), self._io.timeout_s)
         except TimeoutError:
             self._m.commit_failures.inc()
             log.warning(
