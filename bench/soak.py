@@ -31,9 +31,9 @@ from aiokafka import AIOKafkaConsumer
 
 from bench.pipeline import cpu_s, start_worker, stop
 from bench.raw_kafka import fill_topics
-from riskstream.broker import EmbeddedBroker
+from riskstream.broker import DEMO_RETENTION_S, EmbeddedBroker
 from riskstream.records import RiskAlert
-from riskstream.sim.producer import SimulationStats, run_simulation
+from riskstream.sim.producer import DEMO_LINGER_MS, SimulationStats, run_simulation
 
 PAUSE_LE = re.compile(r'^riskstream_stage_seconds_bucket\{(?=.*stage="checkpoint_pause").*le="([^"]+)"')
 
@@ -104,14 +104,21 @@ HEADER = (
 )
 
 
-async def soak(rate: float, minutes: float, interval_s: float, bootstrap: str | None, seed: int) -> None:
+async def soak(
+    rate: float, minutes: float, interval_s: float, bootstrap: str | None, seed: int, retention_s: float | None,
+    linger_ms: int,
+) -> None:
     workdir = Path(tempfile.mkdtemp(prefix="riskstream-soak-"))
-    broker = None if bootstrap else EmbeddedBroker(log_path=workdir / "broker.log").start()
+    broker = (
+        None
+        if bootstrap
+        else EmbeddedBroker(log_path=workdir / "broker.log", retention_s=retention_s).start()
+    )
     try:
         bs = bootstrap or (broker.bootstrap_servers if broker else "")
         settings = await fill_topics(bs, 0)
         proc, port = start_worker(bs, workdir, f"soak-{os.getpid()}")
-        broker_pid = broker.pid if broker else None
+        broker_pids = broker.pids if broker else []
         try:
             while total(scrape(port), "riskstream_assigned_partitions") < 1:
                 if proc.poll() is not None:
@@ -124,7 +131,9 @@ async def soak(rate: float, minutes: float, interval_s: float, bootstrap: str | 
             live = SimulationStats(0, 0)
             duration_s = minutes * 60
             simulation = asyncio.create_task(
-                run_simulation(settings, seed=seed, rate=rate, duration_s=duration_s, progress=live)
+                run_simulation(
+                    settings, seed=seed, rate=rate, duration_s=duration_s, progress=live, linger_ms=linger_ms
+                )
             )
             print(f"soak: {minutes:g} min at {rate:g} simulator steps/s, report every {interval_s:g} s")
             print(HEADER, flush=True)
@@ -137,7 +146,7 @@ async def soak(rate: float, minutes: float, interval_s: float, bootstrap: str | 
                     total(text, "riskstream_events_consumed_total"),
                     pause_buckets(text),
                     cpu_s(proc.pid),
-                    cpu_s(broker_pid) if broker_pid else 0.0,
+                    sum(cpu_s(pid) for pid in broker_pids),
                 )
 
             last = read()
@@ -166,7 +175,7 @@ async def soak(rate: float, minutes: float, interval_s: float, bootstrap: str | 
                     f"{pct(latencies_ms, 50):>8.1f} {pct(latencies_ms, 99):>8.1f} {lag:>7,.0f} "
                     f"{pause * 1000 if pause is not None else float('nan'):>11.1f} "
                     f"{rss_mb(proc.pid):>9.0f} {100 * (now.worker_cpu_s - last.worker_cpu_s) / span:>8.0f} "
-                    f"{rss_mb(broker_pid):>9.0f} {100 * (now.broker_cpu_s - last.broker_cpu_s) / span:>8.0f}",
+                    f"{sum(rss_mb(pid) for pid in broker_pids):>9.0f} {100 * (now.broker_cpu_s - last.broker_cpu_s) / span:>8.0f}",
                     flush=True,
                 )
                 last = now
@@ -179,7 +188,7 @@ async def soak(rate: float, minutes: float, interval_s: float, bootstrap: str | 
             stop(proc)
     finally:
         if broker is not None:
-            broker.stop()
+            broker.close()
 
 
 def main() -> None:
@@ -191,8 +200,16 @@ def main() -> None:
     parser.add_argument("--interval-s", type=float, default=60.0, help="seconds per report line")
     parser.add_argument("--bootstrap", default=None, help="a broker of your own instead of the embedded one")
     parser.add_argument("--seed", type=int, default=3)
+    parser.add_argument(
+        "--retention-s",
+        type=float,
+        default=DEMO_RETENTION_S,
+        help="the embedded broker's retention (riskstream.objectstore); 0: Tansu's memory storage, which keeps all",
+    )
+    parser.add_argument("--linger-ms", type=int, default=DEMO_LINGER_MS, help="the simulator's producer linger")
     a = parser.parse_args()
-    asyncio.run(soak(a.rate, a.minutes, a.interval_s, a.bootstrap, a.seed))
+    retention_s = a.retention_s or None
+    asyncio.run(soak(a.rate, a.minutes, a.interval_s, a.bootstrap, a.seed, retention_s, a.linger_ms))
 
 
 if __name__ == "__main__":

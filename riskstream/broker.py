@@ -3,6 +3,11 @@
 Used by ``riskstream demo`` and the tests. Memory storage: it loses everything on stop, which
 is what a demo and a test want. Tansu has no idempotent or transactional producers, which is
 why riskstream's guarantee is at-least-once with idempotent effects.
+
+Tansu's own memory storage never deletes a batch and lists them all on every fetch, so a broker
+left running slows down with every minute (bench/README.md, "Soak"). With ``retention_s`` the
+broker runs on S3 storage against :mod:`riskstream.objectstore` instead, which deletes what
+Kafka's ``retention.ms`` would: what the demo and the soak run on.
 """
 
 from __future__ import annotations
@@ -10,9 +15,16 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 from types import TracebackType
+
+
+DEMO_RETENTION_S = 120.0
+"""What the demo's broker keeps: minutes of every data topic, enough for a worker to restart
+from its last checkpoint, few enough batches that a fetch stays cheap (Tansu lists all of a
+partition's retained batches on every fetch). Archives, not Kafka, hold history for replay."""
 
 
 def tansu_binary() -> Path:
@@ -50,18 +62,47 @@ class EmbeddedBroker:
         log_path: Path | None = None,
         storage: str = "memory://tansu/",
         env: dict[str, str] | None = None,
+        retention_s: float | None = None,
     ) -> None:
         """``storage``: Tansu's storage engine URL; memory (the default) loses everything on a
-        restart, ``s3://BUCKET/`` with ``env`` naming the S3 endpoint and credentials keeps it."""
+        restart, ``s3://BUCKET/`` with ``env`` naming the S3 endpoint and credentials keeps it.
+        ``retention_s``: run on a retaining object store of its own instead (``storage`` and
+        ``env`` are then ignored); the log outlives broker restarts while this object lives."""
         self.port = port or free_port()
         self._log_path = log_path
         self._storage = storage
         self._env = env or {}
+        self._retention_s = retention_s
         self._proc: subprocess.Popen[bytes] | None = None
+        self._store: subprocess.Popen[bytes] | None = None
 
     @property
     def pid(self) -> int | None:
         return self._proc.pid if self._proc is not None else None
+
+    @property
+    def pids(self) -> list[int]:
+        """The broker's process and, with retention, its object store's."""
+        return [p.pid for p in (self._proc, self._store) if p is not None]
+
+    def _start_store(self, log_file: object) -> None:
+        port = free_port()
+        self._store = subprocess.Popen(
+            [sys.executable, "-m", "riskstream.objectstore", "--port", str(port)]
+            + ["--retention-s", str(self._retention_s)],
+            stdout=log_file if log_file is not None else subprocess.DEVNULL,  # type: ignore[arg-type]
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        wait_for_port(port)
+        self._storage = "s3://tansu/"
+        self._env = {
+            "AWS_ENDPOINT": f"http://127.0.0.1:{port}",
+            "AWS_ALLOW_HTTP": "true",
+            "AWS_ACCESS_KEY_ID": "embedded",
+            "AWS_SECRET_ACCESS_KEY": "embedded",
+            "AWS_REGION": "us-east-1",
+        }
 
     @property
     def bootstrap_servers(self) -> str:
@@ -70,6 +111,8 @@ class EmbeddedBroker:
     def start(self) -> EmbeddedBroker:
         url = f"tcp://127.0.0.1:{self.port}"
         log_file = open(self._log_path, "ab") if self._log_path else None  # noqa: SIM115
+        if self._retention_s is not None and self._store is None:
+            self._start_store(log_file)
         self._proc = subprocess.Popen(
             [
                 str(tansu_binary()),
@@ -96,15 +139,18 @@ class EmbeddedBroker:
         return self
 
     def stop(self) -> None:
+        """Stops the broker; its object store, if any, only with :meth:`close` (the context
+        manager's exit), so that a stopped and restarted broker finds its log."""
         if self._proc is None:
             return
-        self._proc.terminate()
-        try:
-            self._proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            self._proc.kill()
-            self._proc.wait()
+        _terminate(self._proc)
         self._proc = None
+
+    def close(self) -> None:
+        self.stop()
+        if self._store is not None:
+            _terminate(self._store)
+            self._store = None
 
     def __enter__(self) -> EmbeddedBroker:
         return self.start()
@@ -115,4 +161,13 @@ class EmbeddedBroker:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self.stop()
+        self.close()
+
+
+def _terminate(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()

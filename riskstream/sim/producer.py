@@ -24,6 +24,9 @@ class SimulationStats:
     latency measured from event time includes this; it is the simulator's, not the pipeline's."""
 
 
+DEMO_LINGER_MS = 25
+
+
 async def run_simulation(
     settings: Settings,
     *,
@@ -34,7 +37,7 @@ async def run_simulation(
     inject_every_s: float = 4.0,
     max_events: int | None = None,
     realtime: bool = True,
-    linger_ms: int = 25,
+    linger_ms: int = DEMO_LINGER_MS,
     progress: SimulationStats | None = None,
 ) -> SimulationStats:
     """Event time advances at ``rate`` steps per second. With ``realtime`` it also follows the
