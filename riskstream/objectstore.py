@@ -60,6 +60,8 @@ class StoredObject:
     last modified, so two puts must never tie."""
     listed: str = ""
     """Its ``<Contents>`` entry, rendered once: the broker lists a partition on every fetch."""
+    keys: frozenset[bytes] | set[bytes] | None = None
+    """A compacted topic's batch: its record keys, read once (an unreadable one: empty, kept)."""
 
 
 @dataclass
@@ -150,11 +152,14 @@ class RetainingStore:
         return min(recent) if recent else None
 
     def sweep(self, now_ns: int | None = None) -> int:
-        """Deletes the batches past retention that no group still needs; returns how many.
+        """Applies retention and compaction; returns how many batches went.
 
-        A batch goes when it is older than the retention, is not its partition's newest, and
-        every recently committing group's offset is at or past the next batch (so it read all
-        of it)."""
+        Retention (``cleanup.policy=delete``): a batch goes when it is older than the retention,
+        is not its partition's newest, and every recently committing group's offset is at or
+        past the next batch (so it read all of it). Compaction (``compact``): a batch older than
+        the retention goes when every key in it has a record in a later batch, so reading the
+        changelog from its start still ends at every key's latest value. Batches are deleted
+        whole, never rewritten: a compacted partition keeps at most one batch per live key."""
         now = now_ns if now_ns is not None else time.time_ns()
         cutoff = now - int(self.retention_s * 1e9)
         deleted = 0
@@ -162,19 +167,81 @@ class RetainingStore:
             batches: dict[tuple[str, str, int], list[tuple[int, str]]] = {}
             for key in bucket.keys:
                 match = BATCH_KEY.match(key)
-                if match is None or (match.group(1), match.group(2)) in self.compacted:
-                    continue
-                partition = (match.group(1), match.group(2), int(match.group(3)))
-                batches.setdefault(partition, []).append((int(match.group(4)), key))
+                if match is not None:
+                    partition = (match.group(1), match.group(2), int(match.group(3)))
+                    batches.setdefault(partition, []).append((int(match.group(4)), key))
             for partition, ordered in batches.items():
-                hold = self.hold(partition, now)
-                for (_, key), (next_offset, _) in zip(ordered, ordered[1:], strict=False):
-                    if bucket.objects[key].modified_ns >= cutoff or (hold is not None and next_offset > hold):
-                        break
-                    bucket.delete(key)
-                    deleted += 1
+                if partition[:2] in self.compacted:
+                    deleted += self._compact(bucket, ordered, cutoff)
+                else:
+                    deleted += self._expire(bucket, ordered, cutoff, self.hold(partition, now))
         self.deleted_batches += deleted
         return deleted
+
+    @staticmethod
+    def _expire(bucket: Bucket, ordered: list[tuple[int, str]], cutoff: int, hold: int | None) -> int:
+        deleted = 0
+        for (_, key), (next_offset, _) in zip(ordered, ordered[1:], strict=False):
+            if bucket.objects[key].modified_ns >= cutoff or (hold is not None and next_offset > hold):
+                break
+            bucket.delete(key)
+            deleted += 1
+        return deleted
+
+    @staticmethod
+    def _compact(bucket: Bucket, ordered: list[tuple[int, str]], cutoff: int) -> int:
+        later: set[bytes] = set()
+        doomed: list[str] = []
+        for _, key in reversed(ordered):
+            obj = bucket.objects[key]
+            if obj.keys is None:
+                obj.keys = batch_keys(obj.body) or frozenset()
+            keys = obj.keys
+            if obj.modified_ns < cutoff and keys and keys <= later:
+                doomed.append(key)
+            later |= keys
+        for key in doomed:
+            bucket.delete(key)
+        return len(doomed)
+
+
+def _varint(data: bytes, at: int) -> tuple[int, int]:
+    """A zig-zag varint of the Kafka record format at ``at``: (value, next position)."""
+    shift = raw = 0
+    while True:
+        byte = data[at]
+        at += 1
+        raw |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return (raw >> 1) ^ -(raw & 1), at
+        shift += 7
+
+
+RECORDS_AT: Final = 61
+"""Where a v2 record batch's records start (after its fixed header)."""
+
+
+def batch_keys(body: bytes) -> set[bytes] | None:
+    """The record keys of a Kafka v2 record batch as the broker stores it; None when it cannot
+    be read without decompressing (it is then kept)."""
+    if len(body) < RECORDS_AT or body[16] != 2 or int.from_bytes(body[21:23], "big") & 0x07:
+        return None
+    count = int.from_bytes(body[57:61], "big", signed=True)
+    keys: set[bytes] = set()
+    at = RECORDS_AT
+    try:
+        for _ in range(count):
+            length, at = _varint(body, at)
+            end = at + length
+            at += 1
+            _, at = _varint(body, at)
+            _, at = _varint(body, at)
+            key_length, at = _varint(body, at)
+            keys.add(body[at : at + key_length] if key_length >= 0 else b"")
+            at = end
+    except IndexError:
+        return None
+    return keys
 
 
 def _iso(ns: int) -> str:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 
-from riskstream.objectstore import LIST_PAGE, Bucket, RetainingStore
+from aiokafka.record.default_records import DefaultRecordBatchBuilder
+
+from riskstream.objectstore import LIST_PAGE, Bucket, RetainingStore, batch_keys
 
 S = 1_000_000_000
 PREFIX = "clusters/c/topics/{topic}/partitions/{p:010d}/records/"
@@ -124,3 +126,60 @@ def test_modification_times_never_tie() -> None:
     store = RetainingStore(retention_s=30)
     stamps = [store.stamp(b"x").modified_ns for _ in range(1000)]
     assert all(b > a for a, b in zip(stamps, stamps[1:], strict=False))
+
+
+def record_batch(keys: list[bytes | None], compression: int = 0) -> bytes:
+    """A real Kafka v2 record batch, built by aiokafka's own encoder."""
+    builder = DefaultRecordBatchBuilder(
+        magic=2,
+        compression_type=compression,
+        is_transactional=0,
+        producer_id=-1,
+        producer_epoch=-1,
+        base_sequence=-1,
+        batch_size=1 << 20,
+    )
+    for i, key in enumerate(keys):
+        builder.append(i, timestamp=1_700_000_000_000 + i, key=key, value=b"state" * 20, headers=[])
+    return bytes(builder.build())
+
+
+def test_batch_keys_reads_every_record_key() -> None:
+    assert batch_keys(record_batch([b"ACC-1", b"ACC-2", b"ACC-1"])) == {b"ACC-1", b"ACC-2"}
+    assert batch_keys(record_batch([None])) == {b""}
+    assert batch_keys(record_batch([b"ACC-1"], compression=1)) is None
+    assert batch_keys(b"short") is None
+
+
+def put_changelog(store: RetainingStore, batches: list[list[bytes]], start: int = 0) -> None:
+    for offset, keys in enumerate(batches, start):
+        key = PREFIX.format(topic="rs-account-state-changelog", p=0) + f"{offset:020d}.batch"
+        store.bucket("b").put(key, store.stamp(record_batch(list(keys))))
+
+
+def test_compaction_drops_a_batch_only_once_every_key_in_it_is_written_again() -> None:
+    store = RetainingStore(retention_s=30)
+    put_meta(store, {"rs-account-state-changelog": "compact"})
+    put_changelog(store, [[b"A", b"B"], [b"A"], [b"B", b"C"], [b"A"]])
+    store.sweep(later(store, 60))
+    # 0 (A, B): A again in 1 and 3, B in 2: goes. 1 (A): A in 3: goes. 2 (B, C) and 3 (A): the
+    # latest of each key.
+    assert left(store, "rs-account-state-changelog") == [2, 3]
+
+
+def test_compaction_waits_for_the_retention() -> None:
+    store = RetainingStore(retention_s=30)
+    put_meta(store, {"rs-account-state-changelog": "compact"})
+    put_changelog(store, [[b"A"], [b"A"]])
+    store.sweep(later(store, 10))
+    assert left(store, "rs-account-state-changelog") == [0, 1]
+
+
+def test_compaction_keeps_a_batch_it_cannot_read() -> None:
+    store = RetainingStore(retention_s=30)
+    put_meta(store, {"rs-account-state-changelog": "compact"})
+    key = PREFIX.format(topic="rs-account-state-changelog", p=0) + f"{0:020d}.batch"
+    store.bucket("b").put(key, store.stamp(record_batch([b"A"], compression=1)))
+    put_changelog(store, [[b"A"], [b"A"]], start=1)
+    store.sweep(later(store, 60))
+    assert left(store, "rs-account-state-changelog") == [0, 2]
