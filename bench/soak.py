@@ -105,7 +105,12 @@ HEADER = (
 
 
 async def soak(
-    rate: float, minutes: float, interval_s: float, bootstrap: str | None, seed: int, retention_s: float | None,
+    rate: float,
+    minutes: float,
+    interval_s: float,
+    bootstrap: str | None,
+    seed: int,
+    retention_s: float | None,
     linger_ms: int,
 ) -> None:
     workdir = Path(tempfile.mkdtemp(prefix="riskstream-soak-"))
@@ -175,7 +180,8 @@ async def soak(
                     f"{pct(latencies_ms, 50):>8.1f} {pct(latencies_ms, 99):>8.1f} {lag:>7,.0f} "
                     f"{pause * 1000 if pause is not None else float('nan'):>11.1f} "
                     f"{rss_mb(proc.pid):>9.0f} {100 * (now.worker_cpu_s - last.worker_cpu_s) / span:>8.0f} "
-                    f"{sum(rss_mb(pid) for pid in broker_pids):>9.0f} {100 * (now.broker_cpu_s - last.broker_cpu_s) / span:>8.0f}",
+                    f"{sum(rss_mb(pid) for pid in broker_pids):>9.0f} "
+                    f"{100 * (now.broker_cpu_s - last.broker_cpu_s) / span:>8.0f}",
                     flush=True,
                 )
                 last = now
@@ -204,9 +210,11 @@ def main() -> None:
         "--retention-s",
         type=float,
         default=DEMO_RETENTION_S,
-        help="the embedded broker's retention (riskstream.objectstore); 0: Tansu's memory storage, which keeps all",
+        help="the embedded broker's retention (riskstream.objectstore); 0: Tansu's memory storage",
     )
-    parser.add_argument("--linger-ms", type=int, default=DEMO_LINGER_MS, help="the simulator's producer linger")
+    parser.add_argument(
+        "--linger-ms", type=int, default=DEMO_LINGER_MS, help="the simulator's producer linger"
+    )
     a = parser.parse_args()
     retention_s = a.retention_s or None
     asyncio.run(soak(a.rate, a.minutes, a.interval_s, a.bootstrap, a.seed, retention_s, a.linger_ms))

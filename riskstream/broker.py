@@ -19,7 +19,7 @@ import sys
 import time
 from pathlib import Path
 from types import TracebackType
-
+from typing import IO
 
 DEMO_RETENTION_S = 120.0
 """What the demo's broker keeps: minutes of every data topic, enough for a worker to restart
@@ -85,12 +85,16 @@ class EmbeddedBroker:
         """The broker's process and, with retention, its object store's."""
         return [p.pid for p in (self._proc, self._store) if p is not None]
 
-    def _start_store(self, log_file: object) -> None:
+    def _start_store(self, log_file: IO[bytes] | None) -> None:
         port = free_port()
         self._store = subprocess.Popen(
-            [sys.executable, "-m", "riskstream.objectstore", "--port", str(port)]
-            + ["--retention-s", str(self._retention_s)],
-            stdout=log_file if log_file is not None else subprocess.DEVNULL,  # type: ignore[arg-type]
+            [
+                sys.executable,
+                "-m",
+                "riskstream.objectstore",
+                *("--port", str(port), "--retention-s", str(self._retention_s)),
+            ],
+            stdout=log_file if log_file is not None else subprocess.DEVNULL,
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )

@@ -25,6 +25,7 @@ import argparse
 import asyncio
 import bisect
 import hashlib
+import itertools
 import json
 import logging
 import re
@@ -181,7 +182,7 @@ class RetainingStore:
     @staticmethod
     def _expire(bucket: Bucket, ordered: list[tuple[int, str]], cutoff: int, hold: int | None) -> int:
         deleted = 0
-        for (_, key), (next_offset, _) in zip(ordered, ordered[1:], strict=False):
+        for (_, key), (next_offset, _) in itertools.pairwise(ordered):
             if bucket.objects[key].modified_ns >= cutoff or (hold is not None and next_offset > hold):
                 break
             bucket.delete(key)
@@ -271,7 +272,7 @@ class S3Handler:
     def __init__(self, store: RetainingStore) -> None:
         self.store = store
 
-    async def __call__(self, request: web.Request) -> web.StreamResponse:
+    async def __call__(self, request: web.BaseRequest) -> web.StreamResponse:
         bucket_name, _, key = request.path.lstrip("/").partition("/")
         if not bucket_name:
             return _error(400, "InvalidBucketName")
@@ -299,7 +300,7 @@ class S3Handler:
             return web.Response(status=204)
         return _error(405, "MethodNotAllowed")
 
-    async def _put(self, bucket: Bucket, key: str, request: web.Request) -> web.Response:
+    async def _put(self, bucket: Bucket, key: str, request: web.BaseRequest) -> web.Response:
         if not key:
             return web.Response(status=200)
         existing = bucket.objects.get(key)
@@ -314,7 +315,7 @@ class S3Handler:
         self.store.learn(key, body)
         return web.Response(status=200, headers={"ETag": obj.etag})
 
-    def _list(self, name: str, bucket: Bucket, request: web.Request) -> web.Response:
+    def _list(self, name: str, bucket: Bucket, request: web.BaseRequest) -> web.Response:
         prefix = request.query.get("prefix", "")
         after = request.query.get("continuation-token") or request.query.get("start-after", "")
         keys, truncated = bucket.listing(prefix, after)
@@ -356,7 +357,9 @@ async def serve(port: int, retention_s: float) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m riskstream.objectstore", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m riskstream.objectstore", description=__doc__.split("\n")[0]
+    )
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--retention-s", type=float, default=600.0, help="Kafka's retention.ms, in seconds")
     args = parser.parse_args(argv)

@@ -24,7 +24,10 @@ class SimulationStats:
     latency measured from event time includes this; it is the simulator's, not the pipeline's."""
 
 
-DEMO_LINGER_MS = 25
+DEMO_LINGER_MS = 100
+"""The simulator's batching delay: every batch is an object the embedded broker lists on each
+fetch of its partition, so its cost grows with the square of the batch rate; 100 ms is a
+quarter of the batches of 25 ms (bench/README.md, "Soak")."""
 
 
 async def run_simulation(
@@ -46,10 +49,9 @@ async def run_simulation(
 
     ``linger_ms`` is the producer's batching delay, as a trading system would set it. It is
     part of every event->alert latency measured from event time, and it sets how many batches
-    the broker stores: Tansu's memory storage spends CPU per stored batch on every fetch
-    (bench/README.md), so 2 ms lingers saturated it within 10 s at 5 000 events/s. At 25 ms
-    it stores 2.5x fewer batches than at 10 ms and the broker's CPU halves; the event->alert
-    median barely moves, since an event waits for every partition's next batch anyway.
+    the broker stores: Tansu spends CPU per stored batch on every fetch (bench/README.md), so
+    2 ms lingers saturated it within 10 s at 5 000 events/s. The event->alert median moves
+    less than the linger, since an event waits for every partition's next batch anyway.
 
     ``progress``, when given, has its ``events`` kept at the count sent so far (a soak reads
     the offered rate while the run goes on)."""

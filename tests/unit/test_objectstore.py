@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 
 from aiokafka.record.default_records import DefaultRecordBatchBuilder
@@ -125,7 +126,7 @@ def test_a_listing_is_one_partition_in_pages() -> None:
 def test_modification_times_never_tie() -> None:
     store = RetainingStore(retention_s=30)
     stamps = [store.stamp(b"x").modified_ns for _ in range(1000)]
-    assert all(b > a for a, b in zip(stamps, stamps[1:], strict=False))
+    assert all(b > a for a, b in itertools.pairwise(stamps))
 
 
 def record_batch(keys: list[bytes | None], compression: int = 0) -> bytes:
