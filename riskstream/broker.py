@@ -21,10 +21,12 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO
 
-DEMO_RETENTION_S = 120.0
-"""What the demo's broker keeps: minutes of every data topic, enough for a worker to restart
-from its last checkpoint, few enough batches that a fetch stays cheap (Tansu lists all of a
-partition's retained batches on every fetch). Archives, not Kafka, hold history for replay."""
+DEMO_RETENTION_S = 30.0
+"""What the demo's broker keeps of every data topic beyond what a consumer group has not read
+yet (that is kept however old): Tansu lists all of a partition's retained batches on every
+fetch, so its CPU grows with this (at the demo's rate about 40 % of a core at 30 s, a full
+core at 120 s: bench/README.md, "Soak"). A worker restarted after longer than this rebuilds its
+market state from what is left (README, Known limits); archives, not Kafka, hold history."""
 
 
 def tansu_binary() -> Path:
