@@ -49,7 +49,8 @@ from riskstream.kafka import aiokafka_kwargs, ssl_context
 from riskstream.llm import RuleScorer, Scorer
 from riskstream.llm.client import LlmClient
 from riskstream.llm.openai_client import OpenAIClient
-from riskstream.llm.scorer import LlmScorer, LlmScorerConfig
+from riskstream.llm.prior import PriorAlertCache
+from riskstream.llm.scorer import LlmScorer, LlmScorerConfig, PriorAlertSource
 from riskstream.metrics import Metrics
 from riskstream.records.plausibility import EventTimeBounds
 from riskstream.settings import KafkaSettings, SecurityProtocol, Settings
@@ -117,7 +118,7 @@ def broker_credentials(k: KafkaSettings) -> Any:
     return None
 
 
-def build_scorer(settings: Settings, metrics: Metrics, audit_log: AuditLog | None = None) -> Scorer:
+def build_scorer(settings: Settings, metrics: Metrics, prior: PriorAlertSource | None = None) -> Scorer:
     """Rules, or an LLM client behind the one :class:`LlmScorer` (deadlines, retrieval,
     fallback). The vLLM module is imported only when asked for: it is an optional install."""
     s = settings.scorer
@@ -137,7 +138,6 @@ def build_scorer(settings: Settings, metrics: Metrics, audit_log: AuditLog | Non
         prior_max_alerts=s.prior_alerts,
         prior_max_chars=s.prior_alerts_max_chars,
     )
-    prior = audit_log.recent_alerts if audit_log is not None else None
     return LlmScorer(client, config, metrics, prior)
 
 
@@ -169,7 +169,8 @@ def build_runtime(
     metrics = metrics or Metrics()
     db = settings.database
     audit_log = AuditLog.from_url(db.url.get_secret_value(), db.pool_size, db.statement_timeout_s)
-    scorer = scorer or build_scorer(settings, metrics, audit_log)
+    prior_alerts = PriorAlertCache(audit_log.recent_alerts, keep=settings.scorer.prior_alerts)
+    scorer = scorer or build_scorer(settings, metrics, prior_alerts)
 
     exits: list[asyncio.Task[None]] = []
 
@@ -266,7 +267,13 @@ def build_runtime(
     async def send(topic: str, key: bytes, value: bytes) -> Awaitable[object]:
         return await app.producer.send(topic, key, value, None, None, None)
 
-    audit = AuditWriter(audit_log, metrics, db.retry_max_s, timeout_s=3 * db.statement_timeout_s)
+    audit = AuditWriter(
+        audit_log,
+        metrics,
+        db.retry_max_s,
+        timeout_s=3 * db.statement_timeout_s,
+        on_submit=prior_alerts.remember,
+    )
     stream = settings.stream
     merge: EventTimeMerge[Source, Admitted] = EventTimeMerge(
         stream.allowed_lateness_ms / 1000, stream.max_event_time_skew_ms * 1_000_000
@@ -423,6 +430,8 @@ def build_runtime(
         watchdog.forget(revoked)
         # The fold starts over on the next assignment, from the committed offsets.
         driver.restart_pending = True
+        # Accounts may come back after another worker alerted on them.
+        prior_alerts.clear()
 
     app.on_partitions_revoked.connect(on_revoked)  # type: ignore[arg-type]
 

@@ -187,10 +187,14 @@ class AuditLog:
         """The newest ``per_entity`` alerts of each entity (by account, or by symbol for an
         entity without one): the LLM tier's retrieved context. One indexed query per kind."""
         found: dict[AlertEntity, list[PriorAlert]] = {e: [] for e in entities}
-        by_column = (
-            (audit_table.c.account, {e.account: e for e in entities if e.account}),
-            (audit_table.c.symbol, {e.symbol: e for e in entities if not e.account and e.symbol}),
-        )
+        by_account: dict[str, list[AlertEntity]] = {}
+        by_symbol: dict[str, list[AlertEntity]] = {}
+        for e in entities:
+            if e.account:
+                by_account.setdefault(e.account, []).append(e)
+            elif e.symbol:
+                by_symbol.setdefault(e.symbol, []).append(e)
+        by_column = ((audit_table.c.account, by_account), (audit_table.c.symbol, by_symbol))
         async with self.engine.connect() as conn:
             for column, wanted in by_column:
                 if not wanted:
@@ -218,16 +222,16 @@ class AuditLog:
                     select(inner).where(inner.c.rank <= per_entity).order_by(inner.c.event_ts.desc())
                 )
                 for row in rows:
-                    found[wanted[row.key]].append(
-                        PriorAlert(
-                            alert_id=row.alert_id,
-                            category=row.category,
-                            severity=row.severity,
-                            score=row.score,
-                            event_ns=_ns(row.event_ts),
-                            summary=str((row.evidence or {}).get("summary", "")),
-                        )
+                    prior = PriorAlert(
+                        alert_id=row.alert_id,
+                        category=row.category,
+                        severity=row.severity,
+                        score=row.score,
+                        event_ns=_ns(row.event_ts),
+                        summary=str((row.evidence or {}).get("summary", "")),
                     )
+                    for entity in wanted[row.key]:
+                        found[entity].append(prior)
         return found
 
     async def fetch_all(self) -> list[dict[str, Any]]:
@@ -260,8 +264,11 @@ class AuditWriter:
         retry_max_s: float = 5.0,
         timeout_s: float = 15.0,
         clock: Callable[[], float] = time.monotonic,
+        on_submit: Callable[[Sequence[RiskAlert]], None] | None = None,
     ) -> None:
+        """``on_submit`` sees every alert submitted (the prior-alerts cache keeps them)."""
         self.log = log
+        self._on_submit = on_submit
         self._m = metrics
         self._retry_max_s = retry_max_s
         self._timeout_s = timeout_s
@@ -273,6 +280,8 @@ class AuditWriter:
 
     def submit(self, alerts: Sequence[RiskAlert]) -> None:
         self._pending.extend(alerts)
+        if self._on_submit is not None:
+            self._on_submit(alerts)
 
     @property
     def pending(self) -> int:
