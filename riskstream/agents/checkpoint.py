@@ -1,17 +1,18 @@
 """The commit protocol: audit rows, then state, then offsets, as one consistent cut.
 
-Under the fold lock (the fold is still between two releases, so state, held events and the
-merge's positions describe the same prefix of the event-time order):
-1. the scoring of every folded batch is waited for (its alerts published and submitted; most of
-   that wait happens before the lock is taken) and every submitted audit row is written (a
-   failed write: nothing is committed this time);
-2. every dirty account state goes to its changelog with the cut (the key of the last event
-   folded), and each owned partition's market-wide-alert position beside them;
-3. the offsets to commit are the merge's positions: past every folded record, never past a
+Under the fold lock, and nothing else there (the fold is between two releases, so state, held
+events and the merge's positions describe the same prefix of the event-time order):
+1. every dirty account state is serialized with the cut (the key of the last event folded),
+   beside each owned partition's market-wide-alert position: a snapshot, kept in memory;
+2. the offsets to commit are the merge's positions: past every folded record, never past a
    held one.
-Outside the lock the producer is flushed, the writes are sealed with a marker batch, and only
-then are those offsets committed. A restart therefore replays from a cut whose state it has, and
-folds the same events into the same decisions.
+Then, outside the lock while the fold goes on: the scoring of every batch folded by then is
+waited for (its alerts published and submitted) and every submitted audit row is written; only
+then does the snapshot go to the changelog (a state must never say an event was applied while
+that event's alert could still be lost), the producer is flushed, the writes are sealed with a
+marker batch, and the offsets are committed. A step that fails commits nothing and leaves the
+snapshot's keys dirty for the next checkpoint. A restart therefore replays from a cut whose
+state it has, and folds the same events into the same decisions.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
 from riskstream.agents.pipeline import SHOCKS_MARKER, Pipeline, Source
-from riskstream.agents.state_store import CheckpointedStore
+from riskstream.agents.state_store import CheckpointedStore, StateSnapshot
 from riskstream.core.state import AccountState
 from riskstream.metrics import Metrics
 from riskstream.sinks import AuditWriter
@@ -76,11 +77,19 @@ class Checkpoint:
             self.started_s = None
 
     def write_state(self) -> None:
-        """Step 2, under the fold lock (also the graceful shutdown's last write)."""
-        written = self._accounts.flush(self._pipeline.frontier())
-        for partition, marker in self._pipeline.shock_markers().items():
-            self._accounts.put_marker(f"{SHOCKS_MARKER}{partition}", marker, partition)
-        self._m.state_writes.labels("account-state").inc(written)
+        """Snapshot and write at once, under the fold lock: the graceful shutdown's last write,
+        once the alerts are drained and audited."""
+        self._accounts.write(self.snapshot_state())
+
+    def snapshot_state(self) -> StateSnapshot:
+        """Step 1, under the fold lock."""
+        snapshot = self._accounts.snapshot(self._pipeline.frontier())
+        markers = [
+            (f"{SHOCKS_MARKER}{partition}", marker, partition)
+            for partition, marker in self._pipeline.shock_markers().items()
+        ]
+        self._m.state_writes.labels("account-state").inc(len(snapshot.records))
+        return StateSnapshot(snapshot.records + markers)
 
     async def _bounded(self, step: str, aw: Awaitable[object]) -> bool:
         """Waits at most the timeout; the step itself is not cancelled (a producer flush or an
@@ -99,8 +108,8 @@ class Checkpoint:
         return True
 
     async def _run(self) -> bool:
-        # The alerts of everything folded so far, published and submitted to the audit: most of
-        # the wait is here, outside the lock, while the fold goes on.
+        # The alerts of everything folded so far, published and audited before the lock is
+        # taken: the second wait, after the cut, then has little left to do.
         if not await self._bounded("the alerts being published", self._pipeline.drain()):
             return False
         if not await self._audit.flush():
@@ -110,15 +119,19 @@ class Checkpoint:
             return False
         async with self._fold_lock:
             t0 = time.perf_counter()
-            if not await self._bounded("the alerts being published", self._pipeline.drain()):
-                return False
-            if not await self._audit.flush():
-                return False
-            self.write_state()
+            snapshot = self.snapshot_state()
             offsets = self._pipeline.commit_offsets()
             self._m.stage.labels("checkpoint_pause").observe(time.perf_counter() - t0)
         t1 = time.perf_counter()
+        # Every batch folded before the cut has its alerts published and audited before the
+        # state that says it was folded is written.
+        if not await self._bounded("the alerts being published", self._pipeline.drain()) or not (
+            await self._audit.flush()
+        ):
+            self._accounts.unwritten(snapshot)
+            return False
         try:
+            self._accounts.write(snapshot)
             if not await self._bounded("the producer's flush", self._io.flush_producer()):
                 return False
             self._accounts.seal()

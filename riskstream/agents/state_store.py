@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
 S = TypeVar("S")
@@ -57,6 +58,13 @@ def _envelope(raw: dict[str, Any]) -> tuple[int, int, Cut | None]:
         raise UnknownEnvelopeError(f"state envelope version {version} is newer than {ENVELOPE_VERSION}")
     cut = raw.get("cut")
     return int(raw["off"]), int(raw.get("p", -1)), tuple(cut) if cut is not None else None
+
+
+@dataclass(frozen=True, slots=True)
+class StateSnapshot:
+    """Dirty states serialized at one cut: (key, stored bytes, partition)."""
+
+    records: list[tuple[str, bytes, int]]
 
 
 class CheckpointedStore(Generic[S]):
@@ -153,7 +161,14 @@ class CheckpointedStore(Generic[S]):
     def flush(self, cut: Cut | None = None) -> int:
         """Write every dirty key to the table, with the fold's ``cut``; returns how many were
         written."""
-        written = 0
+        return self.write(self.snapshot(cut))
+
+    def snapshot(self, cut: Cut | None = None) -> StateSnapshot:
+        """Every dirty key's state as the bytes to store, with the fold's ``cut``, taken now
+        (under the fold lock: what the fold did so far) and written later by :meth:`write`,
+        once what must be durable before it is. Keys whose record is too large are reported
+        and left out (their last checkpoint stands)."""
+        records: list[tuple[str, bytes, int]] = []
         for key in self._dirty:
             entry = self._cache[key]
             # A state restored ahead of a fold still replaying up to it holds what its later
@@ -172,12 +187,22 @@ class CheckpointedStore(Generic[S]):
                 if self._on_oversize is not None:
                     self._on_oversize(key, len(value))
                 continue
-            self._table.put_raw(key, value, entry.partition)
             entry.cut = entry_cut
-            self._unsealed.add(entry.partition)
-            written += 1
+            records.append((key, value, entry.partition))
         self._dirty.clear()
-        return written
+        return StateSnapshot(records)
+
+    def write(self, snapshot: StateSnapshot) -> int:
+        """Send a snapshot's records to the table; returns how many."""
+        for key, value, partition in snapshot.records:
+            self._table.put_raw(key, value, partition)
+            self._unsealed.add(partition)
+        return len(snapshot.records)
+
+    def unwritten(self, snapshot: StateSnapshot) -> None:
+        """A snapshot that will not be written: its keys are dirty again, so the next
+        checkpoint writes them (with what they hold by then)."""
+        self._dirty.update(key for key, _, _ in snapshot.records if key in self._cache)
 
     def put_marker(self, key: str, value: bytes, partition: int) -> None:
         """A record beside the states (the market-wide alerts' position of a partition)."""

@@ -214,3 +214,69 @@ async def test_a_commit_the_broker_never_answers_gives_up_and_the_next_checkpoin
     # The first commit was not cut off: once the broker answers it lands too, with the same cut.
     assert broker.commits == [{(TRADES, 0): 1}, {(TRADES, 0): 1}]
     await log.close()
+
+
+async def fold_while_a_checkpoint_waits_for_the_lock(
+    p: Pipeline, checkpoint: Checkpoint, lock: asyncio.Lock, offsets: dict[str, int]
+) -> asyncio.Task[bool]:
+    """A checkpoint that finds nothing to wait for, then the fold lock taken: a fat finger
+    (scored behind a gate) is folded before the checkpoint gets the lock and takes its cut."""
+    await lock.acquire()
+    running = asyncio.create_task(checkpoint.run())
+    await asyncio.sleep(0.05)
+    await p.on_batch(as_records([(MARKET, quote(100.0, 100.02, 0)), price_typo("first", 1)], offsets))
+    lock.release()
+    await asyncio.sleep(0.05)
+    return running
+
+
+def stored_offset(p: Pipeline) -> int | None:
+    raw = p.accounts._table.get_raw("A1")
+    return None if raw is None else int(raw["off"])
+
+
+async def test_the_cut_holds_the_lock_only_and_its_state_goes_out_after_its_alerts(tmp_path: Path) -> None:
+    """The checkpoint takes its cut under the fold lock and waits for the cut's alerts outside
+    it: the fold goes on meanwhile, no state of the cut is written before its alert is
+    published and audited, and what was folded after the cut waits for the next checkpoint."""
+    scorer = GatedScorer(2)
+    send = SendDouble()
+    p, _ = build(scorer, in_flight=8, send=send)
+    log = await audited(p, tmp_path)
+    broker = BrokerIODouble()
+    lock = asyncio.Lock()
+    checkpoint = Checkpoint(p, p.accounts, p._audit, broker.io(), lock, Metrics())
+    offsets: dict[str, int] = {}
+    running = await fold_while_a_checkpoint_waits_for_the_lock(p, checkpoint, lock, offsets)
+    assert not running.done()
+    assert stored_offset(p) is None and broker.commits == [] and published(send) == []
+    async with lock:
+        await p.on_batch(as_records([price_typo("second", 2)], offsets))
+    scorer.gates[0].set()
+    assert await asyncio.wait_for(running, 5)
+    assert broker.commits == [{(TRADES, 0): 1}]
+    assert stored_offset(p) == 0, "the state written is the cut's, not the fold's since"
+    scorer.gates[1].set()
+    assert await asyncio.wait_for(checkpoint.run(), 5)
+    assert broker.commits[-1] == {(TRADES, 0): 2} and stored_offset(p) == 1
+    assert published(send) == ["first", "second"]
+    await log.close()
+
+
+async def test_a_cut_whose_alerts_do_not_come_in_time_is_written_by_the_next_checkpoint(
+    tmp_path: Path,
+) -> None:
+    scorer = GatedScorer(1)
+    p, _ = build(scorer, in_flight=8)
+    log = await audited(p, tmp_path)
+    broker = BrokerIODouble()
+    lock = asyncio.Lock()
+    checkpoint = Checkpoint(p, p.accounts, p._audit, broker.io(timeout_s=0.2), lock, Metrics())
+    offsets: dict[str, int] = {}
+    running = await fold_while_a_checkpoint_waits_for_the_lock(p, checkpoint, lock, offsets)
+    assert not await asyncio.wait_for(running, 5)
+    assert stored_offset(p) is None and broker.commits == []
+    scorer.gates[0].set()
+    assert await asyncio.wait_for(checkpoint.run(), 5)
+    assert stored_offset(p) == 0 and broker.commits == [{(TRADES, 0): 1}]
+    await log.close()

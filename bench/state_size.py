@@ -1,0 +1,209 @@
+"""State at production size: one worker through the same number of events spread over many
+accounts and symbols, and over a handful, on the embedded broker:
+
+    python -m bench.state_size --accounts 100000 --symbols 10000 --events 300000
+
+Per run: consumed events/s and CPU per event, checkpoint pause p99 (the worker's
+``riskstream_stage_seconds{stage="checkpoint_pause"}`` histogram, bucket bound) and the number
+of checkpoints, worker RSS at the end, and the stored state (the latest changelog value of
+every account, as a restart would read it): accounts held and mean bytes each. Resident bytes
+per account are the RSS difference between the runs over the difference in accounts (symbol
+states included: every worker holds every symbol).
+
+The flow is synthetic and plain: each event is a quote on a random symbol, or an order event
+of a random account (a limit order at the touch, later filled or cancelled), event time
+advancing at ``--event-rate`` events per second, so that the state is what ten typologies keep
+for ordinary activity, not for abuse.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from bench.pipeline import cpu_s, metric, start_worker, stop
+from bench.soak import bucket_quantile, pause_buckets, rss_mb, scrape
+from riskstream.broker import EmbeddedBroker
+from riskstream.records import OrderEvent, OrderEventType, Quote, Side
+from riskstream.records.codec import dumps
+from riskstream.settings import Settings
+from riskstream.topics import apply_specs, load_specs
+
+NS = 1_000_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class SizeRun:
+    accounts: int
+    symbols: int
+    events_per_s: float
+    cpu_us_per_event: float
+    checkpoints: float
+    pause_p99_ms: float | None
+    rss_mb: float
+    stored_accounts: int
+    stored_bytes_mean: float
+
+
+async def produce(
+    bootstrap: str, settings: Settings, accounts: int, symbols: int, events: int, rate: float
+) -> None:
+    rng = random.Random(accounts * 7 + symbols)
+    names = [f"S{i:05d}" for i in range(symbols)]
+    price = {s: rng.choice((4.0, 25.0, 120.0, 600.0)) for s in names}
+    open_orders: dict[str, tuple[str, str, Side, float, float]] = {}
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=50, max_batch_size=1 << 20)
+    await producer.start()
+    t = time.time_ns() - int(events / rate * NS)
+    topics = settings.topics
+    try:
+        for n in range(events):
+            t += int(NS / rate)
+            if n % 2 == 0:
+                s = rng.choice(names)
+                px = price[s]
+                tick = 0.01 if px < 100 else 0.05
+                quote = Quote(
+                    s, "XNAS", t, px - tick, px + tick, rng.randint(1, 20) * 100, rng.randint(1, 20) * 100
+                )
+                await producer.send(topics.market_data, dumps(quote.to_json()), key=s.encode())
+                continue
+            account = f"ACC-{rng.randrange(accounts):06d}"
+            if account in open_orders:
+                oid, s, side, qty, px = open_orders.pop(account)
+                kind = rng.choice((OrderEventType.FILL, OrderEventType.CANCEL))
+                if kind is OrderEventType.FILL:
+                    event = OrderEvent(
+                        kind, oid, account, "T1", s, side, qty, px, t, last_qty=qty, last_px=px
+                    )
+                else:
+                    event = OrderEvent(kind, oid, account, "T1", s, side, qty, px, t)
+            else:
+                s = rng.choice(names)
+                side = rng.choice((Side.BUY, Side.SELL))
+                qty = float(rng.randint(1, 10) * 100)
+                px = price[s]
+                oid = f"o-{n}"
+                open_orders[account] = (oid, s, side, qty, px)
+                event = OrderEvent(OrderEventType.NEW, oid, account, "T1", s, side, qty, px, t)
+            await producer.send(topics.trade_logs, dumps(event.to_json()), key=account.encode())
+        await producer.flush()
+    finally:
+        await producer.stop()
+
+
+async def stored_states(bootstrap: str, topic: str) -> dict[str, int]:
+    """Key -> size of its latest value on the changelog (markers left out)."""
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest"
+    )
+    await consumer.start()
+    sizes: dict[str, int] = {}
+    try:
+        idle = 0
+        while idle < 4:
+            batch = await consumer.getmany(timeout_ms=500, max_records=10_000)
+            idle = 0 if batch else idle + 1
+            for records in batch.values():
+                for r in records:
+                    key = json.loads(r.key)
+                    if not key.startswith("\x00") and r.value is not None:
+                        sizes[key] = len(r.value)
+    finally:
+        await consumer.stop()
+    return sizes
+
+
+async def size_run(accounts: int, symbols: int, events: int, rate: float, workdir: Path) -> SizeRun:
+    app_id = f"size-{accounts}-{symbols}"
+    with EmbeddedBroker(log_path=workdir / f"{app_id}-broker.log") as broker:
+        bs = broker.bootstrap_servers
+        settings = Settings(kafka={"bootstrap_servers": bs})
+        await apply_specs(settings.kafka, load_specs(settings.topics))
+        await produce(bs, settings, accounts, symbols, events, rate)
+        proc, port = start_worker(bs, workdir, app_id)
+        try:
+            t_first: float | None = None
+            seen_first = cpu_first = 0.0
+            while (consumed := metric(port, "riskstream_events_consumed_total")) < events:
+                if t_first is None and consumed > 0:
+                    t_first, seen_first, cpu_first = time.perf_counter(), consumed, cpu_s(proc.pid)
+                if proc.poll() is not None:
+                    raise RuntimeError((workdir / f"{app_id}.log").read_text()[-2000:])
+                await asyncio.sleep(0.25)
+            assert t_first is not None
+            elapsed = time.perf_counter() - t_first
+            cpu_used = cpu_s(proc.pid) - cpu_first
+            await asyncio.sleep(3)  # the last checkpoints
+            text = scrape(port)
+            pause = bucket_quantile(pause_buckets(text), {}, 0.99)
+            checkpoints = metric(port, "riskstream_checkpoints_total")
+            rss = rss_mb(proc.pid)
+        finally:
+            stop(proc)
+        sizes = await stored_states(bs, f"{app_id}-account-state-changelog")
+    done = consumed - seen_first
+    return SizeRun(
+        accounts,
+        symbols,
+        done / elapsed,
+        1e6 * cpu_used / done,
+        checkpoints,
+        None if pause is None else pause * 1000,
+        rss,
+        len(sizes),
+        sum(sizes.values()) / len(sizes) if sizes else 0.0,
+    )
+
+
+def show(run: SizeRun) -> None:
+    pause = f"{run.pause_p99_ms:.0f}" if run.pause_p99_ms is not None else "-"
+    print(
+        f"{run.accounts:>9,} {run.symbols:>8,} {run.events_per_s:>9,.0f} {run.cpu_us_per_event:>8.0f} "
+        f"{run.checkpoints:>6.0f} {pause:>9} {run.rss_mb:>7.0f} {run.stored_accounts:>9,} "
+        f"{run.stored_bytes_mean:>9.0f}",
+        flush=True,
+    )
+
+
+async def main(
+    accounts: int, symbols: int, events: int, rate: float, few_accounts: int, few_symbols: int
+) -> None:
+    workdir = Path(tempfile.mkdtemp(prefix="riskstream-size-"))
+    print(f"state size: {events:,} events each, event time at {rate:,.0f} events/s")
+    print(
+        f"{'accounts':>9} {'symbols':>8} {'events/s':>9} {'CPU us':>8} {'ckpts':>6} {'pause p99':>9} "
+        f"{'RSS MB':>7} {'stored':>9} {'B/account':>9}"
+    )
+    few = await size_run(few_accounts, few_symbols, events, rate, workdir)
+    show(few)
+    many = await size_run(accounts, symbols, events, rate, workdir)
+    show(many)
+    extra = many.stored_accounts - few.stored_accounts
+    if extra > 0:
+        resident = (many.rss_mb - few.rss_mb) * 1024 * 1024 / extra
+        print(f"resident bytes per extra account (symbol states included): {resident:,.0f}")
+        print(f"  / stored bytes per account: {resident / max(many.stored_bytes_mean, 1):.1f}x")
+    print(f"throughput, many / few: {many.events_per_s / few.events_per_s:.0%}")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--accounts", type=int, default=100_000)
+    parser.add_argument("--symbols", type=int, default=10_000)
+    parser.add_argument("--events", type=int, default=300_000)
+    parser.add_argument("--event-rate", type=float, default=1500.0)
+    parser.add_argument("--few-accounts", type=int, default=40)
+    parser.add_argument("--few-symbols", type=int, default=4)
+    a = parser.parse_args()
+    asyncio.run(main(a.accounts, a.symbols, a.events, a.event_rate, a.few_accounts, a.few_symbols))
