@@ -20,7 +20,9 @@ import asyncio
 import json
 import os
 import re
+import signal
 import statistics
+import sys
 import tempfile
 import time
 import urllib.request
@@ -216,6 +218,8 @@ def main() -> None:
         "--linger-ms", type=int, default=DEMO_LINGER_MS, help="the simulator's producer linger"
     )
     a = parser.parse_args()
+    # A soak stopped with SIGTERM still stops its worker and broker (the finally blocks run).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     retention_s = a.retention_s or None
     asyncio.run(soak(a.rate, a.minutes, a.interval_s, a.bootstrap, a.seed, retention_s, a.linger_ms))
 

@@ -6,7 +6,7 @@ The loss this guards against was intermittent (a fetch in flight across the seek
 committed offsets after a restart made the drain skip a block of records; 7 of 8 crash runs),
 so the test kills the worker several times with input in flight on both topics, each restart
 on a backlog. On the drain loop before the fix it failed (18 of 40 accounts wrong in the run
-tried)."""
+tried). A failure names its seed; ``CRASH_TEST_SEED=N`` reruns that input."""
 
 from __future__ import annotations
 
