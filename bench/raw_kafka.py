@@ -17,12 +17,22 @@ from riskstream.settings import Settings
 from riskstream.sim.producer import run_simulation
 from riskstream.topics import apply_specs, load_specs
 
+BACKLOG_LINGER_MS = 25
+
 
 async def fill_topics(bootstrap: str, events: int) -> Settings:
     settings = Settings(kafka={"bootstrap_servers": bootstrap})
     await apply_specs(settings.kafka, load_specs(settings.topics))
     await run_simulation(
-        settings, seed=1, rate=5000, duration_s=None, max_events=events, inject_every_s=0.5, realtime=False
+        settings,
+        seed=1,
+        rate=5000,
+        duration_s=None,
+        max_events=events,
+        inject_every_s=0.5,
+        realtime=False,
+        # The backlog as every earlier run of the benchmarks had it (the demo now lingers more).
+        linger_ms=BACKLOG_LINGER_MS,
     )
     return settings
 

@@ -141,9 +141,6 @@ def build_scorer(settings: Settings, metrics: Metrics, prior: PriorAlertSource |
     return LlmScorer(client, config, metrics, prior)
 
 
-PRODUCER_LINGER_S = 0.005
-
-
 @dataclass
 class Runtime:
     """What the composition root hands to the command that runs it."""
@@ -225,9 +222,6 @@ def build_runtime(
         broker_commit_interval=NEVER_S,
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
-        # A checkpoint's changelog writes leave in one batch per partition, not one per state:
-        # every batch is an object Tansu stores and lists. Alerts wait at most this too.
-        producer_linger=PRODUCER_LINGER_S,
         producer_max_request_size=settings.stream.max_state_record_bytes + RECORD_OVERHEAD_BYTES,
         stream_wait_empty=True,
     )
