@@ -200,7 +200,15 @@ async def scorer_throughput(
         },
     }
     if vllm_model:
-        envs["vllm"] = {"RISKSTREAM_SCORER__KIND": "vllm", "RISKSTREAM_SCORER__VLLM__MODEL_PATH": vllm_model}
+        envs["vllm"] = {
+            "RISKSTREAM_SCORER__KIND": "vllm",
+            "RISKSTREAM_SCORER__VLLM__MODEL_PATH": vllm_model,
+            # On the CPU backend a share of memory is refused when other processes hold some:
+            # a fixed KV cache, as the tests size it (a GPU run may drop this).
+            "RISKSTREAM_SCORER__VLLM__KV_CACHE_MEMORY_BYTES": os.environ.get(
+                "RISKSTREAM_SCORER__VLLM__KV_CACHE_MEMORY_BYTES", str(64 << 20)
+            ),
+        }
     runs: dict[str, list[Run]] = {name: [] for name in scorers if name in envs}
     try:
         with EmbeddedBroker() as broker:
