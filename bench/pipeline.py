@@ -123,26 +123,32 @@ def cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+async def through_backlog(
+    proc: subprocess.Popen[bytes], port: int, events: int, log_path: Path
+) -> tuple[float, float, float]:
+    """Wait until the worker has consumed ``events``; (seconds, CPU seconds, events) from its
+    first consumed event on."""
+    # One scrape per poll, a few per second: a scrape costs the worker ~3 ms of CPU, and
+    # polling at 20/s had been taking ~10 % of the worker away from the pipeline.
+    t_first: float | None = None
+    seen_first = cpu_first = 0.0
+    while (consumed := metric(port, "riskstream_events_consumed_total")) < events:
+        if t_first is None and consumed > 0:
+            t_first, seen_first, cpu_first = time.perf_counter(), consumed, cpu_s(proc.pid)
+        if proc.poll() is not None:
+            raise RuntimeError(log_path.read_text()[-2000:])  # noqa: ASYNC240 (the worker is gone)
+        await asyncio.sleep(0.02 if t_first is None else 0.25)
+    assert t_first is not None
+    return time.perf_counter() - t_first, cpu_s(proc.pid) - cpu_first, consumed - seen_first
+
+
 async def pipeline_run(
     bootstrap: str, events: int, workdir: Path, app_id: str, extra_env: dict[str, str] | None = None
 ) -> Run:
     """One worker, a consumer group of its own, through the whole backlog."""
     proc, port = start_worker(bootstrap, workdir, app_id, extra_env)
     try:
-        # One scrape per poll, a few per second: a scrape costs the worker ~3 ms of CPU, and
-        # polling at 20/s had been taking ~10 % of the worker away from the pipeline.
-        t_first: float | None = None
-        seen_first = cpu_first = 0.0
-        while (consumed := metric(port, "riskstream_events_consumed_total")) < events:
-            if t_first is None and consumed > 0:
-                t_first, seen_first, cpu_first = time.perf_counter(), consumed, cpu_s(proc.pid)
-            if proc.poll() is not None:
-                raise RuntimeError((workdir / f"{app_id}.log").read_text()[-2000:])
-            await asyncio.sleep(0.02 if t_first is None else 0.25)
-        assert t_first is not None
-        elapsed = time.perf_counter() - t_first
-        cpu_used = cpu_s(proc.pid) - cpu_first
-        events_timed = consumed - seen_first
+        elapsed, cpu_used, events_timed = await through_backlog(proc, port, events, workdir / f"{app_id}.log")
         alerts = metric(port, "riskstream_alerts_total")
         in_time = metric(port, 'riskstream_llm_assessments_total{outcome="ok"}')
         fallbacks = metric(port, "riskstream_llm_fallbacks_total")

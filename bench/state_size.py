@@ -29,7 +29,7 @@ from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from bench.pipeline import cpu_s, metric, start_worker, stop
+from bench.pipeline import metric, start_worker, stop, through_backlog
 from bench.soak import bucket_quantile, pause_buckets, rss_mb, scrape
 from riskstream.broker import EmbeddedBroker
 from riskstream.records import OrderEvent, OrderEventType, Quote, Side
@@ -131,17 +131,7 @@ async def size_run(accounts: int, symbols: int, events: int, rate: float, workdi
         await produce(bs, settings, accounts, symbols, events, rate)
         proc, port = start_worker(bs, workdir, app_id)
         try:
-            t_first: float | None = None
-            seen_first = cpu_first = 0.0
-            while (consumed := metric(port, "riskstream_events_consumed_total")) < events:
-                if t_first is None and consumed > 0:
-                    t_first, seen_first, cpu_first = time.perf_counter(), consumed, cpu_s(proc.pid)
-                if proc.poll() is not None:
-                    raise RuntimeError((workdir / f"{app_id}.log").read_text()[-2000:])
-                await asyncio.sleep(0.25)
-            assert t_first is not None
-            elapsed = time.perf_counter() - t_first
-            cpu_used = cpu_s(proc.pid) - cpu_first
+            elapsed, cpu_used, done = await through_backlog(proc, port, events, workdir / f"{app_id}.log")
             await asyncio.sleep(3)  # the last checkpoints
             text = scrape(port)
             pause = bucket_quantile(pause_buckets(text), {}, 0.99)
@@ -150,7 +140,6 @@ async def size_run(accounts: int, symbols: int, events: int, rate: float, workdi
         finally:
             stop(proc)
         sizes = await stored_states(bs, f"{app_id}-account-state-changelog")
-    done = consumed - seen_first
     return SizeRun(
         accounts,
         symbols,
