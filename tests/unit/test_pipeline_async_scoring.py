@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Literal
 
 import pytest
 from sqlalchemy.ext.asyncio import create_async_engine
@@ -216,17 +217,46 @@ async def test_a_commit_the_broker_never_answers_gives_up_and_the_next_checkpoin
     await log.close()
 
 
+class WatchedLock(asyncio.Lock):
+    """The fold lock, telling the test when someone asks for it and how often it was taken, so
+    the test waits for those steps instead of sleeping."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.asked = 0
+        self.taken = 0
+        self.changed = asyncio.Event()
+
+    async def acquire(self) -> Literal[True]:
+        self.asked += 1
+        self.changed.set()
+        await super().acquire()
+        self.taken += 1
+        self.changed.set()
+        return True
+
+    def release(self) -> None:
+        super().release()
+        self.changed.set()
+
+    async def until(self, condition: Callable[[], bool]) -> None:
+        while not condition():
+            self.changed.clear()
+            await self.changed.wait()
+
+
 async def fold_while_a_checkpoint_waits_for_the_lock(
-    p: Pipeline, checkpoint: Checkpoint, lock: asyncio.Lock, offsets: dict[str, int]
+    p: Pipeline, checkpoint: Checkpoint, lock: WatchedLock, offsets: dict[str, int]
 ) -> asyncio.Task[bool]:
     """A checkpoint that finds nothing to wait for, then the fold lock taken: a fat finger
     (scored behind a gate) is folded before the checkpoint gets the lock and takes its cut."""
     await lock.acquire()
     running = asyncio.create_task(checkpoint.run())
-    await asyncio.sleep(0.05)
+    await asyncio.wait_for(lock.until(lambda: lock.asked == 2), 5)
     await p.on_batch(as_records([(MARKET, quote(100.0, 100.02, 0)), price_typo("first", 1)], offsets))
     lock.release()
-    await asyncio.sleep(0.05)
+    # The checkpoint has taken its cut once it has had the lock and let it go.
+    await asyncio.wait_for(lock.until(lambda: lock.taken == 2 and not lock.locked()), 5)
     return running
 
 
@@ -244,14 +274,18 @@ async def test_the_cut_holds_the_lock_only_and_its_state_goes_out_after_its_aler
     p, _ = build(scorer, in_flight=8, send=send)
     log = await audited(p, tmp_path)
     broker = BrokerIODouble()
-    lock = asyncio.Lock()
+    lock = WatchedLock()
     checkpoint = Checkpoint(p, p.accounts, p._audit, broker.io(), lock, Metrics())
     offsets: dict[str, int] = {}
     running = await fold_while_a_checkpoint_waits_for_the_lock(p, checkpoint, lock, offsets)
     assert not running.done()
     assert stored_offset(p) is None and broker.commits == [] and published(send) == []
-    async with lock:
+    # Free while the checkpoint waits for the cut's alerts (a lock held there would time out).
+    await asyncio.wait_for(lock.acquire(), 5)
+    try:
         await p.on_batch(as_records([price_typo("second", 2)], offsets))
+    finally:
+        lock.release()
     scorer.gates[0].set()
     assert await asyncio.wait_for(running, 5)
     assert broker.commits == [{(TRADES, 0): 1}]
@@ -270,7 +304,7 @@ async def test_a_cut_whose_alerts_do_not_come_in_time_is_written_by_the_next_che
     p, _ = build(scorer, in_flight=8)
     log = await audited(p, tmp_path)
     broker = BrokerIODouble()
-    lock = asyncio.Lock()
+    lock = WatchedLock()
     checkpoint = Checkpoint(p, p.accounts, p._audit, broker.io(timeout_s=0.2), lock, Metrics())
     offsets: dict[str, int] = {}
     running = await fold_while_a_checkpoint_waits_for_the_lock(p, checkpoint, lock, offsets)
