@@ -417,6 +417,7 @@ def build_runtime(
         CheckpointIO(flush_producer, commit, same_log, timeout_s=2 * settings.kafka.session_timeout_s),
         lock,
         metrics,
+        precopy_slice_s=stream.checkpoint_slice_ms / 1000,
     )
 
     @app.timer(stream.checkpoint_interval_ms / 1000, name="checkpoint")
@@ -489,7 +490,9 @@ def build_runtime(
             market_end=feed.highwater,
             market_failure=lambda: feed.failure,
             waiting_on=merge.waiting_on,
-            fetch_state=lambda: fetch_state(app),
+            fetch_state=lambda: {**fetch_state(app), "market_feed_paused": sorted(map(str, feed.paused))},
+            fold=lambda: (merge.held(), merge.last_key),
+            merge_state=merge.describe,
         ),
         watchdog,
         metrics,

@@ -129,6 +129,15 @@ class StreamSettings(_Group):
             " Longer means fewer state writes and more replay after a crash."
         ),
     )
+    checkpoint_slice_ms: float = Field(
+        5.0,
+        gt=0,
+        description=(
+            "Longest the fold is paused for one slice of a checkpoint's state serializing: dirty"
+            " states are serialized in such slices ahead of the cut, with the fold going on"
+            " between them, so that the cut itself waits only for what changed since."
+        ),
+    )
     lag_poll_s: float = Field(
         2.0,
         gt=0,

@@ -6,7 +6,7 @@ class asks the questions and reports the answers."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Hashable, Mapping
 from dataclasses import dataclass
 
 from faust.types import TP
@@ -39,6 +39,10 @@ class LagSources:
     """Partitions the fold waits on now (for the stall report)."""
     fetch_state: Callable[[], object] = lambda: None
     """What the consumer says about fetching them (for the stall report)."""
+    fold: Callable[[], tuple[int, Hashable]] = lambda: (0, None)
+    """Events the fold holds, and the key of the last one it released."""
+    merge_state: Callable[[], object] = lambda: None
+    """The event-time merge's view of every partition (for the stall report)."""
 
 
 class LagMonitor:
@@ -69,7 +73,7 @@ class LagMonitor:
         processed = {TP(*k): v for k, v in positions.items() if k[0] != self._market_topic}
         committed = {tp: s.committed(tp) for tp in assigned}
         paused = {TP(*k) for k in s.held()}
-        health = self._watchdog.observe(ends, processed, committed, paused)
+        health = self._watchdog.observe(ends, processed, committed, paused, s.fold())
         m = self._m
         m.dependency_up.labels("broker").set(1 if health.broker_up else 0)
         m.set_condition("broker", None if health.broker_up else "end offsets not answered")
@@ -88,7 +92,24 @@ class LagMonitor:
                 s.waiting_on(),
                 s.fetch_state(),
             )
-        m.set_condition("stream", f"{len(health.stalled)} stalled partitions" if health.stalled else None)
+        if health.fold_stalled_s is not None:
+            log.error(
+                "the fold has released nothing for %.0f s with events held; it waits on %s;"
+                " merge: %s; fetching: %s",
+                health.fold_stalled_s,
+                s.waiting_on(),
+                s.merge_state(),
+                s.fetch_state(),
+            )
+        m.set_condition("stream", _stream_condition(health.stalled, health.fold_stalled_s))
         m.set_condition("market_feed", s.market_failure())
         if health.exit_reason is not None:
             await self._crash(RuntimeError(health.exit_reason), "the stream is not moving")
+
+
+def _stream_condition(stalled: list[TP], fold_stalled_s: float | None) -> str | None:
+    if stalled:
+        return f"{len(stalled)} stalled partitions"
+    if fold_stalled_s is not None:
+        return f"the fold released nothing for {fold_stalled_s:.0f} s"
+    return None

@@ -114,6 +114,11 @@ class MarketFeed:
         if self._consumer is not None:
             self._consumer.resume(*(TopicPartition(self.topic, p) for p in partitions))
 
+    @property
+    def paused(self) -> set[int]:
+        """Partitions this feed holds paused now."""
+        return set(self._paused)
+
     def fetched_end(self, partition: int) -> tuple[int, float] | None:
         """The end offset the latest fetch of ``partition`` saw and when (epoch seconds) that
         fetch was answered (None: not fetched yet)."""

@@ -12,6 +12,7 @@ fold knows which quotes' effects the state already holds.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
@@ -88,6 +89,9 @@ class CheckpointedStore(Generic[S]):
         self._new = new
         self._cache: dict[str, _Entry[S]] = {}
         self._dirty: set[str] = set()
+        self._staged: dict[str, bytes] = {}
+        """Keys serialized ahead of the cut (:meth:`precopy`) and not changed since: the cut's
+        snapshot takes their bytes as they are."""
         self._unsealed: set[int] = set()
 
     def _entry(self, key: str, partition: int) -> _Entry[S]:
@@ -163,13 +167,41 @@ class CheckpointedStore(Generic[S]):
         written."""
         return self.write(self.snapshot(cut))
 
+    @property
+    def dirty_count(self) -> int:
+        """Keys changed since they were last serialized (what the cut still has to encode)."""
+        return len(self._dirty)
+
+    def precopy(self, budget_s: float, clock: Callable[[], float] = time.perf_counter) -> int:
+        """Serialize dirty keys for about ``budget_s`` (under the fold lock, between two
+        batches) ahead of the cut; returns how many are still dirty.
+
+        Live migration's pre-copy: a key serialized here and changed again before the cut is
+        dirty again and serialized anew by :meth:`snapshot`, so the snapshot still holds every
+        state as of the cut, while the fold waits only for the few keys changed since the last
+        slice instead of every key changed since the last checkpoint.
+        """
+        deadline = clock() + budget_s
+        done = 0
+        while self._dirty:
+            key = self._dirty.pop()
+            self._staged[key] = self._to_bytes(self._cache[key].state)
+            done += 1
+            if done % 16 == 0 and clock() >= deadline:
+                break
+        return len(self._dirty)
+
     def snapshot(self, cut: Cut | None = None) -> StateSnapshot:
-        """Every dirty key's state as the bytes to store, with the fold's ``cut``, taken now
+        """Every changed key's state as the bytes to store, with the fold's ``cut``, taken now
         (under the fold lock: what the fold did so far) and written later by :meth:`write`,
-        once what must be durable before it is. Keys whose record is too large are reported
-        and left out (their last checkpoint stands)."""
+        once what must be durable before it is: dirty keys serialized now, the rest of what
+        :meth:`precopy` serialized as it was. Keys whose record is too large are reported and
+        left out (their last checkpoint stands)."""
         records: list[tuple[str, bytes, int]] = []
+        staged, self._staged = self._staged, {}
         for key in self._dirty:
+            staged[key] = self._to_bytes(self._cache[key].state)
+        for key, state_bytes in staged.items():
             entry = self._cache[key]
             # A state restored ahead of a fold still replaying up to it holds what its later
             # cut says: the cut never goes back.
@@ -181,7 +213,7 @@ class CheckpointedStore(Generic[S]):
                 entry.offset,
                 entry.partition,
                 cut_json,
-                self._to_bytes(entry.state),
+                state_bytes,
             )
             if self._max_record_bytes is not None and len(value) > self._max_record_bytes:
                 if self._on_oversize is not None:
@@ -226,7 +258,9 @@ class CheckpointedStore(Generic[S]):
         if partitions is None:
             self._cache.clear()
             self._dirty.clear()
+            self._staged.clear()
             return
         for key in [k for k, e in self._cache.items() if e.partition in partitions]:
             del self._cache[key]
             self._dirty.discard(key)
+            self._staged.pop(key, None)

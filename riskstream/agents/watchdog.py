@@ -13,12 +13,16 @@ pipeline has processed:
   ``stall_after_s``: the partition is stalled (readiness false); past ``exit_after_s`` the
   worker exits non-zero, since a restart is what clears a consumer stuck inside the client.
 
-Partitions paused on purpose (event-time alignment) are not stalled. The clock is injected.
+Partitions paused on purpose (event-time alignment) are not stalled by themselves; but the
+fold is, whatever its partitions say, when it holds events and has released none of them for
+``stall_after_s`` (a merge waiting on a partition whose reader does not deliver: measured on a
+backlog, a worker stood ready for minutes with every owned partition paused and 48 000 events
+held). That counts as a stall too, with the same readiness and exit. The clock is injected.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
@@ -34,6 +38,8 @@ class Health(Generic[P]):
     rewound: list[P]
     exit_reason: str | None
     """Set when the worker should exit so that its supervisor restarts it."""
+    fold_stalled_s: float | None = None
+    """How long the fold has held events without releasing any (None: it is moving)."""
 
 
 @dataclass(slots=True)
@@ -52,6 +58,8 @@ class StreamWatchdog(Generic[P]):
     """Greatest end offset seen per partition, kept across rebalances: an end offset is the
     log's, not the assignment's, and a broker restart comes with a rebalance."""
     _broker_down_since_s: float | None = None
+    _fold_mark: Hashable = None
+    _fold_progress_s: float | None = None
 
     def observe(
         self,
@@ -59,15 +67,21 @@ class StreamWatchdog(Generic[P]):
         processed: Mapping[P, int],
         committed: Mapping[P, int | None],
         paused: Iterable[P] = (),
+        fold: tuple[int, Hashable] = (0, None),
     ) -> Health[P]:
         """``ends``: end offset per assigned partition, None when the broker did not answer;
-        ``processed``: last offset processed; ``committed``: next offset to read as committed."""
+        ``processed``: last offset processed; ``committed``: next offset to read as committed;
+        ``fold``: the events the fold holds and the key of the last one it released."""
         now = self.clock()
+        held_events, mark = fold
+        if held_events == 0 or mark != self._fold_mark or self._fold_progress_s is None:
+            self._fold_mark, self._fold_progress_s = mark, now
         if ends is None:
             if self._broker_down_since_s is None:
                 self._broker_down_since_s = now
             for waiting in self._partitions.values():
                 waiting.progress_s = now
+            self._fold_progress_s = now
             return Health(False, {}, [], [], None)
         self._broker_down_since_s = None
         for gone in set(self._partitions) - set(ends):
@@ -89,6 +103,8 @@ class StreamWatchdog(Generic[P]):
                 state.progress_s = now
             elif now - state.progress_s >= self.stall_after_s:
                 stalled.append(tp)
+        fold_still_s = now - self._fold_progress_s
+        fold_stalled_s = fold_still_s if fold_still_s >= self.stall_after_s else None
         exit_reason = None
         if rewound:
             exit_reason = (
@@ -100,7 +116,9 @@ class StreamWatchdog(Generic[P]):
                 exit_reason = (
                     f"{len(stalled)} partitions with records waiting made no progress for {longest:.0f} s"
                 )
-        return Health(True, lag, stalled, rewound, exit_reason)
+        if exit_reason is None and fold_stalled_s is not None and fold_stalled_s >= self.exit_after_s:
+            exit_reason = f"the fold held {held_events} events and released none for {fold_stalled_s:.0f} s"
+        return Health(True, lag, stalled, rewound, exit_reason, fold_stalled_s)
 
     def note_ends(self, ends: Mapping[P, int]) -> list[P]:
         """Record end offsets; returns the partitions whose end moved backwards (rewound). The
@@ -115,3 +133,4 @@ class StreamWatchdog(Generic[P]):
         """Progress of revoked partitions starts afresh; their greatest end offsets stay."""
         for tp in partitions:
             self._partitions.pop(tp, None)
+        self._fold_progress_s = None

@@ -226,6 +226,19 @@ class EventTimeMerge(Generic[P, T]):
             if not s.queue and not self._idle(s) and s.watermark_ns == bound
         ]
 
+    def describe(self) -> dict[str, str]:
+        """Each partition as the merge sees it (for diagnostics): events waiting, the first's
+        event time, watermark, next offset, and whether it is paused or idle."""
+        out: dict[str, str] = {}
+        for partition, s in self._sources.items():
+            head = s.queue[0][0] if s.queue else None
+            flags = "".join((" paused" if partition in self.paused else "", " idle" if self._idle(s) else ""))
+            out[str(partition)] = (
+                f"{len(s.queue)} waiting, head {head}, watermark {s.watermark_ns},"
+                f" next {s.next_offset}{flags}"
+            )
+        return out
+
     def position(self, partition: P) -> int | None:
         """Offset a checkpoint may commit for ``partition``: the first record not yet released
         (None: nothing read yet)."""

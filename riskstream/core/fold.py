@@ -149,7 +149,7 @@ class SurveillanceFold:
                 if self.mark_gate(account, due[symbol]):
                     breaches = frozenset(state.open_breaches)
                     found.extend(detect_loss_on_mark(account, state, symbol, self._marks_ts_ns, self.ctx))
-                    if state.open_breaches != breaches:
+                    if frozenset(state.open_breaches) != breaches:
                         self.changed(account)
                 # Fresh triggers from the state as it is and the market now: valid until either
                 # changes, whether or not this quote's re-mark was new.

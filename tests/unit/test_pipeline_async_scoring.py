@@ -314,3 +314,39 @@ async def test_a_cut_whose_alerts_do_not_come_in_time_is_written_by_the_next_che
     assert await asyncio.wait_for(checkpoint.run(), 5)
     assert stored_offset(p) == 0 and broker.commits == [{(TRADES, 0): 1}]
     await log.close()
+
+
+async def test_the_checkpoint_serializes_dirty_states_in_slices_before_its_cut(tmp_path: Path) -> None:
+    """Dirty states are serialized in slices of the fold lock ahead of the cut (the store's own
+    tests show a state changed between two slices is written as it is at the cut): the cut
+    itself finds nothing left to serialize, and every state is written with its cut."""
+    p, _ = build(RuleScorer(), in_flight=0)
+    log = await audited(p, tmp_path)
+    broker = BrokerIODouble()
+    lock = WatchedLock()
+    checkpoint = Checkpoint(p, p.accounts, p._audit, broker.io(), lock, Metrics(), precopy_slice_s=1e-9)
+    offsets: dict[str, int] = {}
+    accounts = [f"A{k:02d}" for k in range(40)]
+    await p.on_batch(
+        as_records(
+            [(MARKET, quote(100.0, 100.02, 0))]
+            + [(TRADES, order("new", f"o-{a}", 10, 100.0, 1, account=a)) for a in accounts],
+            offsets,
+        )
+    )
+    dirty_at_cut: list[int] = []
+    take_cut = p.accounts.snapshot
+
+    def watched_snapshot(cut: tuple[int, ...] | None = None) -> object:
+        dirty_at_cut.append(p.accounts.dirty_count)
+        return take_cut(cut)
+
+    p.accounts.snapshot = watched_snapshot  # type: ignore[assignment,method-assign]
+    assert await asyncio.wait_for(checkpoint.run(), 5)
+    assert lock.taken == 4, "slices of 16, 16 and 8 keys at this budget, then the cut"
+    assert dirty_at_cut == [0]
+    stored = [p.accounts._table.get_raw(a) for a in accounts]
+    assert [raw["off"] for raw in stored if raw is not None] == list(range(40))
+    assert {tuple(raw["cut"]) for raw in stored if raw is not None} == {p.frontier()}
+    assert broker.commits == [{(TRADES, 0): 40}]
+    await log.close()

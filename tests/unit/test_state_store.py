@@ -141,3 +141,58 @@ def test_a_state_from_a_newer_envelope_version_is_refused() -> None:
     table.data["A"] = b'{"v":99,"off":1,"s":{}}'
     with pytest.raises(UnknownEnvelopeError):
         store(table).get("A", 0)
+
+
+def _held(s: CheckpointedStore[AccountState], account: str, qty: float, offset: int) -> None:
+    state = s.get(account, 0)
+    state.apply(order("new", f"{account}-{offset}", "buy", qty, 100.0, offset), SPEC, 0.1)
+    state.apply(fill(f"{account}-{offset}", "buy", qty, 100.0, offset), SPEC, 0.1)
+    s.mark_applied(account, 0, offset)
+
+
+def test_a_key_changed_after_its_precopy_is_written_as_it_is_at_the_cut() -> None:
+    table = DictTableDouble()
+    s = store(table)
+    for k in range(40):
+        _held(s, f"ACC-{k}", 100, k)
+    assert s.precopy(budget_s=1.0) == 0
+    assert s.dirty_count == 0
+    _held(s, "ACC-7", 50, 100)  # changed again after it was serialized
+    assert s.dirty_count == 1
+    snapshot = s.snapshot(cut=(9,))
+    assert len(snapshot.records) == 40
+    s.write(snapshot)
+    reloaded = store(table)
+    assert reloaded.get("ACC-7", 0).positions == {"AAPL": 150}
+    assert reloaded.applied_offset("ACC-7", 0) == 100
+    assert all(json.loads(table.data[f"ACC-{k}"])["cut"] == [9] for k in range(40))
+    assert s.snapshot(cut=(10,)).records == []
+
+
+def test_precopy_stops_at_its_budget_and_leaves_the_rest_dirty() -> None:
+    s = store(DictTableDouble())
+    for k in range(100):
+        _held(s, f"ACC-{k}", 100, k)
+    ticks = iter(range(1000))
+    left = s.precopy(budget_s=0.5, clock=lambda: float(next(ticks)))
+    assert 0 < left < 100
+    assert len(s.snapshot().records) == 100
+
+
+def test_a_revoked_partition_precopied_state_is_not_written() -> None:
+    table = DictTableDouble()
+    s = store(table)
+    _held(s, "ACC-1", 100, 1)
+    s.precopy(budget_s=1.0)
+    s.forget({0})
+    assert s.snapshot().records == []
+
+
+def test_an_unwritten_snapshot_with_precopied_keys_is_written_by_the_next() -> None:
+    table = DictTableDouble()
+    s = store(table)
+    _held(s, "ACC-1", 100, 1)
+    s.precopy(budget_s=1.0)
+    s.unwritten(s.snapshot())
+    assert s.flush() == 1
+    assert store(table).get("ACC-1", 0).positions == {"AAPL": 100}

@@ -71,3 +71,24 @@ def test_an_unanswering_broker_is_down_and_its_outage_is_not_a_stall() -> None:
     clock.now_s = 510
     back = w.observe({"p0": 100}, {"p0": 10}, {})
     assert back.broker_up and back.stalled == []
+
+
+def test_a_fold_holding_events_and_releasing_none_is_stalled_though_its_partitions_are_paused() -> None:
+    w, clock = watchdog()
+    ends, processed = {"p0": 500}, {"p0": 100}
+    assert w.observe(ends, processed, {}, paused={"p0"}, fold=(4000, (7, 1))).fold_stalled_s is None
+    clock.now_s = 31
+    health = w.observe(ends, processed, {}, paused={"p0"}, fold=(4000, (7, 1)))
+    assert health.stalled == [] and health.fold_stalled_s == 31 and health.exit_reason is None
+    clock.now_s = 121
+    reason = w.observe(ends, processed, {}, paused={"p0"}, fold=(4000, (7, 1))).exit_reason
+    assert "held 4000 events and released none for 121 s" in (reason or "")
+
+
+def test_a_fold_that_releases_or_holds_nothing_is_moving() -> None:
+    (releasing, clock), (idle, idle_clock) = watchdog(), watchdog()
+    for step in range(8):
+        clock.now_s = idle_clock.now_s = step * 20.0
+        moved = releasing.observe({"p0": 500}, {"p0": 100}, {}, paused={"p0"}, fold=(4000, (step, 1)))
+        empty = idle.observe({"p0": 500}, {"p0": 100}, {}, paused={"p0"}, fold=(0, (0, 1)))
+        assert moved.fold_stalled_s is None and empty.fold_stalled_s is None

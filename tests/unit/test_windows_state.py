@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from riskstream.core.state import AccountState, SymbolState
+from riskstream.core.state import AccountState, KeySet, SymbolState
 from riskstream.core.windows import NS_PER_S, SlidingWindow, WindowState
 from riskstream.records import Quote
 from tests.factories import T0, fill, order
@@ -129,7 +129,7 @@ def test_a_state_of_the_previous_codec_is_still_read() -> None:
     window = AccountState().to_json()["window"]
     back = AccountState.from_json({**V1_STATE, "a": window})
     assert back.positions == {"AAPL": 40}
-    assert back.open_breaches == {"gross_notional"}
+    assert set(back.open_breaches) == {"gross_notional"}
     # The account-wide size history cannot be split by symbol: each symbol's is learnt again.
     assert back.sizes == {}
     assert back.to_json()["v"] == 2
@@ -153,3 +153,17 @@ def test_a_state_of_an_unknown_codec_or_slice_version_is_refused() -> None:
         AccountState.from_json({**body, "v": 3})
     with pytest.raises(ValueError, match="slice 'ramping' version 2"):
         AccountState.from_json({**body, "ramping": {**body["ramping"], "v": 2}})
+
+
+def test_key_set_behaves_as_a_set_and_holds_nothing_while_empty() -> None:
+    keys = KeySet()
+    assert len(keys) == 0 and "o1" not in keys and keys._keys is None
+    keys.update(["o1", "o2"])
+    keys.add("o3")
+    assert sorted(keys) == ["o1", "o2", "o3"] and set(keys) == {"o1", "o2", "o3"}
+    keys.keep_only({"o2", "o3", "o9"})
+    assert set(keys) == {"o2", "o3"}
+    keys.discard("o2")
+    keys.discard("o3")
+    keys.discard("o3")
+    assert len(keys) == 0 and keys._keys is None

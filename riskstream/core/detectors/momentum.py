@@ -9,6 +9,7 @@ aggressively too, but holds; a hedger trades both ways, but without the burst.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Set
 
 from riskstream.core.candidates import Candidate
 from riskstream.core.detectors.base import DetectionContext
@@ -26,7 +27,7 @@ from riskstream.settings import DetectorSettings
 
 
 def _latest_burst(
-    record: deque[AggressiveOrder], flagged: set[str], start_ns: int, end_ns: int, burst_ns: int
+    record: deque[AggressiveOrder], flagged: Set[str], start_ns: int, end_ns: int, burst_ns: int
 ) -> list[AggressiveOrder]:
     """The newest run of one symbol and side's unflagged aggressive orders in ``[start, end]``
     spanning at most ``burst_ns``, oldest first. The record is in event-time order, so the scan
