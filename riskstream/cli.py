@@ -180,6 +180,7 @@ def worker(bootstrap_servers: str | None) -> None:
     runtime = build_runtime(settings, partitions)
     if settings.metrics_port:
         runtime.metrics.serve(settings.metrics_port, settings.metrics_addr)
+        runtime.metrics.watch_gc()
     asyncio.set_event_loop(asyncio.new_event_loop())
     Worker(runtime.app, loglevel=settings.log_level, quiet=True).execute_from_commandline()
 

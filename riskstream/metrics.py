@@ -6,7 +6,9 @@ in one process without colliding in the global registry.
 
 from __future__ import annotations
 
+import gc
 import threading
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 from wsgiref.simple_server import make_server
@@ -274,6 +276,30 @@ class Metrics:
             "Alerts re-published as a new version with a late LLM assessment.",
             registry=r,
         )
+        self.gc_pause = Histogram(
+            "riskstream_gc_pause_seconds",
+            "Python garbage-collector passes, by generation: the whole process stops for each, so"
+            " a generation-2 pass over a large state shows in every stage's latency at that moment.",
+            ["generation"],
+            buckets=LATENCY_BUCKETS_S,
+            registry=r,
+        )
+        self._gc_started_s = 0.0
+
+    def watch_gc(self) -> None:
+        """Time every collector pass from now on (once per process: the worker's)."""
+        if self._on_gc not in gc.callbacks:
+            gc.callbacks.append(self._on_gc)
+
+    def unwatch_gc(self) -> None:
+        if self._on_gc in gc.callbacks:
+            gc.callbacks.remove(self._on_gc)
+
+    def _on_gc(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._gc_started_s = time.perf_counter()
+        else:
+            self.gc_pause.labels(str(info["generation"])).observe(time.perf_counter() - self._gc_started_s)
 
     def mark_ready(self) -> None:
         self._started = True
