@@ -17,10 +17,9 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import json
 import logging
 import time
-from collections.abc import Awaitable, Iterator, Mapping
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,6 +32,7 @@ from riskstream.agents.lag import LagMonitor, LagSources
 from riskstream.agents.market_feed import MarketFeed
 from riskstream.agents.pipeline import Admitted, Pipeline, Source, SourceRecord
 from riskstream.agents.state_store import CheckpointedStore
+from riskstream.agents.state_table import FaustStateTable
 from riskstream.agents.watchdog import StreamWatchdog
 from riskstream.core.clock import Clock, wall_clock_ns
 from riskstream.core.event_time import EventTimeMerge
@@ -43,6 +43,7 @@ from riskstream.faust_compat import (
     commit_offsets,
     end_offsets,
     fetch_state,
+    kafka_producer,
 )
 from riskstream.faust_compat import fetched_end as consumer_fetched_end
 from riskstream.kafka import aiokafka_kwargs, ssl_context
@@ -59,37 +60,8 @@ from riskstream.sinks import AlertPublisher, AuditLog, AuditWriter, DeadLetterPu
 log = logging.getLogger(__name__)
 RECORD_OVERHEAD_BYTES = 64 * 1024
 """Room above the largest state for its key and the record and request framing."""
-CHECKPOINT_MARKER = "\x00checkpoint"
-"""Key of the state-less record that ends each checkpoint in a changelog partition."""
 NEVER_S = 10**9
 """Faust's own commit triggers are pushed out of reach; the checkpoint timer commits."""
-
-
-class FaustStateTable:
-    """:class:`StateTable` over a Faust table, writing the changelog to an explicit partition
-    (a micro-batch mixes partitions, so Faust's current-event partition would be wrong)."""
-
-    def __init__(self, table: Any) -> None:
-        self.table = table
-
-    def get_raw(self, key: str) -> dict[str, Any] | None:
-        value = self.table.data.get(key)
-        if value is None:
-            return None
-        # Live writes keep the bytes; changelog recovery may hand back text or parsed JSON.
-        if isinstance(value, bytes | str):
-            return dict(json.loads(value))
-        return dict(value)
-
-    def put_raw(self, key: str, value: bytes, partition: int) -> None:
-        self.table.data[key] = value
-        self.table.send_changelog(partition, key, value)
-
-    def put_marker(self, partition: int) -> None:
-        self.table.send_changelog(partition, CHECKPOINT_MARKER, b"{}")
-
-    def keys(self) -> Iterator[str]:
-        return iter(self.table.data.keys())
 
 
 def check_settings(settings: Settings) -> None:
@@ -254,8 +226,9 @@ def build_runtime(
             max_record,
         )
 
+    state_table = FaustStateTable(account_table, lambda: kafka_producer(app))
     accounts: CheckpointedStore[AccountState] = CheckpointedStore(
-        FaustStateTable(account_table),
+        state_table,
         AccountState.to_bytes,
         AccountState.from_json,
         AccountState,
@@ -405,6 +378,7 @@ def build_runtime(
         return True
 
     async def flush_producer() -> None:
+        await state_table.send_pending()
         await app.producer.flush()
 
     async def commit(offsets: Mapping[Source, int]) -> object:
@@ -459,8 +433,9 @@ def build_runtime(
             elif not driver.restart_pending:
                 async with lock:
                     checkpoint.write_state()
-                await app.producer.flush()
+                await flush_producer()
                 accounts.seal()
+                await flush_producer()
         except Exception:
             log.exception("final flush failed; the next start replays from the last checkpoint")
         await feed.stop()

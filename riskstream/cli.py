@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import sys
 from collections.abc import Awaitable, Callable
@@ -178,6 +179,8 @@ def worker(bootstrap_servers: str | None) -> None:
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
     runtime = build_runtime(settings, partitions)
+    _, older, oldest = gc.get_threshold()
+    gc.set_threshold(settings.stream.gc_young_objects, older, oldest)
     if settings.metrics_port:
         runtime.metrics.serve(settings.metrics_port, settings.metrics_addr)
         runtime.metrics.watch_gc()

@@ -362,6 +362,12 @@ async def committed_offsets(app: faust.App, tps: Iterable[TP], timeout_s: float)
     return result
 
 
+def kafka_producer(app: faust.App) -> Any:
+    """The aiokafka producer under Faust's, for writes that hand it whole batches
+    (:mod:`riskstream.agents.state_table`)."""
+    return app.producer._ensure_producer()  # type: ignore[attr-defined]
+
+
 def fetch_state(app: faust.App) -> dict[str, list[str]]:
     """Why a partition might not be fetched, for a stall report: Faust's active and
     buffer-throttled partitions and aiokafka's paused ones."""

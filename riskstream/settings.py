@@ -138,6 +138,16 @@ class StreamSettings(_Group):
             " between them, so that the cut itself waits only for what changed since."
         ),
     )
+    gc_young_objects: int = Field(
+        50_000,
+        ge=700,
+        description=(
+            "Net allocations between two young garbage-collector passes (CPython's default is"
+            " 700). Events, records and futures live for one micro-batch; at 700 many of them"
+            " survive into the old generations, and each generation-2 pass then walks the whole"
+            " state (riskstream_gc_pause_seconds). A larger value lets them die young."
+        ),
+    )
     lag_poll_s: float = Field(
         2.0,
         gt=0,

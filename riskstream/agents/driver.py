@@ -33,6 +33,7 @@ class FoldDriver:
         self._lock = lock
         self._trade_topic = trade_topic
         self._m = metrics
+        self._pausing = asyncio.Lock()
         self.feed: Any = None
         self.linked_feed: Any = None
         """The reader of linked-fills (every partition, from the start at every restart)."""
@@ -105,25 +106,28 @@ class FoldDriver:
 
     async def _pause(self) -> None:
         """Carry out the merge's pauses; nothing is decided while Faust rebalances (a new
-        assignment starts unpaused, and the fold starts over with it)."""
-        if self.restart_pending or self._app.rebalancing or self._app.in_recovery:
-            return
-        merge = self._pipeline.merge
-        decision = merge.pauses()
-        if not decision.pause and not decision.resume:
-            return
-        trade_pause = {TP(t, p) for t, p in decision.pause if t == self._trade_topic}
-        trade_resume = {TP(t, p) for t, p in decision.resume if t == self._trade_topic}
-        if trade_pause:
-            await pause_partitions(self._app, trade_pause)
-        if trade_resume:
-            await resume_partitions(self._app, trade_resume)
-        if self.feed is not None:
-            market_pause = [p for t, p in decision.pause if t != self._trade_topic]
-            market_resume = [p for t, p in decision.resume if t != self._trade_topic]
-            if market_pause:
-                self.feed.pause(market_pause)
-            if market_resume:
-                self.feed.resume(market_resume)
-        self._m.partition_holds.inc(len(decision.pause))
-        self._m.partitions_held.set(len(merge.paused))
+        assignment starts unpaused, and the fold starts over with it).
+
+        One at a time, in the order decided: the market feed and the agent both deliver, and
+        pausing a trade-logs partition awaits the consumer. Two interleaved calls once carried
+        out a pause after the resume decided after it: the feed held a market-data partition
+        the merge counted as running, the merge waited on it for good, and the worker stood
+        still with 48 000 events held. The feed's partitions are also set to exactly what the
+        merge holds, not moved by differences."""
+        async with self._pausing:
+            if self.restart_pending or self._app.rebalancing or self._app.in_recovery:
+                return
+            merge = self._pipeline.merge
+            decision = merge.pauses()
+            if not decision.pause and not decision.resume:
+                return
+            trade_pause = {TP(t, p) for t, p in decision.pause if t == self._trade_topic}
+            trade_resume = {TP(t, p) for t, p in decision.resume if t == self._trade_topic}
+            if trade_pause:
+                await pause_partitions(self._app, trade_pause)
+            if trade_resume:
+                await resume_partitions(self._app, trade_resume)
+            if self.feed is not None:
+                self.feed.hold_only(p for t, p in merge.paused if t != self._trade_topic)
+            self._m.partition_holds.inc(len(decision.pause))
+            self._m.partitions_held.set(len(merge.paused))

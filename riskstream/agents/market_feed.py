@@ -104,15 +104,16 @@ class MarketFeed:
         if self._consumer is not None:
             self._consumer.seek(TopicPartition(self.topic, partition), offset)
 
-    def pause(self, partitions: Iterable[int]) -> None:
-        self._paused |= set(partitions)
+    def hold_only(self, partitions: Iterable[int]) -> None:
+        """Pause exactly ``partitions``: the others are resumed."""
+        wanted = set(partitions)
+        pause, resume = wanted - self._paused, self._paused - wanted
+        self._paused = wanted
         if self._consumer is not None:
-            self._consumer.pause(*(TopicPartition(self.topic, p) for p in partitions))
-
-    def resume(self, partitions: Iterable[int]) -> None:
-        self._paused -= set(partitions)
-        if self._consumer is not None:
-            self._consumer.resume(*(TopicPartition(self.topic, p) for p in partitions))
+            if pause:
+                self._consumer.pause(*(TopicPartition(self.topic, p) for p in sorted(pause)))
+            if resume:
+                self._consumer.resume(*(TopicPartition(self.topic, p) for p in sorted(resume)))
 
     @property
     def paused(self) -> set[int]:
