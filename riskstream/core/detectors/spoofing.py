@@ -153,6 +153,14 @@ def detect_spoofing(event: OrderEvent, state: AccountState, ctx: DetectionContex
         far_fills = [it for _, it in fills if it.side is far]
         first_fill_ns = min(ts for ts, _ in near_fills)
         last_fill_ns = max(ts for ts, _ in near_fills)
+        # Checked first, being the cheapest: a far-side order that was resting at the fills and
+        # still is means the pattern has not completed (a market maker's quotes, mostly).
+        still_resting = any(
+            o.symbol == symbol and o.side is far and o.placed_ns <= last_fill_ns
+            for o in state.live_orders.values()
+        )
+        if still_resting:
+            continue
         min_qty = _large_order_qty(far, symbol, state, ctx)
         withdrawn = [
             (ts, it)
@@ -175,12 +183,6 @@ def detect_spoofing(event: OrderEvent, state: AccountState, ctx: DetectionContex
             ]
             if len(cancelled) < p.spoof_min_cancelled_orders:
                 continue
-        still_resting = any(
-            o.symbol == symbol and o.side is far and o.placed_ns <= last_fill_ns
-            for o in state.live_orders.values()
-        )
-        if still_resting:
-            continue
         cancelled_qty = sum(it.qty for _, it in cancelled)
         filled_qty = sum(it.qty for _, it in near_fills)
         spoof_ids = {it.order_id for _, it in cancelled}
