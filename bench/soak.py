@@ -39,8 +39,6 @@ from riskstream.broker import DEMO_RETENTION_S, EmbeddedBroker
 from riskstream.records import RiskAlert
 from riskstream.sim.producer import DEMO_LINGER_MS, SimulationStats, run_simulation
 
-PAUSE_LE = re.compile(r'^riskstream_stage_seconds_bucket\{(?=.*stage="checkpoint_pause").*le="([^"]+)"')
-
 
 def scrape(port: int) -> str:
     try:
@@ -60,12 +58,7 @@ def total(text: str, name: str) -> float:
 
 def pause_buckets(text: str) -> dict[float, float]:
     """Checkpoint-pause histogram: upper bound (s) -> cumulative count."""
-    out: dict[float, float] = {}
-    for line in text.splitlines():
-        found = PAUSE_LE.match(line)
-        if found is not None:
-            out[float(found.group(1))] = float(line.split()[-1])
-    return out
+    return histogram_buckets(text, "riskstream_stage_seconds", 'stage="checkpoint_pause"')
 
 
 def histogram_buckets(text: str, name: str, label: str) -> dict[float, float]:
