@@ -280,6 +280,16 @@ class DetectorSettings(_Group):
             " desk that sends blocks among small orders is not fat-fingering the next block."
         ),
     )
+    fat_finger_own_sigmas: float = Field(
+        4.0,
+        gt=0,
+        description=(
+            "A size outlier must also be this many sigmas of the account's own log order sizes"
+            " in that symbol above its usual size: log-normal sizes reach 4 sigmas on about one"
+            " order in 30 000. An account whose sizes spread over a decade (retail) reaches 10x"
+            " its median by itself; one that always sends the same lot does not."
+        ),
+    )
     fat_finger_min_history: int = Field(
         10,
         ge=1,

@@ -257,11 +257,13 @@ ACCOUNT_CODEC_VERSION = 2
 patterns), each slice versioned; version 1 was one flat map of short keys (still read)."""
 PEAK_DECAY = 0.998
 """Per order: the recent-largest order size halves in about 350 orders."""
-SLICE_VERSIONS: dict[str, tuple[int, ...]] = {"fat_finger": (1, 2), "stuffing": (1, 2)}
+SLICE_VERSIONS: dict[str, tuple[int, ...]] = {"fat_finger": (1, 2, 3), "stuffing": (1, 2)}
 """Slice versions read, where not only 1. fat_finger 1 held one account-wide size history,
 which cannot be split by symbol: it is dropped, and each symbol's yardstick is learnt again
-(:data:`~riskstream.settings.DetectorSettings.fat_finger_min_history` orders). stuffing 1 had
-no message-rate baselines: they start empty."""
+(:data:`~riskstream.settings.DetectorSettings.fat_finger_min_history` orders). fat_finger 2
+had no size dispersion: it is learnt again from the next orders, 0 until then (the size and
+peak tests alone decide, as they did). stuffing 1 had no message-rate baselines: they start
+empty."""
 
 
 @dataclass(slots=True)
@@ -312,6 +314,10 @@ class SizeProfile:
     """The recent largest order, decaying by PEAK_DECAY per order: an account that sends
     blocks is not fat-fingering its next block. An order flagged as a fat finger counts only
     once it trades."""
+    log_dispersion: float = 0.0
+    """EWMA of |ln(size / usual size)|: how far this account's sizes stray from its habit. A
+    retail account whose sizes spread over a decade sends a 10x order now and then; a desk
+    that always sends one lot does not. Times sqrt(pi/2) it estimates the sigma of log size."""
 
     def observe(self, qty: float, alpha: float) -> None:
         qty = max(qty, 1e-9)
@@ -322,18 +328,31 @@ class SizeProfile:
         if self.orders_seen == 1:
             self.usual_qty = qty
         else:
+            # The deviation from the yardstick as it stood: the order is judged before it moves it.
+            deviation = abs(math.log(qty / self.usual_qty))
+            dispersion_weight = max(alpha, 1.0 / (self.orders_seen - 1))
+            self.log_dispersion += dispersion_weight * (deviation - self.log_dispersion)
             self.usual_qty = math.exp((1 - weight) * math.log(self.usual_qty) + weight * math.log(qty))
         self.large_qty = max(qty, self.large_qty * PEAK_DECAY)
+
+    def log_sigma(self) -> float:
+        """The spread of the account's log sizes, as a normal sigma (0 until a second order)."""
+        return self.log_dispersion * LOG_DISPERSION_TO_SIGMA
 
     def traded(self, qty: float) -> None:
         self.large_qty = max(self.large_qty, qty)
 
     def to_json(self) -> list[float]:
-        return [self.usual_qty, self.orders_seen, self.large_qty]
+        return [self.usual_qty, self.orders_seen, self.large_qty, self.log_dispersion]
 
     @classmethod
     def from_json(cls, row: list[float]) -> SizeProfile:
-        return cls(float(row[0]), int(row[1]), float(row[2]))
+        dispersion = float(row[3]) if len(row) > 3 else 0.0
+        return cls(float(row[0]), int(row[1]), float(row[2]), dispersion)
+
+
+LOG_DISPERSION_TO_SIGMA = math.sqrt(math.pi / 2)
+"""Mean absolute deviation to sigma, for normally distributed log sizes."""
 
 
 def _sizes_from_json(slice_: dict[str, Any]) -> dict[str, SizeProfile]:
@@ -428,9 +447,6 @@ class AccountState:
             )
             while len(self.live_orders) > window.max_items:
                 self.live_orders.popitem(last=False)
-            if event.order_id not in self.flagged:
-                # An order already flagged as an outlier must not become the yardstick.
-                self.sizes.setdefault(event.symbol, SizeProfile()).observe(event.qty, size_alpha)
 
             item = ActivityItem(
                 Activity.NEW, event.order_id, event.symbol, event.side, event.qty, event.price, ts
@@ -461,9 +477,12 @@ class AccountState:
                         old.order_id, old.symbol, old.side, remaining, old.price, old.placed_ns
                     )
             self._book_fill(event.symbol, event.side.sign * event.last_qty, event.last_px)
-            # An order that trades was meant, however large: it sets the yardstick after all.
+            # An order that trades in this name sets the recent largest there (a desk repeating
+            # a size in one name means it). Across names only unflagged fills count: an extra
+            # zero that traded in one name is no licence for the next name's extra zero.
             self.sizes.setdefault(event.symbol, SizeProfile()).traded(event.qty)
-            self.notional.observe(event.qty * event.last_px, size_alpha)
+            if event.order_id not in self.flagged:
+                self.notional.observe(event.qty * event.last_px, size_alpha)
             self.last_fill_px[event.symbol] = event.last_px
             key = side_key(event.symbol, event.side)
             self.last_fill_ns[key] = max(ts, self.last_fill_ns.get(key, 0))
@@ -520,7 +539,7 @@ class AccountState:
                 "open_breaches": sorted(self.open_breaches),
             },
             "fat_finger": {
-                "v": 2,
+                "v": 3,
                 "symbols": {sym: size.to_json() for sym, size in self.sizes.items()},
                 "notional": self.notional.to_json(),
             },
@@ -565,7 +584,7 @@ class AccountState:
             last_fill_px=dict(limits["last_fill_px"]),
             open_breaches=KeySet(limits["open_breaches"]),
             sizes=_sizes_from_json(sizing),
-            notional=SizeProfile.from_json(sizing["notional"]) if sizing.get("v", 1) == 2 else SizeProfile(),
+            notional=SizeProfile.from_json(sizing["notional"]) if sizing.get("v", 1) >= 2 else SizeProfile(),
             spoof_marks=dict(spoofing["marks"]),
             last_fill_ns=dict(spoofing["last_fill_ns"]),
             aggressive=_aggressive_from_json(momentum["aggressive"]),

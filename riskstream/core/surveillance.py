@@ -22,6 +22,7 @@ from riskstream.core.detectors import (
     detect_spoofing,
     detect_wash_trade,
     loss_headroom,
+    record_order_size,
     track_aggression,
 )
 from riskstream.core.evidence import with_market_terms
@@ -61,6 +62,7 @@ def surveil_account(
     for event in events:
         for pre in PRE_APPLY:
             found.extend(pre(event, state, ctx))
+        record_order_size(event, state, ctx, size_alpha)
         track_aggression(event, state, ctx)
         if not state.apply(event, ctx.window, size_alpha):
             late += 1

@@ -151,6 +151,61 @@ def test_a_fat_finger_does_not_become_the_accounts_usual_size_unless_it_trades()
     assert run([order("new", "block2", "buy", 60_000, 100.0, 50)], state=state) == []
 
 
+def test_a_retail_accounts_own_spread_of_sizes_reaching_10x_is_not_a_fat_finger() -> None:
+    """Sizes spread over a decade around a median of about 100 (log sigma about 1): an order of
+    1 000 is 10x the usual and 3.3x the recent largest, yet only about two of this account's own
+    size sigmas: its ordinary tail, not an extra zero."""
+    spread = [30, 300, 40, 250, 50, 200, 60, 150, 35, 280]
+    history = [order("new", f"h{i}", "buy", spread[i % 10], 100.0, i) for i in range(30)]
+    state = AccountState()
+    assert run(history, state=state) == []
+    size = state.size_in("AAPL")
+    assert 1000 / size.usual_qty > 8 and 1000 / size.large_qty > 3 and size.log_sigma() > 0.8
+    assert run([order("new", "tail", "buy", 1000, 100.0, 40)], state=state) == []
+
+
+def test_an_extra_zero_is_many_of_a_steady_accounts_own_size_sigmas() -> None:
+    history = [order("new", f"h{i}", "buy", [90, 100, 110][i % 3], 100.0, i) for i in range(30)]
+    found = run([*history, order("new", "zero", "buy", 1000, 100.0, 40)])
+    assert [c.evidence.order_ids for c in found] == [("zero",)]
+    assert found[0].evidence.features["own_size_sigmas"] > 20
+    assert "sigmas of its own sizes" in found[0].evidence.summary
+
+
+def test_a_stink_bid_does_not_raise_the_yardstick_an_extra_zero_is_judged_by() -> None:
+    """A steady 100-lot account once rested 500 twenty percent under the bid: that size was
+    never meant to trade now, so its next marketable 1 000 is still an extra zero."""
+    history = [order("new", f"h{i}", "buy", 100, 100.0, i) for i in range(25)]
+    history.insert(10, order("new", "stink", "buy", 500, 80.0, 10.5))
+    state = AccountState()
+    found = run([*history, order("new", "zero", "buy", 1000, 100.0, 40)], state=state)
+    assert [c.evidence.order_ids for c in found] == [("zero",)]
+    assert state.size_in("AAPL").orders_seen == 25
+
+
+def test_an_extra_zero_that_traded_in_one_name_does_not_excuse_the_next_in_another() -> None:
+    """An account trading 100-lots of two $100 names: its extra zero in AAPL trades (an error
+    that executes is still an error); the same slip in MSFT is judged against the notionals it
+    meant, not against the error's."""
+    books = {"AAPL": _book(100.0, 100.02, 5000), "MSFT": _book(100.0, 100.02, 5000)}
+    history = [
+        e
+        for i in range(25)
+        for sym in ("AAPL", "MSFT")
+        for e in (
+            order("new", f"{sym}{i}", "buy", 100, 100.02, 2 * i, symbol=sym),
+            fill(f"{sym}{i}", "buy", 100, 100.02, 2 * i + 0.5, symbol=sym),
+        )
+    ]
+    state = AccountState()
+    ctx = context(books)
+    first = run([*history, order("new", "zero1", "buy", 1000, 100.02, 60)], ctx, state)
+    assert [c.evidence.order_ids for c in first] == [("zero1",)]
+    run([fill("zero1", "buy", 1000, 100.02, 60.5)], ctx, state)
+    second = run([order("new", "zero2", "buy", 1000, 100.02, 61, symbol="MSFT")], ctx, state)
+    assert [c.evidence.order_ids for c in second] == [("zero2",)]
+
+
 def test_fat_finger_size_needs_history() -> None:
     assert run([order("new", "h0", "buy", 100, 100.0, 0), order("new", "big", "buy", 5000, 100.0, 1)]) == []
 

@@ -4,10 +4,11 @@ import json
 
 import pytest
 
+from riskstream.core.detectors import record_order_size
 from riskstream.core.state import AccountState, KeySet, SymbolState
 from riskstream.core.windows import NS_PER_S, SlidingWindow, WindowState
 from riskstream.records import Quote
-from tests.factories import T0, fill, order
+from tests.factories import T0, context, fill, order
 
 SPEC = SlidingWindow.of_seconds(10, 2, 100)
 
@@ -121,7 +122,7 @@ def test_account_state_is_sliced_by_concern_and_each_slice_is_versioned() -> Non
     for name in ("orders", "limits", "spoofing", "momentum", "ramping", "patterns"):
         assert body[name]["v"] == 1, name
     assert body["stuffing"]["v"] == 2
-    assert body["fat_finger"]["v"] == 2
+    assert body["fat_finger"]["v"] == 3
     assert body["limits"]["positions"] == {"AAPL": 40}
 
 
@@ -138,13 +139,25 @@ def test_a_state_of_the_previous_codec_is_still_read() -> None:
 def test_per_symbol_sizes_survive_the_codec_and_a_v1_size_slice_is_dropped() -> None:
     s = AccountState()
     for i in range(3):
-        s.apply(order("new", f"o{i}", "buy", 100 * (i + 1), 100.0, i), SPEC, 0.5)
+        record_order_size(order("new", f"o{i}", "buy", 100 * (i + 1), 100.0, i), s, context(), 0.5)
     back = AccountState.from_json(s.to_json())
     assert back.sizes == s.sizes and back.size_in("AAPL").orders_seen == 3
+    assert back.size_in("AAPL").log_dispersion > 0
     body = s.to_json()
     v1_sizes = {"v": 1, "usual_qty": 7.0, "orders_seen": 30, "large_qty": 9.0}
     old = AccountState.from_json({**body, "fat_finger": v1_sizes})
     assert old.sizes == {}
+
+
+def test_a_v2_size_slice_is_read_with_its_dispersion_learnt_again() -> None:
+    """fat_finger 2 rows had no size dispersion: usual, count and peak are kept, the dispersion
+    starts at 0 and is learnt from the next orders."""
+    body = AccountState().to_json()
+    v2_sizes = {"v": 2, "symbols": {"AAPL": [100.0, 30, 250.0]}, "notional": [5000.0, 12, 9000.0]}
+    old = AccountState.from_json({**body, "fat_finger": v2_sizes})
+    size = old.size_in("AAPL")
+    assert (size.usual_qty, size.orders_seen, size.large_qty, size.log_dispersion) == (100.0, 30, 250.0, 0.0)
+    assert old.notional.large_qty == 9000.0
 
 
 def test_a_state_of_an_unknown_codec_or_slice_version_is_refused() -> None:

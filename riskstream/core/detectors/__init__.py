@@ -3,7 +3,7 @@ state and the market, returning candidates with their evidence, or nothing."""
 
 from riskstream.core.detectors.aggression import track_aggression
 from riskstream.core.detectors.base import DetectionContext
-from riskstream.core.detectors.fat_finger import detect_fat_finger
+from riskstream.core.detectors.fat_finger import detect_fat_finger, record_order_size
 from riskstream.core.detectors.limits import detect_limit_breach, detect_loss_on_mark, loss_headroom
 from riskstream.core.detectors.market_shock import detect_market_shock
 from riskstream.core.detectors.marking_close import detect_marking_the_close
@@ -26,5 +26,6 @@ __all__ = [
     "detect_spoofing",
     "detect_wash_trade",
     "loss_headroom",
+    "record_order_size",
     "track_aggression",
 ]

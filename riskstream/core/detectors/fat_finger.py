@@ -8,7 +8,11 @@ rests. Nor is an order no larger than the position it reduces (a desk selling ou
 Size is judged against the account's own orders in the same symbol (a desk's lot in a $4
 name is not its lot in a $600 name), so one extra zero on the usual size alerts; an account new
 to the symbol is judged against that symbol's displayed depth instead, never against its orders
-in other names.
+in other names. An outsized order must be outside the account's own range three ways: many
+times its usual size, several times its recent largest, and many of its own size sigmas away
+(a retail account whose sizes spread over a decade reaches 10x its median now and then; one
+that always sends the same lot does not). Orders resting far from the market do not feed the
+yardstick: a stink bid's size says nothing about what the account sends to trade.
 
 Runs before the order is folded into the account's state, so the order does not dilute the
 usual size it is compared with.
@@ -16,9 +20,11 @@ usual size it is compared with.
 
 from __future__ import annotations
 
+import math
+
 from riskstream.core.candidates import Candidate
 from riskstream.core.detectors.base import DetectionContext
-from riskstream.core.state import AccountState, SymbolState
+from riskstream.core.state import AccountState, SizeProfile, SymbolState
 from riskstream.records import (
     AlertEntity,
     Category,
@@ -57,9 +63,11 @@ def detect_fat_finger(event: OrderEvent, state: AccountState, ctx: DetectionCont
         notional_multiple = _notional_multiple(event, state, mid)
         if notional_multiple is not None:
             features["notional_over_largest"] = round(notional_multiple, 4)
+        own_sigmas = seen.get("own_size_sigmas", float("inf"))
         if (
             multiple > p.fat_finger_size_multiple
             and peak_multiple > p.fat_finger_peak_multiple
+            and own_sigmas > p.fat_finger_own_sigmas
             and (notional_multiple is None or notional_multiple > 1.0)
         ):
             strengths.append(multiple / p.fat_finger_size_multiple)
@@ -82,6 +90,17 @@ def detect_fat_finger(event: OrderEvent, state: AccountState, ctx: DetectionCont
             discriminator=event.event.value,
         )
     ]
+
+
+def record_order_size(event: OrderEvent, state: AccountState, ctx: DetectionContext, alpha: float) -> None:
+    """A new order feeds its account's size yardstick in its symbol, after it is judged: not
+    when flagged (an outlier must not become the yardstick), nor when it rests far behind the
+    touch (a stink bid may be five times the account's trading size and never trade)."""
+    if event.event is not OrderEventType.NEW or event.order_id in state.flagged:
+        return
+    if _resting_far(event, ctx.market.get(event.symbol), ctx.params.fat_finger_price_band):
+        return
+    state.sizes.setdefault(event.symbol, SizeProfile()).observe(event.qty, alpha)
 
 
 def _notional_multiple(event: OrderEvent, state: AccountState, mid: float | None) -> float | None:
@@ -126,9 +145,19 @@ def _outsized(
     if size.orders_seen >= p.fat_finger_min_history and size.usual_qty > 0:
         multiple = event.qty / size.usual_qty
         peak = event.qty / size.large_qty if size.large_qty > 0 else multiple
-        seen = {"qty": event.qty, "usual_qty": round(size.usual_qty, 4), "recent_largest_qty": size.large_qty}
+        sigma = size.log_sigma()
+        own_sigmas = math.log(multiple) / sigma if sigma > 0 and multiple > 0 else float("inf")
+        seen = {
+            "qty": event.qty,
+            "usual_qty": round(size.usual_qty, 4),
+            "recent_largest_qty": size.large_qty,
+            "own_size_sigma_log": round(sigma, 4),
+        }
+        if math.isfinite(own_sigmas):
+            seen["own_size_sigmas"] = round(own_sigmas, 4)
         usual = f"{size.usual_qty:.4g} in {event.symbol}"
-        reason = f"size {event.qty:g} is {multiple:.0f}x the account's usual {usual}"
+        spread = f", {own_sigmas:.1f} sigmas of its own sizes" if math.isfinite(own_sigmas) else ""
+        reason = f"size {event.qty:g} is {multiple:.0f}x the account's usual {usual}{spread}"
         return multiple, peak, reason, seen
     market = ctx.market.get(event.symbol)
     touch = market.typical_touch() if market is not None else None
