@@ -42,6 +42,7 @@ class Threshold:
 CURVES: dict[Category, tuple[Threshold, ...]] = {
     Category.FAT_FINGER: (
         Threshold("fat_finger_size_multiple"),
+        Threshold("fat_finger_own_sigmas"),
         Threshold("fat_finger_depth_multiple"),
         Threshold("fat_finger_price_band"),
     ),

@@ -405,18 +405,33 @@ class DetectorSettings(_Group):
         description="Account's share of the symbol's market volume while it built the position.",
     )
     ramp_min_move_sigmas: float = Field(
-        3.5,
+        1.0,
         gt=0,
         description=(
-            "Price move in the position's favour from first buy to unwind, in the symbol's own"
-            " volatility over that time (sigma x sqrt(T))."
+            "Price move in the position's favour from first buy to the peak position, in the"
+            " symbol's own volatility over that time (sigma x sqrt(T), volatility from before the"
+            " push): more than noise ordinarily gives in that time. The campaign (ramp_min_build_fills"
+            " at ramp_min_participation of the tape) and the unwind carry the rest: SEC"
+            " pump-and-dump cases include pushes of one or two percent on thin names, within their"
+            " minutes' noise."
         ),
     )
     ramp_min_move_spreads: float = Field(
-        5.0, gt=0, description="The same move must also be at least this many quoted spreads."
+        1.0,
+        gt=0,
+        description=(
+            "The same move must also be at least this many quoted spreads: a round trip that does"
+            " not earn back the spread it paid gains nothing from the push."
+        ),
     )
     ramp_min_build_fills: int = Field(
-        3, ge=1, description="Fills that build the position at least: a ramp is worked, not one print."
+        10,
+        ge=1,
+        description=(
+            "Fills that build the position at least: a ramp is a campaign of buys worked through"
+            " the minutes of the build (dozens to hundreds in the SEC cases), not a hedger's or a"
+            " desk's handful of lots that happened to be a large share of a thin tape."
+        ),
     )
     ramp_min_build_s: float = Field(
         30.0,
@@ -446,19 +461,22 @@ class DetectorSettings(_Group):
     close_min_participation: float = Field(
         0.2,
         gt=0,
-        description="Account's aggressive quantity over the market volume since the window opened.",
+        description=(
+            "Account's net aggressive quantity (its aggressive orders one way less those the"
+            " other way in the watched window) over the market volume since the first of them."
+        ),
     )
     close_min_move_spreads: float = Field(
         3.0, gt=0, description="Mid move in the orders' direction since the window opened, in spreads."
     )
     close_min_move_sigmas: float = Field(
-        1.5,
+        1.0,
         gt=0,
         description=(
             "The same move in the symbol's own sigmas (from before the window) over the time since"
             " the first of the orders: the one-sided flow must show in the closing price beyond"
-            " what noise alone reaches on about one close in fifteen. The concentration"
-            " (close_judge_s, close_min_participation, close_min_orders) carries the rest."
+            " the noise of that time. The concentration (close_judge_s, net"
+            " close_min_participation, close_min_orders) carries the rest."
         ),
     )
     close_min_orders: int = Field(3, ge=1, description="Aggressive orders in the window at least.")

@@ -232,20 +232,29 @@ def test_off_book_blocks_do_not_dilute_a_ramps_share_of_the_lit_tape() -> None:
     assert found[0].evidence.features["participation"] >= 0.4
 
 
-def build_and_dump(t: float, start_px: float, tag: str, dump_qty: float) -> Events:
-    """Ten buys of 1 000 as half the lit tape, the price up 5 cents each, then one sale."""
+def build_and_dump(
+    t: float,
+    start_px: float,
+    tag: str,
+    dump_qty: float,
+    buys: int = 10,
+    step: float = 0.05,
+    every_ms: float = 5000,
+) -> Events:
+    """``buys`` buys of 1 000 as half the lit tape, ``every_ms`` apart, the price up ``step``
+    each, then one sale."""
     events: Events = []
-    for i in range(10):
-        px = round(start_px + 0.05 * i, 2)
+    for i in range(buys):
+        px = round(start_px + step * i, 3)
         events += [
-            quote(t + i * 5000, px - 0.005, px + 0.005),
-            trade_print(t + i * 5000, px, 1000),
-            order("new", f"{tag}{i}", "buy", 1000, px + 0.01, t + i * 5000 + 1),
-            fill(f"{tag}{i}", "buy", 1000, px, t + i * 5000 + 2),
-            trade_print(t + i * 5000 + 2, px, 1000),
+            quote(t + i * every_ms, px - 0.005, px + 0.005),
+            trade_print(t + i * every_ms, px, 1000),
+            order("new", f"{tag}{i}", "buy", 1000, px + 0.01, t + i * every_ms + 1),
+            fill(f"{tag}{i}", "buy", 1000, px, t + i * every_ms + 2),
+            trade_print(t + i * every_ms + 2, px, 1000),
         ]
-    top = round(start_px + 0.05 * 9.9, 3)
-    t += 55_000
+    top = round(start_px + step * (buys - 0.1), 3)
+    t += (buys - 1) * every_ms + 10_000
     events.append(quote(t, top - 0.005, top + 0.005))
     events += [
         order("new", f"{tag}-dump", "sell", dump_qty, top - 0.1, t + 10),
@@ -272,6 +281,27 @@ def test_a_second_ramp_on_top_of_what_the_first_left_is_judged_on_its_own_build(
     second = found[1].evidence
     assert second.order_ids[0] == "b0"
     assert second.features["duration_s"] < 120
+
+
+def test_a_ramp_that_lifts_a_name_beyond_its_noise_but_under_a_few_sigmas_is_ramping() -> None:
+    """Twelve buys as half the tape lift a one-tick name 12 cents in a minute: 12 spreads, about
+    one and a half of its sigmas over that minute. SEC pump-and-dump cases include pushes this
+    small; the campaign and the sale back into the move carry the case."""
+    events = calm(120) + build_and_dump(120_000, 100.0, "r", 10_000, buys=12, step=0.01)
+    found = [c for c in replay(events, context(market={})) if c.category is Category.RAMPING]
+    assert len(found) == 1
+    features = found[0].evidence.features
+    assert 1.0 <= features["move_sigmas"] < 3.5 and features["build_fills"] == 12
+    assert "in 12 fills" in found[0].evidence.summary
+
+
+def test_a_handful_of_lots_as_a_large_share_of_a_thin_tape_is_not_ramping() -> None:
+    """A hedger's five buys, each half of a thin tape, then a sale while the price happened to
+    run 25 cents: a large share and a large move, but not a campaign."""
+    events = calm(120) + build_and_dump(120_000, 100.0, "h", 4000, buys=5, step=0.05, every_ms=10_000)
+    assert Category.RAMPING not in categories(replay(events, context(market={})))
+    more = calm(120) + build_and_dump(120_000, 100.0, "h", 4000, buys=5, step=0.05, every_ms=10_000)
+    assert Category.RAMPING in categories(replay(more, context(market={}, ramp_min_build_fills=5)))
 
 
 # -- marking the close -----------------------------------------------------------------------------
@@ -320,6 +350,25 @@ def test_a_push_minutes_before_the_close_is_not_marking_the_close() -> None:
     moved = [dataclasses.replace(e, ts_ns=e.ts_ns - shift) for e in closing(True)]
     assert Category.MARKING_THE_CLOSE not in categories(replay(moved, context(market={})))
     assert Category.MARKING_THE_CLOSE in categories(replay(closing(True), context(market={})))
+
+
+def test_a_dealer_trading_both_ways_into_the_close_is_not_marking() -> None:
+    """The same aggressive buys, each a second after an aggressive sale of almost as much: a
+    large gross share of the closing volume and a rising price, but little net pressure."""
+    t = CLOSE_MS - 120_000
+    both = closing(True)
+    for i in range(5):
+        px = round(100.0 + 0.2 * max(i - 1, 0), 2)
+        at = t + i * 10_000 - 1000
+        both += [
+            order("new", f"s{i}", "sell", 2800, px - 0.05, at),
+            fill(f"s{i}", "sell", 2800, px - 0.005, at + 1),
+            trade_print(at + 1, px - 0.005, 2800),
+        ]
+    both.sort(key=lambda e: e.ts_ns)
+    assert Category.MARKING_THE_CLOSE not in categories(replay(both, context(market={})))
+    gross = context(market={}, close_min_participation=0.01)
+    assert Category.MARKING_THE_CLOSE in categories(replay(both, gross))
 
 
 def test_session_calendar_gives_the_first_close_whatever_was_asked_before() -> None:

@@ -5,7 +5,9 @@ explains.
 
 Evaluated on the account's orders and fills inside the window; fires once per account, symbol
 and close. A passive participant trading at the close (limit orders resting at the touch) is not
-aggressive; an aggressive one with a small share of the volume or no price effect is not alerted.
+aggressive; an aggressive one with a small share of the volume or no price effect is not alerted;
+nor is one trading both ways (the share is of its net one-sided quantity: a hedger's or a
+dealer's sells against its buys mark nothing).
 """
 
 from __future__ import annotations
@@ -48,8 +50,13 @@ def detect_marking_the_close(
             continue
         qty = sum(o.qty for o in orders)
         first = orders[0]
+        # One-sided pressure: what the account took the other way in the window nets out (a
+        # hedger or a dealer trading both ways at the close marks nothing).
+        other_way = state.aggressive.get(side_key(event.symbol, side.opposite), ())
+        against = sum(o.qty for o in other_way if o.ts_ns >= opens_ns)
         market_volume = market.cum_volume - first.market_volume
-        participation = qty / market_volume if market_volume > 0 else float("inf")
+        net_qty = qty - against
+        participation = net_qty / market_volume if market_volume > 0 else float("inf")
         move = (mid - first.mid) * side.sign
         move_spreads = move / spread
         needed = market.significant_move(
@@ -72,6 +79,7 @@ def detect_marking_the_close(
                     features={
                         "aggressive_orders": float(len(orders)),
                         "aggressive_qty": qty,
+                        "aggressive_qty_other_way": against,
                         "participation": round(min(participation, 1e6), 4),
                         "mid_before": first.mid,
                         "mid_now": mid,
@@ -80,7 +88,7 @@ def detect_marking_the_close(
                     },
                     order_ids=tuple(o.order_id for o in orders),
                     summary=(
-                        f"{len(orders)} aggressive {side.value} orders ({qty:g}, "
+                        f"{len(orders)} aggressive {side.value} orders ({qty:g}, net {net_qty:g}: "
                         f"{min(participation, 1e6):.0%} of market volume) in the last "
                         f"{p.close_window_s:.0f}s moved the mid {move_spreads:.1f} spreads, "
                         f"{seconds_left:.0f}s before the close"

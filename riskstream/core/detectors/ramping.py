@@ -6,8 +6,10 @@ One episode per account and symbol runs from the fill that starts building (from
 of what an earlier ramp or an old holding left) to the peak position and back; it fires once, on
 the unwinding fill that completes it. Only the build counts: its share of the lit tape, and how
 much of it is sold back. The rest of a completed ramp's unwind starts no new episode. An institution
-accumulating at a modest share of volume, or a trader whose position gains with the market, does
-not meet all three conditions.
+accumulating at a modest share of volume, a trader whose position gains with the market, or a
+hedger whose handful of lots is a large share of a thin tape, does not meet all the conditions:
+a campaign of many buys as a large share of the tape, a move its way beyond the spread and the
+name's noise, and the unwind.
 """
 
 from __future__ import annotations
@@ -123,12 +125,14 @@ def _judge(
                     "peak_mid": episode.peak_mid,
                     "move_sigmas": round(min(sigmas, 1e6), 4),
                     "unwound_fraction": round(unwound, 4),
+                    "build_fills": float(episode.build_fills),
                     "duration_s": round(duration_s, 3),
                 },
                 order_ids=order_ids,
                 summary=(
-                    f"built a {side} position of {episode.peak_qty:g} ({participation:.0%} of market "
-                    f"volume), price moved {move:+.4g} ({min(sigmas, 1e6):.1f} sigma) in {duration_s:.0f}s, "
+                    f"built a {side} position of {episode.peak_qty:g} in {episode.build_fills} fills "
+                    f"({participation:.0%} of market volume), price moved {move:+.4g} "
+                    f"({min(sigmas, 1e6):.1f} sigma) in {duration_s:.0f}s, "
                     f"then unwound {unwound:.0%}"
                 ),
             ),
