@@ -8,7 +8,7 @@ a replay of yesterday's log gives the same windows as the live stream did.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Hashable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -33,7 +33,7 @@ class SlidingWindow:
 class WindowState(Generic[T]):
     """Items of one key sorted by event time, with the key's watermark."""
 
-    __slots__ = ("_encode", "_items", "watermark_ns")
+    __slots__ = ("_by_key", "_encode", "_items", "_key_of", "watermark_ns")
 
     def __init__(
         self,
@@ -47,6 +47,11 @@ class WindowState(Generic[T]):
         so a checkpoint joins bytes instead of re-encoding every item of every window every
         time. One deque for both (an empty deque block is about 600 bytes, per account)."""
         self.watermark_ns = watermark_ns
+        self._key_of: Callable[[T], Hashable] | None = None
+        self._by_key: dict[Hashable, deque[tuple[int, T, bytes]]] | None = None
+        """The window's entries of each key a reader asked for (:meth:`recent_of`), in the
+        window's order: built on the first read of a key, then kept in step with every add and
+        eviction. Memory only, never encoded: an account that never asks costs a pointer."""
 
     def aggregate(self, spec: SlidingWindow, ts_ns: int, item: T) -> bool:
         """Add one item; False (and nothing kept) when it is later than the grace allows."""
@@ -54,15 +59,12 @@ class WindowState(Generic[T]):
             return False
         items = self._items
         entry = (ts_ns, item, self._encode(ts_ns, item))
-        if not items or items[-1][0] <= ts_ns:
-            items.append(entry)
-        else:
-            # Out of order but within grace (rare): insert in place, so items stay sorted by
-            # event time and reads can stop at the first item older than what they need.
-            pos = len(items) - 1
-            while pos > 0 and items[pos - 1][0] > ts_ns:
-                pos -= 1
-            items.insert(pos, entry)
+        _insert_sorted(items, entry)
+        if self._by_key is not None:
+            assert self._key_of is not None
+            indexed = self._by_key.get(self._key_of(item))
+            if indexed is not None:
+                _insert_sorted(indexed, entry)
         if ts_ns > self.watermark_ns:
             self.watermark_ns = ts_ns
         self._evict(spec)
@@ -71,8 +73,54 @@ class WindowState(Generic[T]):
     def _evict(self, spec: SlidingWindow) -> None:
         cutoff = self.watermark_ns - spec.size_ns - spec.grace_ns
         items = self._items
+        by_key = self._by_key
         while items and (items[0][0] < cutoff or len(items) > spec.max_items):
-            items.popleft()
+            entry = items.popleft()
+            if by_key is not None:
+                assert self._key_of is not None
+                key = self._key_of(entry[1])
+                indexed = by_key.get(key)
+                if indexed is not None:
+                    # The oldest of its key too: both deques hold the window's order.
+                    if indexed and indexed[0] is entry:
+                        indexed.popleft()
+                    else:
+                        del by_key[key]
+                    if not indexed:
+                        by_key.pop(key, None)
+
+    def recent_of(
+        self, spec: SlidingWindow, span_ns: int, end_ns: int, key_of: Callable[[T], Hashable], key: Hashable
+    ) -> list[tuple[int, T]]:
+        """:meth:`recent` of the items whose ``key_of`` is ``key``, without scanning the others:
+        a market maker's window holds thousands of items over dozens of symbols, and a detector
+        reading one symbol's last seconds on every cancel would walk all of them. ``key_of``
+        must be the same function on every call."""
+        out = list(self.newest_of(spec, span_ns, end_ns, key_of, key))
+        out.reverse()
+        return out
+
+    def newest_of(
+        self, spec: SlidingWindow, span_ns: int, end_ns: int, key_of: Callable[[T], Hashable], key: Hashable
+    ) -> Iterator[tuple[int, T]]:
+        """The items of :meth:`recent_of`, newest first, one at a time: a reader that has seen
+        enough stops early."""
+        if self._key_of is None:
+            self._key_of = key_of
+            self._by_key = {}
+        assert self._by_key is not None and self._key_of is key_of
+        indexed = self._by_key.get(key)
+        if indexed is None:
+            indexed = deque(entry for entry in self._items if key_of(entry[1]) == key)
+            if not indexed:
+                return
+            self._by_key[key] = indexed
+        start = end_ns - min(span_ns, spec.size_ns)
+        for ts_ns, item, _ in reversed(indexed):
+            if ts_ns <= start:
+                return
+            if ts_ns <= end_ns:
+                yield ts_ns, item
 
     def items(self, spec: SlidingWindow, end_ns: int | None = None) -> Iterator[tuple[int, T]]:
         """Items with event time in ``(end - size, end]``, end defaulting to the watermark."""
@@ -88,15 +136,7 @@ class WindowState(Generic[T]):
         Scans from the newest item back and stops at the span's start, so a detector that
         needs the last few seconds pays for those seconds, not the whole window.
         """
-        start = end_ns - min(span_ns, spec.size_ns)
-        out: list[tuple[int, T]] = []
-        for ts_ns, item, _ in reversed(self._items):
-            if ts_ns <= start:
-                break
-            if start < ts_ns <= end_ns:
-                out.append((ts_ns, item))
-        out.reverse()
-        return out
+        return _recent(self._items, spec, span_ns, end_ns)
 
     def newest(self) -> tuple[int, T] | None:
         if not self._items:
@@ -121,3 +161,31 @@ class WindowState(Generic[T]):
         """Inverse of :meth:`to_bytes` after ``json.loads``; items are ``[ts, item]`` rows."""
         items = ((int(row[0]), item_from_json(row[1])) for row in obj["i"])
         return cls(encode, items, int(obj["w"]))
+
+
+def _insert_sorted(items: deque[tuple[int, T, bytes]], entry: tuple[int, T, bytes]) -> None:
+    """Append, or for an event out of order (within grace, rare) insert it after every item of
+    the same or an earlier time, so items stay sorted by event time and reads can stop at the
+    first item older than what they need."""
+    ts_ns = entry[0]
+    if not items or items[-1][0] <= ts_ns:
+        items.append(entry)
+        return
+    pos = len(items) - 1
+    while pos > 0 and items[pos - 1][0] > ts_ns:
+        pos -= 1
+    items.insert(pos, entry)
+
+
+def _recent(
+    items: deque[tuple[int, T, bytes]], spec: SlidingWindow, span_ns: int, end_ns: int
+) -> list[tuple[int, T]]:
+    start = end_ns - min(span_ns, spec.size_ns)
+    out: list[tuple[int, T]] = []
+    for ts_ns, item, _ in reversed(items):
+        if ts_ns <= start:
+            break
+        if start < ts_ns <= end_ns:
+            out.append((ts_ns, item))
+    out.reverse()
+    return out

@@ -23,8 +23,9 @@ from riskstream.records import Category, format_ts
 TYPOLOGY_RULES: dict[Category, str] = {
     Category.FAT_FINGER: (
         "fat_finger: an order that would trade far through the opposite touch, or a size many "
-        "times the account's usual size in that symbol (or the symbol's displayed depth for an "
-        "account new to it). A limit resting far behind the touch cannot execute and is not one. "
+        "times the account's usual size in that symbol and beyond its own spread of sizes "
+        "(own_size_sigmas), or the symbol's displayed depth for an account new to it. A limit "
+        "resting far behind the touch cannot execute and is not one. "
         "Urgent when it can still fill."
     ),
     Category.SPOOFING: (
@@ -50,12 +51,14 @@ TYPOLOGY_RULES: dict[Category, str] = {
         "way within seconds."
     ),
     Category.RAMPING: (
-        "ramping: an account builds a position as a large share of market volume, the price "
-        "moves its way by more than its volatility explains, and it sells the position into it."
+        "ramping: an account builds a position in many fills as a large share of market volume, "
+        "the price moves its way by more than its volatility explains, and it sells the "
+        "position into it."
     ),
     Category.MARKING_THE_CLOSE: (
         "marking_the_close: aggressive one-sided orders in the last minutes before the session "
-        "close, a large share of market volume, moving the closing price."
+        "close, net of the account's own the other way a large share of market volume, moving "
+        "the closing price."
     ),
     Category.QUOTE_STUFFING: (
         "quote_stuffing: order messages at many times the symbol's normal update rate and the "

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import random
 
 import pytest
 
@@ -79,6 +80,32 @@ def test_recent_returns_only_the_span_oldest_first() -> None:
         w.aggregate(SPEC, i * NS_PER_S, i)
     assert [it for _, it in w.recent(SPEC, 3 * NS_PER_S, 9 * NS_PER_S)] == [7, 8, 9]
     assert [it for _, it in w.recent(SPEC, 100 * NS_PER_S, 9 * NS_PER_S)] == list(range(10))
+
+
+def _symbol(item: tuple[str, int]) -> str:
+    return item[0]
+
+
+def test_one_keys_recent_items_are_the_windows_filtered_through_adds_late_inserts_and_evictions() -> None:
+    """The per-key index is asked for some keys early, others late, while items arrive out of
+    order within grace and are evicted by time and by count: every read equals filtering the
+    whole window."""
+    rng = random.Random(7)
+    spec = SlidingWindow.of_seconds(10, 2, 60)
+    w: WindowState[tuple[str, int]] = WindowState(enc)
+    ts = 0
+    for n in range(3000):
+        ts += rng.randint(0, 400) * 1_000_000
+        late = rng.random() < 0.1
+        at = max(0, ts - rng.randint(0, 1500) * 1_000_000) if late else ts
+        w.aggregate(spec, at, (rng.choice("ABCDE"), n))
+        for key in "ABCDE"[: 1 + n // 600]:
+            span = rng.choice((1, 3, 10, 30)) * NS_PER_S
+            end = ts - rng.randint(0, 2000) * 1_000_000
+            want = [(t, it) for t, it in w.recent(spec, span, end) if it[0] == key]
+            assert w.recent_of(spec, span, end, _symbol, key) == want
+            newest = list(w.newest_of(spec, span, end, _symbol, key))
+            assert newest == want[::-1]
 
 
 def test_late_event_within_grace_is_kept_in_event_time_order() -> None:

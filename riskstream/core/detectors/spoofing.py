@@ -28,6 +28,10 @@ from riskstream.records import (
 )
 
 
+def _symbol_of(item: ActivityItem) -> str:
+    return item.symbol
+
+
 def _large_order_qty(side: Side, symbol: str, state: AccountState, ctx: DetectionContext) -> float:
     """Smallest order that counts as able to move the visible book: a multiple of the typical
     displayed size at the touch (of this quote's size on ``side`` before there is a baseline)."""
@@ -129,6 +133,33 @@ def _pattern_can_complete(
     return state.spoof_marks.get(side_key(event.symbol, far), -1) >= span_start
 
 
+def _still_resting(state: AccountState, symbol: str, far: Side, last_near_fill_ns: int) -> bool:
+    """A far-side order that was resting at the last near-side fill and still is: the pattern
+    has not completed (a market maker's quotes, mostly)."""
+    return any(
+        o.symbol == symbol and o.side is far and o.placed_ns <= last_near_fill_ns
+        for o in state.live_orders.values()
+    )
+
+
+def _every_side_still_resting(
+    event: OrderEvent, state: AccountState, ctx: DetectionContext, within_ns: int
+) -> bool:
+    """The answer of the full check for a market maker, read off the newest fills alone: for
+    each side the account was filled on in the window, an order on the other side rests since
+    before its last fill. The window is read newest first and only until a fill of each side is
+    seen, so a market maker's thousands of quotes are not walked on every cancel."""
+    last_fill: dict[Side, int] = {}
+    for ts, it in state.activity.newest_of(ctx.window, 2 * within_ns, event.ts_ns, _symbol_of, event.symbol):
+        if it.kind is Activity.FILL and it.side not in last_fill and it.order_id not in state.flagged:
+            last_fill[it.side] = ts
+            if len(last_fill) == 2:
+                break
+    if not last_fill:
+        return True
+    return all(_still_resting(state, event.symbol, near.opposite, ts) for near, ts in last_fill.items())
+
+
 def detect_spoofing(event: OrderEvent, state: AccountState, ctx: DetectionContext) -> list[Candidate]:
     if event.event not in (OrderEventType.CANCEL, OrderEventType.FILL):
         return []
@@ -137,11 +168,13 @@ def detect_spoofing(event: OrderEvent, state: AccountState, ctx: DetectionContex
     within_ns = int(p.spoof_cancel_within_s * NS_PER_S)
     if not _pattern_can_complete(event, state, ctx, within_ns):
         return []
+    if _every_side_still_resting(event, state, ctx, within_ns):
+        return []
     # Every part of one pattern lies within two order lifetimes of the event that completes it.
     window = [
         (ts, it)
-        for ts, it in state.activity.recent(ctx.window, 2 * within_ns, event.ts_ns)
-        if it.symbol == symbol and it.order_id not in state.flagged
+        for ts, it in state.activity.recent_of(ctx.window, 2 * within_ns, event.ts_ns, _symbol_of, symbol)
+        if it.order_id not in state.flagged
     ]
     fills = [(ts, it) for ts, it in window if it.kind is Activity.FILL]
     if not fills:
@@ -153,13 +186,7 @@ def detect_spoofing(event: OrderEvent, state: AccountState, ctx: DetectionContex
         far_fills = [it for _, it in fills if it.side is far]
         first_fill_ns = min(ts for ts, _ in near_fills)
         last_fill_ns = max(ts for ts, _ in near_fills)
-        # Checked first, being the cheapest: a far-side order that was resting at the fills and
-        # still is means the pattern has not completed (a market maker's quotes, mostly).
-        still_resting = any(
-            o.symbol == symbol and o.side is far and o.placed_ns <= last_fill_ns
-            for o in state.live_orders.values()
-        )
-        if still_resting:
+        if _still_resting(state, symbol, far, last_fill_ns):
             continue
         min_qty = _large_order_qty(far, symbol, state, ctx)
         withdrawn = [
