@@ -142,12 +142,12 @@ def _still_resting(state: AccountState, symbol: str, far: Side, last_near_fill_n
     )
 
 
-def _every_side_still_resting(
+def _sides_still_resting(
     event: OrderEvent, state: AccountState, ctx: DetectionContext, within_ns: int
-) -> bool:
-    """The answer of the full check for a market maker, read off the newest fills alone: for
-    each side the account was filled on in the window, an order on the other side rests since
-    before its last fill. The window is read newest first and only until a fill of each side is
+) -> tuple[set[Side], set[Side]]:
+    """(the sides the account was filled on in the window, those of them whose other side still
+    has an order resting since their last fill: their pattern has not completed), read off the
+    newest fills alone. The window is read newest first and only until a fill of each side is
     seen, so a market maker's thousands of quotes are not walked on every cancel."""
     last_fill: dict[Side, int] = {}
     for ts, it in state.activity.newest_of(ctx.window, 2 * within_ns, event.ts_ns, _symbol_of, event.symbol):
@@ -155,9 +155,10 @@ def _every_side_still_resting(
             last_fill[it.side] = ts
             if len(last_fill) == 2:
                 break
-    if not last_fill:
-        return True
-    return all(_still_resting(state, event.symbol, near.opposite, ts) for near, ts in last_fill.items())
+    resting = {
+        near for near, ts in last_fill.items() if _still_resting(state, event.symbol, near.opposite, ts)
+    }
+    return set(last_fill), resting
 
 
 def detect_spoofing(event: OrderEvent, state: AccountState, ctx: DetectionContext) -> list[Candidate]:
@@ -168,7 +169,8 @@ def detect_spoofing(event: OrderEvent, state: AccountState, ctx: DetectionContex
     within_ns = int(p.spoof_cancel_within_s * NS_PER_S)
     if not _pattern_can_complete(event, state, ctx, within_ns):
         return []
-    if _every_side_still_resting(event, state, ctx, within_ns):
+    filled, resting = _sides_still_resting(event, state, ctx, within_ns)
+    if resting == filled:
         return []
     # Every part of one pattern lies within two order lifetimes of the event that completes it.
     window = [
@@ -184,10 +186,10 @@ def detect_spoofing(event: OrderEvent, state: AccountState, ctx: DetectionContex
         far = near.opposite
         near_fills = [(ts, it) for ts, it in fills if it.side is near]
         far_fills = [it for _, it in fills if it.side is far]
+        if near in resting:
+            continue
         first_fill_ns = min(ts for ts, _ in near_fills)
         last_fill_ns = max(ts for ts, _ in near_fills)
-        if _still_resting(state, symbol, far, last_fill_ns):
-            continue
         min_qty = _large_order_qty(far, symbol, state, ctx)
         withdrawn = [
             (ts, it)
