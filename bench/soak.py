@@ -7,7 +7,9 @@ for a long run, one line per interval, so that a drift shows as it starts:
 Per interval: offered events/s (what the simulator sent), consumed events/s (the worker's
 ``riskstream_events_consumed_total``), event->alert p50/p99 of the alerts published in it (from
 the alerts' own timings), consumer lag at its end, checkpoint pause p99 (the worker's
-``riskstream_stage_seconds{stage="checkpoint_pause"}`` histogram, bucket bound), the generation-2
+``riskstream_stage_seconds{stage="checkpoint_pause"}`` histogram, bucket bound) and the CPU time
+spent in those pauses (``checkpoint_pause_cpu``: what is left of a pause is waiting for a
+core), the generation-2
 garbage-collector passes and the longest one's bucket bound (``riskstream_gc_pause_seconds``: the
 process stops for each), and RSS and CPU
 (share of one core) of the worker and of the broker. ``--bootstrap`` runs against a broker of
@@ -56,9 +58,10 @@ def total(text: str, name: str) -> float:
     )
 
 
-def pause_buckets(text: str) -> dict[float, float]:
-    """Checkpoint-pause histogram: upper bound (s) -> cumulative count."""
-    return histogram_buckets(text, "riskstream_stage_seconds", 'stage="checkpoint_pause"')
+def pause_buckets(text: str, stage: str = "checkpoint_pause") -> dict[float, float]:
+    """Checkpoint-pause histogram (wall time, or ``checkpoint_pause_cpu``: the CPU time spent
+    in each pause): upper bound (s) -> cumulative count."""
+    return histogram_buckets(text, "riskstream_stage_seconds", f'stage="{stage}"')
 
 
 def histogram_buckets(text: str, name: str, label: str) -> dict[float, float]:
@@ -103,6 +106,7 @@ class Reading:
     offered: int
     consumed: float
     pauses: dict[float, float]
+    pauses_cpu: dict[float, float]
     gc2: dict[float, float]
     worker_cpu_s: float
     broker_cpu_s: float
@@ -110,8 +114,8 @@ class Reading:
 
 HEADER = (
     f"{'min':>5} {'offered/s':>9} {'consumed/s':>10} {'alerts':>6} {'p50 ms':>8} {'p99 ms':>8} "
-    f"{'lag':>7} {'ckpt p99 ms':>11} {'gc2':>4} {'gc2 max ms':>10} {'worker MB':>9} {'worker %':>8} "
-    f"{'broker MB':>9} {'broker %':>8}"
+    f"{'lag':>7} {'ckpt p99 ms':>11} {'cpu p99 ms':>10} {'gc2':>4} {'gc2 max ms':>10} "
+    f"{'worker MB':>9} {'worker %':>8} {'broker MB':>9} {'broker %':>8}"
 )
 
 
@@ -161,6 +165,7 @@ async def soak(
                     live.events,
                     total(text, "riskstream_events_consumed_total"),
                     pause_buckets(text),
+                    pause_buckets(text, "checkpoint_pause_cpu"),
                     histogram_buckets(text, "riskstream_gc_pause_seconds", 'generation="2"'),
                     cpu_s(proc.pid),
                     sum(cpu_s(pid) for pid in broker_pids),
@@ -186,6 +191,7 @@ async def soak(
                 span = now.t - last.t
                 lag = total(scrape(port), "riskstream_consumer_lag_messages")
                 pause = bucket_quantile(now.pauses, last.pauses, 0.99)
+                pause_cpu = bucket_quantile(now.pauses_cpu, last.pauses_cpu, 0.99)
                 gc2_max = bucket_quantile(now.gc2, last.gc2, 1.0)
                 gc2_passes = now.gc2.get(float("inf"), 0.0) - last.gc2.get(float("inf"), 0.0)
                 print(
@@ -193,6 +199,7 @@ async def soak(
                     f"{(now.consumed - last.consumed) / span:>10,.0f} {len(latencies_ms):>6} "
                     f"{pct(latencies_ms, 50):>8.1f} {pct(latencies_ms, 99):>8.1f} {lag:>7,.0f} "
                     f"{pause * 1000 if pause is not None else float('nan'):>11.1f} "
+                    f"{pause_cpu * 1000 if pause_cpu is not None else float('nan'):>10.1f} "
                     f"{gc2_passes:>4.0f} {gc2_max * 1000 if gc2_max is not None else float('nan'):>10.0f} "
                     f"{rss_mb(proc.pid):>9.0f} {100 * (now.worker_cpu_s - last.worker_cpu_s) / span:>8.0f} "
                     f"{sum(rss_mb(pid) for pid in broker_pids):>9.0f} "

@@ -280,6 +280,7 @@ def build_runtime(
         event_time_bounds=EventTimeBounds(stream.max_event_lead_s, stream.max_event_age_s, wall_clock_ns),
         linked_fills=LinkedFillPublisher(send, names.linked_fills),
         scoring_in_flight=settings.scorer.batches_in_flight,
+        idle_ttl_s=stream.account_idle_ttl_s,
     )
     ready = asyncio.Event()
     lock = asyncio.Lock()

@@ -21,6 +21,7 @@ LATENCY_BUCKETS_S = (
     0.0025,
     0.005,
     0.01,
+    0.02,
     0.025,
     0.05,
     0.075,
@@ -93,7 +94,9 @@ class Metrics:
         )
         self.stage = Histogram(
             "riskstream_stage_seconds",
-            "Wall time per micro-batch of each pipeline stage.",
+            "Wall time per micro-batch of each pipeline stage (checkpoint_pause_cpu: the CPU time"
+            " the process spent in each checkpoint_pause; the rest of its wall time, it waited"
+            " for a core).",
             ["stage"],
             buckets=LATENCY_BUCKETS_S,
             registry=r,
@@ -179,6 +182,17 @@ class Metrics:
             " broker kept answering past it, so the records are not in the log (an error line says"
             " which offsets).",
             ["topic", "outcome"],
+            registry=r,
+        )
+        self.accounts_expired = Counter(
+            "riskstream_accounts_expired_total",
+            "Idle accounts whose live state was dropped from memory after the event-time time to"
+            " live (their stored state stays, and is decoded again at their next event).",
+            registry=r,
+        )
+        self.accounts_resident = Gauge(
+            "riskstream_accounts_resident",
+            "Account states held decoded in memory (the others are held as their stored bytes).",
             registry=r,
         )
         self.state_writes = Counter(

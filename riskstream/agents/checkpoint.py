@@ -119,6 +119,12 @@ class Checkpoint:
             return False
         return True
 
+    def _observe_pause(self, t0: float, c0: float) -> None:
+        """A hold of the fold lock: its wall time, and the CPU time spent in it (a hold whose
+        CPU time is far below its wall time waited for a core, or for the collector)."""
+        self._m.stage.labels("checkpoint_pause").observe(time.perf_counter() - t0)
+        self._m.stage.labels("checkpoint_pause_cpu").observe(time.thread_time() - c0)
+
     async def _precopy(self) -> None:
         """Serialize dirty states in slices of the fold lock until one slice empties them (the
         fold then changes only one batch's keys before the cut), or for at most
@@ -127,9 +133,9 @@ class Checkpoint:
             if not self._accounts.dirty_count:
                 return
             async with self._fold_lock:
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), time.thread_time()
                 left = self._accounts.precopy(self._precopy_slice_s)
-                self._m.stage.labels("checkpoint_pause").observe(time.perf_counter() - t0)
+                self._observe_pause(t0, c0)
             if not left:
                 return
             # The fold, waiting on the lock, folds its next batch before the next slice.
@@ -147,10 +153,10 @@ class Checkpoint:
             return False
         await self._precopy()
         async with self._fold_lock:
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.thread_time()
             snapshot = self.snapshot_state()
             offsets = self._pipeline.commit_offsets()
-            self._m.stage.labels("checkpoint_pause").observe(time.perf_counter() - t0)
+            self._observe_pause(t0, c0)
         t1 = time.perf_counter()
         # Every batch folded before the cut has its alerts published and audited before the
         # state that says it was folded is written.
@@ -161,6 +167,7 @@ class Checkpoint:
             return False
         try:
             self._accounts.write(snapshot)
+            self._pipeline.expire_idle()
             if not await self._bounded("the producer's flush", self._io.flush_producer()):
                 return False
             self._accounts.seal()

@@ -22,6 +22,7 @@ from riskstream.core.clock import Clock
 from riskstream.core.detectors import DetectionContext
 from riskstream.core.detectors.linked_wash import linked_fill
 from riskstream.core.event_time import MARKET_RANK, ORDER_RANK, EventTimeMerge
+from riskstream.core.expiry import IdleExpiry
 from riskstream.core.fold import SurveillanceFold
 from riskstream.core.state import AccountState
 from riskstream.llm.base import Assessment, Scorer, to_alert
@@ -117,7 +118,11 @@ class Pipeline:
         event_time_bounds: EventTimeBounds | None = None,
         linked_fills: LinkedFillPublisher | None = None,
         scoring_in_flight: int = 0,
+        idle_ttl_s: float | None = None,
     ) -> None:
+        """``idle_ttl_s``: accounts with no position and no event for that long in event time
+        are held only in their stored form (:meth:`expire_idle`); None keeps every one live."""
+        self._expiry = IdleExpiry(idle_ttl_s) if idle_ttl_s is not None else None
         self._market_topic = market_topic
         self._trade_topic = trade_topic
         self._linked_pub = linked_fills
@@ -197,9 +202,16 @@ class Pipeline:
             self.merge.track((self._market_topic, partition), partition, 0)
         for partition, offset in sorted(start.trade_offsets.items()):
             self.merge.track((self._trade_topic, partition), partition, offset)
+        if self._expiry is not None:
+            self._expiry.clear()
         for account, state in self.accounts.load(self.owned):
             if state.positions:
                 self.fold.hold(account, state)
+            elif self._expiry is not None:
+                # Decoded again at its next event, as after an expiry: a restart holds live
+                # only the accounts the quotes re-mark.
+                self.accounts.evict(account)
+        self._m.accounts_resident.set(self.accounts.resident)
         self._shocks_from = {}
         self._shocks_written = {}
         for partition in self.owned:
@@ -435,6 +447,28 @@ class Pipeline:
             if leg is not None:
                 self._linked_out.append(leg)
         self.accounts.mark_applied(event.account, rec.partition, rec.offset)
+        if self._expiry is not None:
+            self._expiry.seen(event.account, event.ts_ns)
+
+    def expire_idle(self) -> int:
+        """Drop the live state of accounts idle past the time to live (see
+        :mod:`riskstream.core.expiry`), keeping accounts with a position (the quotes re-mark
+        them) and those whose latest changes are not stored yet (the next sweep retries them).
+        Called right after a checkpoint's snapshot is written; returns how many were dropped."""
+        if self._expiry is None:
+            return 0
+        expired = 0
+        for account in self._expiry.due():
+            state = self.accounts.cached(account)
+            if state is None or state.positions:
+                continue
+            if self.accounts.evict(account):
+                expired += 1
+            else:
+                self._expiry.defer(account)
+        self._m.accounts_expired.inc(expired)
+        self._m.accounts_resident.set(self.accounts.resident)
+        return expired
 
     def frontier(self) -> tuple[int, int, int, int] | None:
         """Key of the last event folded: a checkpoint's cut (see :meth:`Pipeline._mark_is_new`)."""

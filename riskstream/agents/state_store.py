@@ -158,6 +158,21 @@ class CheckpointedStore(Generic[S]):
             out.append((key, state))
         return out
 
+    def evict(self, key: str) -> bool:
+        """Drop a key's live state, keeping its stored one (read again at its next use); False
+        when its latest changes are not stored yet. Only between checkpoints, or right after a
+        snapshot was written: a key serialized into a snapshot not yet written is clean here
+        while the table still holds its previous state."""
+        if key in self._dirty or key in self._staged or key not in self._cache:
+            return False
+        del self._cache[key]
+        return True
+
+    @property
+    def resident(self) -> int:
+        """Keys held live on this worker."""
+        return len(self._cache)
+
     def keys(self) -> list[str]:
         """Keys cached on this worker now."""
         return list(self._cache)

@@ -19,10 +19,13 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 
+import orjson
+
 from riskstream.core.candidates import Candidate
 from riskstream.core.detectors import DetectionContext, detect_loss_on_mark
 from riskstream.core.detectors.linked_wash import LinkedFillBook, linked_fill, linked_wash_candidate
 from riskstream.core.evidence import with_market_terms
+from riskstream.core.expiry import IdleExpiry
 from riskstream.core.state import AccountState, SymbolState
 from riskstream.core.surveillance import Holders, surveil_account, surveil_market
 from riskstream.records import OrderEvent, OrderEventType
@@ -164,13 +167,27 @@ class SurveillanceFold:
 
 class EventTimeDetector:
     """The fold over a whole history in one process (the backtest, the evaluation, the tests):
-    it owns every account's state."""
+    it owns every account's state.
+
+    ``idle_ttl_s``: accounts with no position and no event for that long in event time are
+    kept as their stored bytes only (:mod:`riskstream.core.expiry`) and decoded again at their
+    next event, so a long history's memory follows the accounts active at once, not all of them.
+    """
 
     def __init__(
-        self, ctx: DetectionContext, size_alpha: float, accounts: dict[str, AccountState] | None = None
+        self,
+        ctx: DetectionContext,
+        size_alpha: float,
+        accounts: dict[str, AccountState] | None = None,
+        idle_ttl_s: float | None = None,
     ) -> None:
         self.accounts: dict[str, AccountState] = {} if accounts is None else accounts
-        self.fold = SurveillanceFold(ctx, size_alpha, self.accounts.get)
+        self.stored: dict[str, bytes] = {}
+        """Expired accounts' states, encoded."""
+        self.expired = 0
+        """Times an account's live state was dropped for its stored form."""
+        self._expiry = IdleExpiry(idle_ttl_s) if idle_ttl_s is not None else None
+        self.fold = SurveillanceFold(ctx, size_alpha, self.account)
         self.ctx = ctx
         self.market = self.fold.market
 
@@ -182,13 +199,35 @@ class EventTimeDetector:
     def late_events(self) -> int:
         return self.fold.late_events
 
+    def account(self, account: str) -> AccountState | None:
+        """An account's state, decoded again if it had expired."""
+        state = self.accounts.get(account)
+        if state is None:
+            stored = self.stored.pop(account, None)
+            if stored is not None:
+                state = self.accounts[account] = AccountState.from_json(orjson.loads(stored))
+        return state
+
     def feed(self, event: OrderEvent | MarketEvent) -> list[Candidate]:
         if isinstance(event, OrderEvent):
-            state = self.accounts.get(event.account)
+            state = self.account(event.account)
             if state is None:
                 state = self.accounts[event.account] = AccountState()
-            return self.fold.on_order(state, event).candidates
+            found = self.fold.on_order(state, event).candidates
+            if self._expiry is not None:
+                self._expiry.seen(event.account, event.ts_ns)
+                self._expire()
+            return found
         return self.fold.on_market(event, None)
+
+    def _expire(self) -> None:
+        assert self._expiry is not None
+        for account in self._expiry.due():
+            state = self.accounts.get(account)
+            if state is not None and not state.positions:
+                self.stored[account] = state.to_bytes()
+                del self.accounts[account]
+                self.expired += 1
 
     def finish(self) -> list[Candidate]:
         """What the last market timestamp still owes (its re-marks)."""

@@ -86,7 +86,11 @@ def run_backtest(
     paths: Sequence[Path], out: Path, settings: Settings, batch_rows: int = BATCH_ROWS
 ) -> BacktestStats:
     stats = BacktestStats()
-    detector = EventTimeDetector(detection_context(settings, {}), settings.windows.size_ewma_alpha)
+    detector = EventTimeDetector(
+        detection_context(settings, {}),
+        settings.windows.size_ewma_alpha,
+        idle_ttl_s=settings.stream.account_idle_ttl_s,
+    )
     pending: list[dict[str, Any]] = []
 
     def record(candidates: list[Candidate]) -> None:

@@ -158,7 +158,11 @@ def _detect(
     observe: Callable[[OrderEvent | MarketEvent], None] | None,
 ) -> ScenarioResult:
     end_ns = start_ns + int(duration_s * NS)
-    detector = EventTimeDetector(detection_context(settings, {}), settings.windows.size_ewma_alpha)
+    detector = EventTimeDetector(
+        detection_context(settings, {}),
+        settings.windows.size_ewma_alpha,
+        idle_ttl_s=settings.stream.account_idle_ttl_s,
+    )
     ours: list[Found] = []
     accounts: set[str] = set()
     events = 0

@@ -47,6 +47,7 @@ def build(
     scorer: Scorer | None = None,
     scoring_in_flight: int = 0,
     send: SendDouble | None = None,
+    idle_ttl_s: float | None = None,
 ) -> tuple[Pipeline, SendDouble, Metrics]:
     """Every partition is read to its end at once: each event is folded as it comes."""
     accounts = CheckpointedStore(
@@ -70,6 +71,7 @@ def build(
         at_end=lambda source: (0, 0.0),
         event_time_bounds=bounds,
         scoring_in_flight=scoring_in_flight,
+        idle_ttl_s=idle_ttl_s,
     )
     p.restart(Restart({0: 0}, [0]))
     return p, send, metrics

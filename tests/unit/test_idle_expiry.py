@@ -1,0 +1,122 @@
+"""Idle accounts held as their stored state only (``stream.account_idle_ttl_s``): the backtest
+and the worker raise the same alerts with a time to live of a second as with none."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import orjson
+import pytest
+
+from riskstream.agents.pipeline import SourceRecord
+from riskstream.core.candidates import Candidate
+from riskstream.core.expiry import IdleExpiry
+from riskstream.core.fold import EventTimeDetector
+from riskstream.core.state import AccountState
+from riskstream.detection import detection_context
+from riskstream.records import Category, MarketEvent, OrderEvent
+from riskstream.records.codec import NS_PER_S, dumps
+from riskstream.settings import Settings
+from riskstream.sim.venue import VenueSimulator
+from tests.unit.test_pipeline_faults import ALERTS, MARKET, TRADES, build
+
+START_NS = 1_780_000_000 * NS_PER_S
+
+
+def test_accounts_come_due_oldest_first_by_event_time_and_a_deferred_one_comes_back() -> None:
+    expiry = IdleExpiry(10.0)
+    expiry.seen("A", 0)
+    expiry.seen("B", 5 * NS_PER_S)
+    expiry.seen("A", 6 * NS_PER_S)
+    assert expiry.due() == []
+    expiry.seen("C", 15_500_000_000)
+    assert expiry.due() == ["B"]
+    expiry.defer("B")
+    expiry.seen("C", 17 * NS_PER_S)
+    assert expiry.due() == ["B", "A"]
+    expiry.seen("D", 3 * NS_PER_S)  # late: its time does not move the clock back
+    assert expiry.now_ns == 17 * NS_PER_S
+    assert expiry.due() == []
+    assert len(expiry) == 2
+
+
+def venue_events(typology: Category, seconds: float) -> list[OrderEvent | MarketEvent]:
+    sim = VenueSimulator(7, START_NS, typology, 3, 60.0, first_s=60.0)
+    end_ns = START_NS + int(seconds * NS_PER_S)
+    out: list[OrderEvent | MarketEvent] = []
+    for event in sim.events():
+        if event.ts_ns > end_ns:
+            break
+        out.append(event)
+    return out
+
+
+def identity(c: Candidate) -> tuple[Any, ...]:
+    entity, evidence = c.entity, c.evidence
+    return (c.category, entity.account, entity.symbol, c.event_ns, evidence.order_ids, evidence.features)
+
+
+def backtest(events: list[OrderEvent | MarketEvent], ttl_s: float | None) -> tuple[list[Candidate], int]:
+    settings = Settings()
+    detector = EventTimeDetector(
+        detection_context(settings, {}), settings.windows.size_ewma_alpha, idle_ttl_s=ttl_s
+    )
+    found = [c for event in events for c in detector.feed(event)]
+    return found + detector.finish(), detector.expired
+
+
+@pytest.mark.parametrize("typology", [Category.FAT_FINGER, Category.RAMPING, Category.WASH_TRADE])
+def test_the_backtest_raises_the_same_alerts_with_idle_accounts_expired_after_1_s(
+    typology: Category,
+) -> None:
+    events = venue_events(typology, 400.0)
+    kept, _ = backtest(events, None)
+    found, expired = backtest(events, 1.0)
+    assert expired > 10
+    assert kept
+    assert [identity(c) for c in found] == [identity(c) for c in kept]
+
+
+def test_only_flat_accounts_expire_and_one_comes_back_as_it_was_stored() -> None:
+    settings = Settings()
+    detector = EventTimeDetector(detection_context(settings, {}), 0.05, idle_ttl_s=1.0)
+    for event in venue_events(Category.FAT_FINGER, 200.0):
+        detector.feed(event)
+        if detector.stored:
+            break
+    assert detector.stored
+    assert all(not AccountState.from_json(orjson.loads(b)).positions for b in detector.stored.values())
+    assert any(state.positions for state in detector.accounts.values())
+    account, stored = next(iter(detector.stored.items()))
+    revived = detector.account(account)
+    # Equal as JSON: a size first seen as an integer comes back a float of the same value.
+    assert revived is not None and orjson.loads(revived.to_bytes()) == orjson.loads(stored)
+    assert account not in detector.stored and detector.accounts[account] is revived
+
+
+def as_source_records(events: list[OrderEvent | MarketEvent]) -> Iterator[SourceRecord]:
+    offsets = {MARKET: -1, TRADES: -1}
+    for event in events:
+        topic, key = (TRADES, event.account) if isinstance(event, OrderEvent) else (MARKET, event.symbol)
+        offsets[topic] += 1
+        yield SourceRecord(topic, 0, offsets[topic], key.encode(), dumps(event.to_json()))
+
+
+async def test_the_worker_raises_the_backtests_alerts_with_accounts_expiring_after_a_second() -> None:
+    events = venue_events(Category.FAT_FINGER, 300.0)
+    expected = sorted(c.alert_id for c in backtest(events, None)[0])
+    p, send, metrics = build(idle_ttl_s=1.0)
+    records = list(as_source_records(events))
+    expired = 0
+    for start in range(0, len(records), 200):
+        await p.on_batch(records[start : start + 200])
+        # A checkpoint's write, then its sweep (Checkpoint._run).
+        p.accounts.write(p.accounts.snapshot(p.frontier()))
+        expired += p.expire_idle()
+    await p.drain()
+    assert expired > 10
+    assert metrics.registry.get_sample_value("riskstream_accounts_expired_total") == expired
+    published = sorted(json.loads(v)["alert_id"] for topic, _, v in send.sent if topic == ALERTS)
+    assert expected and published == expected
