@@ -223,12 +223,13 @@ class StreamSettings(_Group):
         1800.0,
         gt=0,
         description=(
-            "An account with no open position and no order event for this long (event time) is"
-            " held in memory as its stored state only, and decoded again at its next event: the"
-            " same state, so the same alerts (worker and backtest alike), while memory follows"
-            " the accounts active at once. Nothing is dropped: positions, usual sizes and open"
-            " breaches outlive it. The default is the longest detector look-back"
-            " (detectors.ramp_max_duration_s), so an account inside an episode stays decoded."
+            "An account with no order event for this long (event time) is held in memory as its"
+            " stored state only, and decoded again at its next event or when a quote crosses one"
+            " of its positions' loss-limit re-mark triggers: the same state, so the same alerts"
+            " (worker and backtest alike), while memory follows the accounts active at once."
+            " Nothing is dropped: positions, usual sizes and open breaches outlive it. The"
+            " default is the longest detector look-back (detectors.ramp_max_duration_s), so an"
+            " account inside an episode stays decoded."
         ),
     )
     max_state_record_bytes: int = Field(

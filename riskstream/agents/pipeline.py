@@ -170,12 +170,24 @@ class Pipeline:
         return SurveillanceFold(
             self.context,
             self._size_alpha,
-            self.accounts.cached,
+            self._held_account,
             self._mark_is_new,
             self.accounts.touch,
             linked_inline=self._linked_pub is None,
             linked_account=self._linked_account,
         )
+
+    def _held_account(self, account: str) -> AccountState | None:
+        """The live state of an account this worker owns, read again if it had expired (a
+        quote crossed one of its positions' re-mark triggers): it counts as active again."""
+        if self._expiry is None:
+            return self.accounts.cached(account)
+        state = self.accounts.cached(account)
+        if state is None:
+            state = self.accounts.revive(account, self.owned)
+            if state is not None:
+                self._expiry.seen(account, self._expiry.now_ns)
+        return state
 
     def _linked_account(self, leg: LinkedFill) -> AccountState | None:
         """The state of a linked leg's account if this worker owns it (it raises its alert)."""
@@ -207,9 +219,8 @@ class Pipeline:
         for account, state in self.accounts.load(self.owned):
             if state.positions:
                 self.fold.hold(account, state)
-            elif self._expiry is not None:
-                # Decoded again at its next event, as after an expiry: a restart holds live
-                # only the accounts the quotes re-mark.
+            if self._expiry is not None:
+                # Decoded again at its next event or re-mark, as after an expiry.
                 self.accounts.evict(account)
         self._m.accounts_resident.set(self.accounts.resident)
         self._shocks_from = {}
@@ -452,19 +463,16 @@ class Pipeline:
 
     def expire_idle(self) -> int:
         """Drop the live state of accounts idle past the time to live (see
-        :mod:`riskstream.core.expiry`), keeping accounts with a position (the quotes re-mark
-        them) and those whose latest changes are not stored yet (the next sweep retries them).
-        Called right after a checkpoint's snapshot is written; returns how many were dropped."""
+        :mod:`riskstream.core.expiry`), but those whose latest changes are not stored yet (the
+        next sweep retries them). Called right after a checkpoint's snapshot is written;
+        returns how many were dropped."""
         if self._expiry is None:
             return 0
         expired = 0
         for account in self._expiry.due():
-            state = self.accounts.cached(account)
-            if state is None or state.positions:
-                continue
             if self.accounts.evict(account):
                 expired += 1
-            else:
+            elif self.accounts.cached(account) is not None:
                 self._expiry.defer(account)
         self._m.accounts_expired.inc(expired)
         self._m.accounts_resident.set(self.accounts.resident)

@@ -158,6 +158,21 @@ class CheckpointedStore(Generic[S]):
             out.append((key, state))
         return out
 
+    def revive(self, key: str, partitions: set[int]) -> S | None:
+        """The live state of a key of one of ``partitions``: cached, or read again from the
+        table after :meth:`evict` (None: no such key here)."""
+        entry = self._cache.get(key)
+        if entry is not None:
+            return entry.state
+        raw = self._table.get_raw(key)
+        if raw is None:
+            return None
+        offset, partition, cut = _envelope(raw)
+        if partition not in partitions:
+            return None
+        entry = self._cache[key] = _Entry(self._from_json(raw["s"]), partition, offset, cut)
+        return entry.state
+
     def evict(self, key: str) -> bool:
         """Drop a key's live state, keeping its stored one (read again at its next use); False
         when its latest changes are not stored yet. Only between checkpoints, or right after a

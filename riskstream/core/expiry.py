@@ -4,9 +4,11 @@ An account's live state (decoded windows, profiles, indexes) is what the fold ne
 account trades; an account that has not sent an event for a while needs only its stored form,
 which is several times smaller. The fold's owner (the worker's state store, the backtest's dict)
 asks :meth:`IdleExpiry.due` which accounts went quiet before ``ttl_s`` of event time ago, and
-keeps those in stored form only until their next event, when they are decoded again: the same
-state, so the same alerts. Nothing is dropped: a position held overnight, the sizes an account
-usually trades and an open limit breach must outlive any time to live.
+keeps those in stored form only until their next event (or until a quote crosses a re-mark
+trigger of one of their positions: the holders index keeps the triggers, not the states), when
+they are decoded again: the same state, so the same alerts. Nothing is dropped: a position held
+overnight, the sizes an account usually trades and an open limit breach must outlive any time
+to live.
 
 Event time, not wall time: a replay at any speed expires the same accounts at the same events.
 """

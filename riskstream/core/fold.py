@@ -169,8 +169,8 @@ class EventTimeDetector:
     """The fold over a whole history in one process (the backtest, the evaluation, the tests):
     it owns every account's state.
 
-    ``idle_ttl_s``: accounts with no position and no event for that long in event time are
-    kept as their stored bytes only (:mod:`riskstream.core.expiry`) and decoded again at their
+    ``idle_ttl_s``: accounts with no event for that long in event time are kept as their
+    stored bytes only (:mod:`riskstream.core.expiry`) and decoded again at their
     next event, so a long history's memory follows the accounts active at once, not all of them.
     """
 
@@ -200,12 +200,15 @@ class EventTimeDetector:
         return self.fold.late_events
 
     def account(self, account: str) -> AccountState | None:
-        """An account's state, decoded again if it had expired."""
+        """An account's state, decoded again if it had expired (its next order, or a quote
+        crossing one of its positions' re-mark triggers)."""
         state = self.accounts.get(account)
         if state is None:
             stored = self.stored.pop(account, None)
             if stored is not None:
                 state = self.accounts[account] = AccountState.from_json(orjson.loads(stored))
+                if self._expiry is not None:
+                    self._expiry.seen(account, self._expiry.now_ns)
         return state
 
     def feed(self, event: OrderEvent | MarketEvent) -> list[Candidate]:
@@ -224,7 +227,7 @@ class EventTimeDetector:
         assert self._expiry is not None
         for account in self._expiry.due():
             state = self.accounts.get(account)
-            if state is not None and not state.positions:
+            if state is not None:
                 self.stored[account] = state.to_bytes()
                 del self.accounts[account]
                 self.expired += 1

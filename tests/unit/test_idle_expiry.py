@@ -10,16 +10,17 @@ from typing import Any
 import orjson
 import pytest
 
-from riskstream.agents.pipeline import SourceRecord
+from riskstream.agents.pipeline import Restart, SourceRecord
 from riskstream.core.candidates import Candidate
 from riskstream.core.expiry import IdleExpiry
 from riskstream.core.fold import EventTimeDetector
-from riskstream.core.state import AccountState
+from riskstream.core.limits import AccountLimits, RiskLimits
 from riskstream.detection import detection_context
 from riskstream.records import Category, MarketEvent, OrderEvent
 from riskstream.records.codec import NS_PER_S, dumps
 from riskstream.settings import Settings
 from riskstream.sim.venue import VenueSimulator
+from tests.factories import context, fill, order, quote
 from tests.unit.test_pipeline_faults import ALERTS, MARKET, TRADES, build
 
 START_NS = 1_780_000_000 * NS_PER_S
@@ -79,21 +80,63 @@ def test_the_backtest_raises_the_same_alerts_with_idle_accounts_expired_after_1_
     assert [identity(c) for c in found] == [identity(c) for c in kept]
 
 
-def test_only_flat_accounts_expire_and_one_comes_back_as_it_was_stored() -> None:
+def test_an_expired_account_comes_back_as_it_was_stored() -> None:
     settings = Settings()
     detector = EventTimeDetector(detection_context(settings, {}), 0.05, idle_ttl_s=1.0)
     for event in venue_events(Category.FAT_FINGER, 200.0):
         detector.feed(event)
         if detector.stored:
             break
-    assert detector.stored
-    assert all(not AccountState.from_json(orjson.loads(b)).positions for b in detector.stored.values())
-    assert any(state.positions for state in detector.accounts.values())
     account, stored = next(iter(detector.stored.items()))
     revived = detector.account(account)
     # Equal as JSON: a size first seen as an integer comes back a float of the same value.
     assert revived is not None and orjson.loads(revived.to_bytes()) == orjson.loads(stored)
     assert account not in detector.stored and detector.accounts[account] is revived
+
+
+LIMITS = RiskLimits(AccountLimits(1e6, 5e7, 5e5, max_loss=5_000))
+
+
+def held_then_idle_then_a_fall() -> list[OrderEvent | MarketEvent]:
+    """A0 buys 1 000 AAPL and goes quiet while B trades on; 20 s later AAPL falls 10 %."""
+    events: list[OrderEvent | MarketEvent] = [
+        quote(0, 99.995, 100.005),
+        order("new", "a", "buy", 1000, 100.0, 1, "A0"),
+        fill("a", "buy", 1000, 100.0, 2, "A0"),
+    ]
+    for i in range(1, 20):
+        events.append(order("new", f"b{i}", "buy", 100, 99.0, i * 1000, "B"))
+        events.append(order("cancel", f"b{i}", "buy", 100, 99.0, i * 1000 + 10, "B"))
+    events.append(quote(20_000, 89.995, 90.005))
+    return events
+
+
+def test_an_expired_holder_is_re_marked_when_its_symbol_falls() -> None:
+    *before, fall = held_then_idle_then_a_fall()
+    runs = []
+    for ttl_s in (1.0, None):
+        detector = EventTimeDetector(context(market={}, limits=LIMITS), 0.05, idle_ttl_s=ttl_s)
+        assert [c for e in before for c in detector.feed(e)] == []
+        assert ("A0" in detector.stored) == (ttl_s is not None)
+        runs.append([c for c in detector.feed(fall) + detector.finish()])
+    assert [c.category for c in runs[0]] == [Category.LIMIT_BREACH]
+    assert [c.alert_id for c in runs[0]] == [c.alert_id for c in runs[1]]
+
+
+async def test_the_worker_re_marks_an_expired_holder_and_a_restart_holds_it_as_stored() -> None:
+    p, send, _ = build(idle_ttl_s=1.0, context=context(market={}, limits=LIMITS))
+    records = list(as_source_records(held_then_idle_then_a_fall()))
+    await p.on_batch(records[:-1])
+    p.accounts.write(p.accounts.snapshot(p.frontier()))
+    assert p.expire_idle() == 1 and p.accounts.cached("A0") is None
+    await p.on_batch(records[-1:])
+    await p.drain()
+    assert [json.loads(v)["category"] for t, _, v in send.sent if t == ALERTS] == ["limit_breach"]
+    assert p.accounts.cached("A0") is not None
+    p.accounts.write(p.accounts.snapshot(p.frontier()))
+    p.restart(Restart({0: len(records)}, [0]))
+    assert p.accounts.resident == 0
+    assert p.fold.holders.due("AAPL", 50.0) == ["A0"]
 
 
 def as_source_records(events: list[OrderEvent | MarketEvent]) -> Iterator[SourceRecord]:

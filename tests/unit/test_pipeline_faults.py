@@ -23,6 +23,7 @@ from riskstream.agents.pipeline import Pipeline, Restart, SourceRecord
 from riskstream.agents.state_store import CheckpointedStore
 from riskstream.core import surveillance
 from riskstream.core.candidates import Candidate
+from riskstream.core.detectors import DetectionContext
 from riskstream.core.event_time import EventTimeMerge
 from riskstream.core.state import AccountState
 from riskstream.detection import detection_context
@@ -48,6 +49,7 @@ def build(
     scoring_in_flight: int = 0,
     send: SendDouble | None = None,
     idle_ttl_s: float | None = None,
+    context: DetectionContext | None = None,
 ) -> tuple[Pipeline, SendDouble, Metrics]:
     """Every partition is read to its end at once: each event is folded as it comes."""
     accounts = CheckpointedStore(
@@ -57,7 +59,7 @@ def build(
     send = send or SendDouble()
     p = Pipeline(
         accounts=accounts,
-        context=detection_context(Settings(), {}),
+        context=context or detection_context(Settings(), {}),
         size_alpha=0.05,
         scorer=scorer or RuleScorer(),
         alerts=AlertPublisher(send, ALERTS, lambda: T0),
