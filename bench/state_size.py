@@ -5,10 +5,13 @@ accounts and symbols, and over a handful, on the embedded broker:
 
 Per run: consumed events/s and CPU per event, checkpoint pause p99 (the worker's
 ``riskstream_stage_seconds{stage="checkpoint_pause"}`` histogram, bucket bound) and the number
-of checkpoints, the fold-lock holds those made (pre-copy slices and cuts) and how many
-lasted over 25 ms, the generation-2 garbage-collector passes and their p99
-(``riskstream_gc_pause_seconds``: the whole process stops for each, checkpoint or not), worker
-RSS at the end, and the stored state (the latest changelog value of
+of checkpoints, the CPU time spent in those pauses (p99), the fold-lock holds the checkpoints
+made (pre-copy slices and cuts) and how many lasted over 20 ms, the generation-2
+garbage-collector passes and their p99 (``riskstream_gc_pause_seconds``: the whole process
+stops for each, checkpoint or not), worker RSS at the end, the account states held decoded then
+(``riskstream_accounts_resident``: the others went idle past
+``RISKSTREAM_STREAM__ACCOUNT_IDLE_TTL_S`` of event time and are held as their stored bytes; the
+variable passes through to the worker), and the stored state (the latest changelog value of
 every account, as a restart would read it): accounts held and mean bytes each. Resident bytes
 per account are the RSS difference between the runs over the difference in accounts (symbol
 states included: every worker holds every symbol).
@@ -56,7 +59,11 @@ class SizeRun:
     stored_bytes_mean: float
     pauses: float
     """Fold-lock holds of the checkpoints (pre-copy slices and cuts)."""
-    pauses_over_25ms: float
+    pauses_over_20ms: float
+    pause_cpu_p99_ms: float | None
+    """CPU time spent in the holds, p99 (what is left of a hold's wall time waited for a core)."""
+    resident_accounts: float
+    """Account states held decoded at the end (``riskstream_accounts_resident``)."""
     gc2_passes: float
     """Generation-2 collector passes (each stops the process over the whole heap)."""
     gc2_p99_ms: float | None
@@ -145,6 +152,8 @@ async def size_run(accounts: int, symbols: int, events: int, rate: float, workdi
             text = scrape(port)
             pauses = pause_buckets(text)
             pause = bucket_quantile(pauses, {}, 0.99)
+            pause_cpu = bucket_quantile(pause_buckets(text, "checkpoint_pause_cpu"), {}, 0.99)
+            resident = metric(port, "riskstream_accounts_resident")
             gc2 = histogram_buckets(text, "riskstream_gc_pause_seconds", 'generation="2"')
             gc2_p99 = bucket_quantile(gc2, {}, 0.99)
             checkpoints = metric(port, "riskstream_checkpoints_total")
@@ -163,7 +172,9 @@ async def size_run(accounts: int, symbols: int, events: int, rate: float, workdi
         len(sizes),
         sum(sizes.values()) / len(sizes) if sizes else 0.0,
         pauses.get(float("inf"), 0.0),
-        pauses.get(float("inf"), 0.0) - pauses.get(0.025, 0.0),
+        pauses.get(float("inf"), 0.0) - pauses.get(0.02, 0.0),
+        None if pause_cpu is None else pause_cpu * 1000,
+        resident,
         gc2.get(float("inf"), 0.0),
         None if gc2_p99 is None else gc2_p99 * 1000,
     )
@@ -172,11 +183,12 @@ async def size_run(accounts: int, symbols: int, events: int, rate: float, workdi
 def show(run: SizeRun) -> None:
     pause = f"{run.pause_p99_ms:.0f}" if run.pause_p99_ms is not None else "-"
     gc2 = f"{run.gc2_p99_ms:.0f}" if run.gc2_p99_ms is not None else "-"
+    cpu = f"{run.pause_cpu_p99_ms:.0f}" if run.pause_cpu_p99_ms is not None else "-"
     print(
         f"{run.accounts:>9,} {run.symbols:>8,} {run.events_per_s:>9,.0f} {run.cpu_us_per_event:>8.0f} "
-        f"{run.checkpoints:>6.0f} {pause:>9} {run.pauses:>6.0f} {run.pauses_over_25ms:>6.0f} "
-        f"{run.gc2_passes:>5.0f} {gc2:>7} {run.rss_mb:>7.0f} {run.stored_accounts:>9,} "
-        f"{run.stored_bytes_mean:>9.0f}",
+        f"{run.checkpoints:>6.0f} {pause:>9} {cpu:>7} {run.pauses:>6.0f} {run.pauses_over_20ms:>6.0f} "
+        f"{run.gc2_passes:>5.0f} {gc2:>7} {run.rss_mb:>7.0f} {run.resident_accounts:>8,.0f} "
+        f"{run.stored_accounts:>9,} {run.stored_bytes_mean:>9.0f}",
         flush=True,
     )
 
@@ -188,7 +200,8 @@ async def main(
     print(f"state size: {events:,} events each, event time at {rate:,.0f} events/s")
     print(
         f"{'accounts':>9} {'symbols':>8} {'events/s':>9} {'CPU us':>8} {'ckpts':>6} {'pause p99':>9} "
-        f"{'holds':>6} {'>25ms':>6} {'gc2':>5} {'gc2 p99':>7} {'RSS MB':>7} {'stored':>9} {'B/account':>9}"
+        f"{'cpu p99':>7} {'holds':>6} {'>20ms':>6} {'gc2':>5} {'gc2 p99':>7} {'RSS MB':>7} {'live':>8} "
+        f"{'stored':>9} {'B/account':>9}"
     )
     few = await size_run(few_accounts, few_symbols, events, rate, workdir)
     show(few)

@@ -193,6 +193,8 @@ class Pipeline:
         """The state of a linked leg's account if this worker owns it (it raises its alert)."""
         if leg.partition not in self.owned:
             return None
+        if self._expiry is not None:
+            self._expiry.seen(leg.account, self._expiry.now_ns)
         return self.accounts.get(leg.account, leg.partition)
 
     def _mark_is_new(self, account: str, source: Hashable) -> bool:

@@ -35,8 +35,9 @@ class IdleExpiry:
     def seen(self, account: str, ts_ns: int) -> None:
         """An event of ``account`` at ``ts_ns``. A late event goes to the back with its own
         time: it is expired no sooner than the accounts ahead of it, a little late at worst."""
-        self._last_ns[account] = ts_ns
-        self._last_ns.move_to_end(account)
+        last_ns = self._last_ns
+        last_ns[account] = max(ts_ns, last_ns.get(account, ts_ns))
+        last_ns.move_to_end(account)
         if ts_ns > self.now_ns:
             self.now_ns = ts_ns
 
