@@ -11,7 +11,9 @@
     python -m bench.pipeline --events 150000 --rate 3350 --latency-s 30 --repeat 3
 
 3. scorers (``--scorers rules,openai[,vllm]``): the same backlog through one worker per scorer,
-   input events/s against rules only and the share of LLM answers inside the deadline.
+   input events/s against rules only, the share of LLM answers inside the deadline, and the
+   p50/p99 of detection -> publication of each alert's first version (what an alert waits for
+   its scorer, or for the deadline, before anyone sees it).
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from aiokafka import AIOKafkaConsumer
 from bench.raw_kafka import fill_topics, raw_consume_rate
 from riskstream.broker import EmbeddedBroker, free_port
 from riskstream.records import RiskAlert
-from riskstream.settings import REPO_ROOT
+from riskstream.settings import REPO_ROOT, Settings
 from riskstream.sim.producer import run_simulation
 
 DRIFT_WINDOW_S = 10
@@ -95,6 +97,8 @@ class Run:
     """Candidates the LLM answered within the scorer's deadline."""
     llm_fallbacks: float = 0.0
     """Candidates rule-scored instead (deadline, invalid, error, engine down)."""
+    first_publish_ms: tuple[float, ...] = ()
+    """Detection -> publication of each alert's first version (wall time), this run's alerts."""
 
 
 async def faust_ceiling(bootstrap: str, events: int, topics: list[str], *, stock_drain: bool) -> Run:
@@ -146,6 +150,7 @@ async def pipeline_run(
     bootstrap: str, events: int, workdir: Path, app_id: str, extra_env: dict[str, str] | None = None
 ) -> Run:
     """One worker, a consumer group of its own, through the whole backlog."""
+    started_ns = time.time_ns()
     proc, port = start_worker(bootstrap, workdir, app_id, extra_env)
     try:
         elapsed, cpu_used, events_timed = await through_backlog(proc, port, events, workdir / f"{app_id}.log")
@@ -154,7 +159,34 @@ async def pipeline_run(
         fallbacks = metric(port, "riskstream_llm_fallbacks_total")
     finally:
         stop(proc)
-    return Run(events_timed / elapsed, 1e6 * cpu_used / events_timed, alerts / elapsed, in_time, fallbacks)
+    first = await first_publish_ms(bootstrap, started_ns)
+    rate, cpu_us = events_timed / elapsed, 1e6 * cpu_used / events_timed
+    return Run(rate, cpu_us, alerts / elapsed, in_time, fallbacks, first)
+
+
+async def first_publish_ms(bootstrap: str, since_ns: int) -> tuple[float, ...]:
+    """Detection -> publication (ms) of the first version of every alert detected since
+    ``since_ns`` (wall time): what an alert waits for its scoring before anyone sees it."""
+    topic = Settings().topics.risk_alerts
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest"
+    )
+    await consumer.start()
+    out: list[float] = []
+    try:
+        idle = 0
+        while idle < 3:
+            batch = await consumer.getmany(timeout_ms=300, max_records=10_000)
+            idle = 0 if batch else idle + 1
+            for records in batch.values():
+                for r in records:
+                    a = RiskAlert.from_json(json.loads(r.value))
+                    t = a.timings
+                    if a.version == 1 and t.detected_ns >= since_ns and t.published_ns:
+                        out.append((t.published_ns - t.detected_ns) / 1e6)
+    finally:
+        await consumer.stop()
+    return tuple(out)
 
 
 def median_run(runs: list[Run]) -> Run:
@@ -228,7 +260,10 @@ async def scorer_throughput(
     finally:
         await server.stop()
     print(f"scorers: {events:,} events, median of {repeat} runs; the openai server double answers in 300 ms")
-    print(f"{'scorer':44} {'events/s':>10} {'vs rules':>9} {'alerts/s':>9} {'LLM in time':>12}")
+    print(
+        f"{'scorer':44} {'events/s':>10} {'vs rules':>9} {'alerts/s':>9} {'LLM in time':>12} "
+        f"{'v1 p50 ms':>10} {'v1 p99 ms':>10}"
+    )
     base = median_run(runs["rules"]).events_per_s if runs.get("rules") else None
     for name, rs in runs.items():
         med = median_run(rs)
@@ -236,7 +271,13 @@ async def scorer_throughput(
         asked = answered + sum(r.llm_fallbacks for r in rs)
         share = f"{answered / asked:.0%}" if asked else "-"
         ratio = f"{med.events_per_s / base:.2f}" if base else "-"
-        print(f"{name:44} {med.events_per_s:>10,.0f} {ratio:>9} {med.alerts_per_s:>9,.1f} {share:>12}")
+        first = [ms for r in rs for ms in r.first_publish_ms]
+        p50 = f"{pct(first, 50):,.0f}" if len(first) > 1 else "-"
+        p99 = f"{pct(first, 99):,.0f}" if len(first) > 1 else "-"
+        print(
+            f"{name:44} {med.events_per_s:>10,.0f} {ratio:>9} {med.alerts_per_s:>9,.1f} {share:>12} "
+            f"{p50:>10} {p99:>10}"
+        )
 
 
 async def throughput(events: int, repeat: int, workdir: Path) -> None:

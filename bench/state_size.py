@@ -30,6 +30,8 @@ import json
 import random
 import tempfile
 import time
+import tracemalloc
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,6 +40,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from bench.pipeline import metric, start_worker, stop, through_backlog
 from bench.soak import bucket_quantile, histogram_buckets, pause_buckets, rss_mb, scrape
 from riskstream.broker import EmbeddedBroker
+from riskstream.core.fold import EventTimeDetector
+from riskstream.detection import detection_context
 from riskstream.records import OrderEvent, OrderEventType, Quote, Side
 from riskstream.records.codec import dumps
 from riskstream.settings import Settings
@@ -69,51 +73,88 @@ class SizeRun:
     gc2_p99_ms: float | None
 
 
-async def produce(
-    bootstrap: str, settings: Settings, accounts: int, symbols: int, events: int, rate: float
-) -> None:
+def synthetic_events(
+    accounts: int, symbols: int, events: int, rate: float
+) -> Iterator[tuple[str, str, OrderEvent | Quote]]:
+    """(topic, key, event): half quotes on a random symbol, half order events of a random
+    account (a limit at the touch, later filled or cancelled), event time at ``rate`` per second
+    up to now."""
     rng = random.Random(accounts * 7 + symbols)
     names = [f"S{i:05d}" for i in range(symbols)]
     price = {s: rng.choice((4.0, 25.0, 120.0, 600.0)) for s in names}
     open_orders: dict[str, tuple[str, str, Side, float, float]] = {}
+    t = time.time_ns() - int(events / rate * NS)
+    for n in range(events):
+        t += int(NS / rate)
+        if n % 2 == 0:
+            s = rng.choice(names)
+            px = price[s]
+            tick = 0.01 if px < 100 else 0.05
+            quote = Quote(
+                s, "XNAS", t, px - tick, px + tick, rng.randint(1, 20) * 100, rng.randint(1, 20) * 100
+            )
+            yield "market", s, quote
+            continue
+        account = f"ACC-{rng.randrange(accounts):06d}"
+        if account in open_orders:
+            oid, s, side, qty, px = open_orders.pop(account)
+            kind = rng.choice((OrderEventType.FILL, OrderEventType.CANCEL))
+            if kind is OrderEventType.FILL:
+                event = OrderEvent(kind, oid, account, "T1", s, side, qty, px, t, last_qty=qty, last_px=px)
+            else:
+                event = OrderEvent(kind, oid, account, "T1", s, side, qty, px, t)
+        else:
+            s = rng.choice(names)
+            side = rng.choice((Side.BUY, Side.SELL))
+            qty = float(rng.randint(1, 10) * 100)
+            px = price[s]
+            oid = f"o-{n}"
+            open_orders[account] = (oid, s, side, qty, px)
+            event = OrderEvent(OrderEventType.NEW, oid, account, "T1", s, side, qty, px, t)
+        yield "trades", account, event
+
+
+async def produce(
+    bootstrap: str, settings: Settings, accounts: int, symbols: int, events: int, rate: float
+) -> None:
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=50, max_batch_size=1 << 20)
     await producer.start()
-    t = time.time_ns() - int(events / rate * NS)
-    topics = settings.topics
+    topics = {"market": settings.topics.market_data, "trades": settings.topics.trade_logs}
     try:
-        for n in range(events):
-            t += int(NS / rate)
-            if n % 2 == 0:
-                s = rng.choice(names)
-                px = price[s]
-                tick = 0.01 if px < 100 else 0.05
-                quote = Quote(
-                    s, "XNAS", t, px - tick, px + tick, rng.randint(1, 20) * 100, rng.randint(1, 20) * 100
-                )
-                await producer.send(topics.market_data, dumps(quote.to_json()), key=s.encode())
-                continue
-            account = f"ACC-{rng.randrange(accounts):06d}"
-            if account in open_orders:
-                oid, s, side, qty, px = open_orders.pop(account)
-                kind = rng.choice((OrderEventType.FILL, OrderEventType.CANCEL))
-                if kind is OrderEventType.FILL:
-                    event = OrderEvent(
-                        kind, oid, account, "T1", s, side, qty, px, t, last_qty=qty, last_px=px
-                    )
-                else:
-                    event = OrderEvent(kind, oid, account, "T1", s, side, qty, px, t)
-            else:
-                s = rng.choice(names)
-                side = rng.choice((Side.BUY, Side.SELL))
-                qty = float(rng.randint(1, 10) * 100)
-                px = price[s]
-                oid = f"o-{n}"
-                open_orders[account] = (oid, s, side, qty, px)
-                event = OrderEvent(OrderEventType.NEW, oid, account, "T1", s, side, qty, px, t)
-            await producer.send(topics.trade_logs, dumps(event.to_json()), key=account.encode())
+        for topic, key, event in synthetic_events(accounts, symbols, events, rate):
+            await producer.send(topics[topic], dumps(event.to_json()), key=key.encode())
         await producer.flush()
     finally:
         await producer.stop()
+
+
+def held_in_process(accounts: int, symbols: int, events: int, rate: float, ttl_s: float | None) -> None:
+    """The same flow folded in this process (the backtest's fold, no broker): bytes traced for
+    the account states, decoded and stored, per account, with and without the idle TTL."""
+    settings = Settings()
+    flow = list(synthetic_events(accounts, symbols, events, rate))
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    detector = EventTimeDetector(
+        detection_context(settings, {}), settings.windows.size_ewma_alpha, idle_ttl_s=ttl_s
+    )
+    for _, _, event in flow:
+        detector.feed(event)
+    detector.finish()
+    held = tracemalloc.get_traced_memory()[0] - before
+    tracemalloc.stop()
+    market = sum(len(state.to_bytes()) for state in detector.market.values())
+    known = len(detector.accounts) + len(detector.stored)
+    stored = [len(state.to_bytes()) for state in detector.accounts.values()] + [
+        len(b) for b in detector.stored.values()
+    ]
+    ttl = "none" if ttl_s is None else f"{ttl_s:g} s"
+    print(
+        f"in process, TTL {ttl}: {known:,} accounts, {len(detector.accounts):,} decoded, "
+        f"{len(detector.stored):,} as stored bytes; {held / known:,.0f} bytes traced per account "
+        f"(symbol states and the holders index included; the symbols' states alone store "
+        f"{market / known:,.0f} per account), {sum(stored) / len(stored):,.0f} stored bytes each"
+    )
 
 
 async def stored_states(bootstrap: str, topic: str) -> dict[str, int]:
@@ -225,5 +266,16 @@ if __name__ == "__main__":
     parser.add_argument("--event-rate", type=float, default=1500.0)
     parser.add_argument("--few-accounts", type=int, default=40)
     parser.add_argument("--few-symbols", type=int, default=4)
+    parser.add_argument(
+        "--in-process-ttl-s",
+        type=float,
+        action="append",
+        help="instead of the worker runs: fold the flow over --accounts in this process with this"
+        " idle TTL (0: none; repeat for several) and print the bytes traced per account",
+    )
     a = parser.parse_args()
+    if a.in_process_ttl_s:
+        for ttl_s in a.in_process_ttl_s:
+            held_in_process(a.accounts, a.symbols, a.events, a.event_rate, ttl_s or None)
+        raise SystemExit(0)
     asyncio.run(main(a.accounts, a.symbols, a.events, a.event_rate, a.few_accounts, a.few_symbols))
