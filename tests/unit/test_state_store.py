@@ -169,13 +169,13 @@ def test_a_key_changed_after_its_precopy_is_written_as_it_is_at_the_cut() -> Non
     assert s.snapshot(cut=(10,)).records == []
 
 
-def test_precopy_stops_at_its_budget_and_leaves_the_rest_dirty() -> None:
+def test_precopy_stops_at_the_first_key_past_its_budget_and_leaves_the_rest_dirty() -> None:
     s = store(DictTableDouble())
     for k in range(100):
         _held(s, f"ACC-{k}", 100, k)
     ticks = iter(range(1000))
-    left = s.precopy(budget_s=0.5, clock=lambda: float(next(ticks)))
-    assert 0 < left < 100
+    left = s.precopy(budget_s=2.5, clock=lambda: float(next(ticks)))
+    assert left == 97
     assert len(s.snapshot().records) == 100
 
 
