@@ -231,13 +231,19 @@ class CheckpointedStore(Generic[S]):
         staged, self._staged = self._staged, {}
         for key in self._dirty:
             staged[key] = self._to_bytes(self._cache[key].state)
+        # One encoding per distinct cut (nearly always one), not one per key: the cut encodes
+        # every key changed since the last checkpoint, thousands a second at 100 000 accounts.
+        cut_jsons: dict[Cut | None, bytes] = {None: b"null"}
         for key, state_bytes in staged.items():
             entry = self._cache[key]
             # A state restored ahead of a fold still replaying up to it holds what its later
             # cut says: the cut never goes back.
             ahead = cut is not None and entry.cut is not None and entry.cut > cut
             entry_cut = entry.cut if ahead else cut
-            cut_json = b"null" if entry_cut is None else json.dumps(list(entry_cut)).encode()
+            cut_json = cut_jsons.get(entry_cut)
+            if cut_json is None:
+                assert entry_cut is not None
+                cut_json = cut_jsons[entry_cut] = json.dumps(list(entry_cut)).encode()
             value = b'{"v":%d,"off":%d,"p":%d,"cut":%s,"s":%s}' % (
                 ENVELOPE_VERSION,
                 entry.offset,
