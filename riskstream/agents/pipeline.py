@@ -120,8 +120,8 @@ class Pipeline:
         scoring_in_flight: int = 0,
         idle_ttl_s: float | None = None,
     ) -> None:
-        """``idle_ttl_s``: accounts with no position and no event for that long in event time
-        are held only in their stored form (:meth:`expire_idle`); None keeps every one live."""
+        """``idle_ttl_s``: accounts with no event for that long in event time are held only in
+        their stored form (:meth:`expire_idle`); None keeps every one live."""
         self._expiry = IdleExpiry(idle_ttl_s) if idle_ttl_s is not None else None
         self._market_topic = market_topic
         self._trade_topic = trade_topic
@@ -180,10 +180,8 @@ class Pipeline:
     def _held_account(self, account: str) -> AccountState | None:
         """The live state of an account this worker owns, read again if it had expired (a
         quote crossed one of its positions' re-mark triggers): it counts as active again."""
-        if self._expiry is None:
-            return self.accounts.cached(account)
         state = self.accounts.cached(account)
-        if state is None:
+        if state is None and self._expiry is not None:
             state = self.accounts.revive(account, self.owned)
             if state is not None:
                 self._expiry.seen(account, self._expiry.now_ns)
