@@ -29,10 +29,11 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, ConsumerRecord
 
 from bench.raw_kafka import fill_topics, raw_consume_rate
 from riskstream.broker import EmbeddedBroker, free_port
@@ -164,28 +165,35 @@ async def pipeline_run(
     return Run(rate, cpu_us, alerts / elapsed, in_time, fallbacks, first)
 
 
-async def first_publish_ms(bootstrap: str, since_ns: int) -> tuple[float, ...]:
-    """Detection -> publication (ms) of the first version of every alert detected since
-    ``since_ns`` (wall time): what an alert waits for its scoring before anyone sees it."""
-    topic = Settings().topics.risk_alerts
+async def read_topic(
+    bootstrap: str, topic: str, idle_polls: int, poll_ms: int
+) -> AsyncIterator[ConsumerRecord]:
+    """Every record of ``topic`` from its start, until ``idle_polls`` polls in a row find none."""
     consumer = AIOKafkaConsumer(
         topic, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest"
     )
     await consumer.start()
-    out: list[float] = []
     try:
         idle = 0
-        while idle < 3:
-            batch = await consumer.getmany(timeout_ms=300, max_records=10_000)
+        while idle < idle_polls:
+            batch = await consumer.getmany(timeout_ms=poll_ms, max_records=10_000)
             idle = 0 if batch else idle + 1
             for records in batch.values():
                 for r in records:
-                    a = RiskAlert.from_json(json.loads(r.value))
-                    t = a.timings
-                    if a.version == 1 and t.detected_ns >= since_ns and t.published_ns:
-                        out.append((t.published_ns - t.detected_ns) / 1e6)
+                    yield r
     finally:
         await consumer.stop()
+
+
+async def first_publish_ms(bootstrap: str, since_ns: int) -> tuple[float, ...]:
+    """Detection -> publication (ms) of the first version of every alert detected since
+    ``since_ns`` (wall time): what an alert waits for its scoring before anyone sees it."""
+    out: list[float] = []
+    async for r in read_topic(bootstrap, Settings().topics.risk_alerts, 3, 300):
+        a = RiskAlert.from_json(json.loads(r.value))
+        t = a.timings
+        if a.version == 1 and t.detected_ns >= since_ns and t.published_ns:
+            out.append((t.published_ns - t.detected_ns) / 1e6)
     return tuple(out)
 
 

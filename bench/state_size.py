@@ -35,9 +35,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaProducer
 
-from bench.pipeline import metric, start_worker, stop, through_backlog
+from bench.pipeline import metric, read_topic, start_worker, stop, through_backlog
 from bench.soak import bucket_quantile, histogram_buckets, pause_buckets, rss_mb, scrape
 from riskstream.broker import EmbeddedBroker
 from riskstream.core.fold import EventTimeDetector
@@ -159,23 +159,11 @@ def held_in_process(accounts: int, symbols: int, events: int, rate: float, ttl_s
 
 async def stored_states(bootstrap: str, topic: str) -> dict[str, int]:
     """Key -> size of its latest value on the changelog (markers left out)."""
-    consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest"
-    )
-    await consumer.start()
     sizes: dict[str, int] = {}
-    try:
-        idle = 0
-        while idle < 4:
-            batch = await consumer.getmany(timeout_ms=500, max_records=10_000)
-            idle = 0 if batch else idle + 1
-            for records in batch.values():
-                for r in records:
-                    key = json.loads(r.key)
-                    if not key.startswith("\x00") and r.value is not None:
-                        sizes[key] = len(r.value)
-    finally:
-        await consumer.stop()
+    async for r in read_topic(bootstrap, topic, 4, 500):
+        key = json.loads(r.key)
+        if not key.startswith("\x00") and r.value is not None:
+            sizes[key] = len(r.value)
     return sizes
 
 
