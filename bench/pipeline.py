@@ -11,9 +11,11 @@
     python -m bench.pipeline --events 150000 --rate 3350 --latency-s 30 --repeat 3
 
 3. scorers (``--scorers rules,openai[,vllm]``): the same backlog through one worker per scorer,
-   input events/s against rules only, the share of LLM answers inside the deadline, and the
-   p50/p99 of detection -> publication of each alert's first version (what an alert waits for
-   its scorer, or for the deadline, before anyone sees it).
+   input events/s against rules only; once the backlog is consumed and the scorer's requests
+   have ended, the shares of alerts whose LLM answer came within the deadline, after it, or
+   not at all (shed, failed, aborted); and the p50/p99 of detection -> publication of each
+   alert's version 1 (what an alert waits before anyone sees it) and version 2 (the model's
+   update). ``RISKSTREAM_SCORER__FIRST_VERSION=llm`` in the environment measures the other mode.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ import tempfile
 import time
 import urllib.request
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
@@ -94,12 +96,15 @@ class Run:
     """CPU time of the consuming process (all threads) per event: steadier than the rate, which
     also moves with how fetches and processing interleave on the shared broker."""
     alerts_per_s: float = 0.0
+    alerts: float = 0.0
     llm_in_time: float = 0.0
     """Candidates the LLM answered within the scorer's deadline."""
+    llm_late: float = 0.0
+    """Candidates the LLM answered after it (published as version 2)."""
     llm_fallbacks: float = 0.0
-    """Candidates rule-scored instead (deadline, invalid, error, engine down)."""
-    first_publish_ms: tuple[float, ...] = ()
-    """Detection -> publication of each alert's first version (wall time), this run's alerts."""
+    """Candidates left rule-scored (deadline, invalid, error, engine down, shed)."""
+    publish_ms: dict[int, tuple[float, ...]] = field(default_factory=dict)
+    """Alert version -> detection -> publication (wall time, ms) of this run's alerts."""
 
 
 async def faust_ceiling(bootstrap: str, events: int, topics: list[str], *, stock_drain: bool) -> Run:
@@ -156,13 +161,17 @@ async def pipeline_run(
     try:
         elapsed, cpu_used, events_timed = await through_backlog(proc, port, events, workdir / f"{app_id}.log")
         alerts = metric(port, "riskstream_alerts_total")
+        settle_by = time.monotonic() + SCORER_SETTLE_S
+        while metric(port, "riskstream_llm_inflight_requests") > 0 and time.monotonic() < settle_by:
+            await asyncio.sleep(0.5)
         in_time = metric(port, 'riskstream_llm_assessments_total{outcome="ok"}')
+        late = metric(port, 'riskstream_llm_assessments_total{outcome="late"}')
         fallbacks = metric(port, "riskstream_llm_fallbacks_total")
     finally:
         stop(proc)
-    first = await first_publish_ms(bootstrap, started_ns)
+    by_version = await publish_ms(bootstrap, started_ns)
     rate, cpu_us = events_timed / elapsed, 1e6 * cpu_used / events_timed
-    return Run(rate, cpu_us, alerts / elapsed, in_time, fallbacks, first)
+    return Run(rate, cpu_us, alerts / elapsed, alerts, in_time, late, fallbacks, by_version)
 
 
 async def read_topic(
@@ -185,16 +194,16 @@ async def read_topic(
         await consumer.stop()
 
 
-async def first_publish_ms(bootstrap: str, since_ns: int) -> tuple[float, ...]:
-    """Detection -> publication (ms) of the first version of every alert detected since
-    ``since_ns`` (wall time): what an alert waits for its scoring before anyone sees it."""
-    out: list[float] = []
+async def publish_ms(bootstrap: str, since_ns: int) -> dict[int, tuple[float, ...]]:
+    """Alert version -> detection -> publication (ms) of every alert detected since
+    ``since_ns`` (wall time): version 1 is what an alert waits before anyone sees it."""
+    out: dict[int, list[float]] = {}
     async for r in read_topic(bootstrap, Settings().topics.risk_alerts, 3, 300):
         a = RiskAlert.from_json(json.loads(r.value))
         t = a.timings
-        if a.version == 1 and t.detected_ns >= since_ns and t.published_ns:
-            out.append((t.published_ns - t.detected_ns) / 1e6)
-    return tuple(out)
+        if t.detected_ns >= since_ns and t.published_ns:
+            out.setdefault(a.version, []).append((t.published_ns - t.detected_ns) / 1e6)
+    return {version: tuple(ms) for version, ms in out.items()}
 
 
 def median_run(runs: list[Run]) -> Run:
@@ -214,6 +223,11 @@ def pct(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1]
 
 
+def quantiles(ms: list[float]) -> str:
+    """``p50/p99`` of a latency sample, ``-`` when it has fewer than two values."""
+    return f"{pct(ms, 50):,.0f}/{pct(ms, 99):,.0f}" if len(ms) > 1 else "-"
+
+
 async def main(
     events: int, rate: float, latency_s: float, repeat: int, scorers: list[str], vllm_model: str | None
 ) -> None:
@@ -227,6 +241,9 @@ async def main(
 
 
 LLM_DOUBLE_DELAY_S = 0.3
+SCORER_SETTLE_S = 15.0
+"""Longest wait, after the backlog, for the scorer's requests to end (the update deadline is
+10 s by default): the answer shares count every request."""
 
 
 async def scorer_throughput(
@@ -269,22 +286,22 @@ async def scorer_throughput(
         await server.stop()
     print(f"scorers: {events:,} events, median of {repeat} runs; the openai server double answers in 300 ms")
     print(
-        f"{'scorer':44} {'events/s':>10} {'vs rules':>9} {'alerts/s':>9} {'LLM in time':>12} "
-        f"{'v1 p50 ms':>10} {'v1 p99 ms':>10}"
+        f"{'scorer':8} {'events/s':>10} {'vs rules':>9} {'alerts/s':>9} {'LLM in time':>12} "
+        f"{'LLM late':>9} {'rules only':>11} {'v1 p50/p99 ms':>14} {'v2 p50/p99 ms':>14}"
     )
     base = median_run(runs["rules"]).events_per_s if runs.get("rules") else None
     for name, rs in runs.items():
         med = median_run(rs)
-        answered = sum(r.llm_in_time for r in rs)
-        asked = answered + sum(r.llm_fallbacks for r in rs)
-        share = f"{answered / asked:.0%}" if asked else "-"
+        alerts = sum(r.alerts for r in rs)
+        shares = [
+            f"{sum(getattr(r, f) for r in rs) / alerts:.0%}" if alerts and name != "rules" else "-"
+            for f in ("llm_in_time", "llm_late", "llm_fallbacks")
+        ]
         ratio = f"{med.events_per_s / base:.2f}" if base else "-"
-        first = [ms for r in rs for ms in r.first_publish_ms]
-        p50 = f"{pct(first, 50):,.0f}" if len(first) > 1 else "-"
-        p99 = f"{pct(first, 99):,.0f}" if len(first) > 1 else "-"
+        latency = [quantiles([ms for r in rs for ms in r.publish_ms.get(v, ())]) for v in (1, 2)]
         print(
-            f"{name:44} {med.events_per_s:>10,.0f} {ratio:>9} {med.alerts_per_s:>9,.1f} {share:>12} "
-            f"{p50:>10} {p99:>10}"
+            f"{name:8} {med.events_per_s:>10,.0f} {ratio:>9} {med.alerts_per_s:>9,.1f} {shares[0]:>12} "
+            f"{shares[1]:>9} {shares[2]:>11} {latency[0]:>14} {latency[1]:>14}"
         )
 
 

@@ -109,6 +109,8 @@ def build_scorer(settings: Settings, metrics: Metrics, prior: PriorAlertSource |
         engine_retry_s=s.engine_retry_s,
         prior_max_alerts=s.prior_alerts,
         prior_max_chars=s.prior_alerts_max_chars,
+        first_version=s.first_version,
+        requests_in_flight=s.requests_in_flight,
     )
     return LlmScorer(client, config, metrics, prior)
 

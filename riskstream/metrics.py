@@ -235,14 +235,14 @@ class Metrics:
         )
         self.llm_assessments = Counter(
             "riskstream_llm_assessments_total",
-            "Valid LLM assessments: ok = within the deadline, late = published as an update.",
+            "Valid LLM assessments: ok = answered within deadline_ms, late = after it (an update).",
             ["outcome"],
             registry=r,
         )
         self.llm_fallbacks = Counter(
             "riskstream_llm_fallbacks_total",
-            "Candidates rule-scored and published degraded, by reason (deadline, invalid, error,"
-            " engine_down).",
+            "Candidates left with their rule score, by reason (deadline, invalid, error,"
+            " engine_down, shed: over requests_in_flight).",
             ["reason"],
             registry=r,
         )

@@ -655,12 +655,34 @@ class ScorerSettings(_Group):
             " or an OpenAI-compatible server. The LLM kinds fall back to rules per candidate."
         ),
     )
+    first_version: Literal["rules", "llm"] = Field(
+        "rules",
+        description=(
+            "What an alert's version 1 carries with an LLM scorer. rules: the rule score, published"
+            " as soon as the candidate is folded; the model's assessment follows as version 2"
+            " (within update_deadline_ms), so the model's speed never delays an alert. llm: version"
+            " 1 waits up to deadline_ms for the model, and goes out rule-scored and degraded"
+            " without it (its answer, if it comes later, is version 2)."
+        ),
+    )
     deadline_ms: int = Field(
         600,
         ge=1,
         description=(
-            "Longest a micro-batch waits for the LLM before rule scores go out degraded. Fits the"
-            " 800 ms event-to-alert budget with the pipeline's own ~100 ms."
+            "first_version llm: longest a micro-batch waits for the model before rule scores go out"
+            " degraded (fits the 800 ms event-to-alert budget with the pipeline's own ~100 ms)."
+            " Either way: an answer within it counts as in time (riskstream_llm_assessments_total"
+            " outcome ok, else late)."
+        ),
+    )
+    requests_in_flight: int = Field(
+        64,
+        ge=1,
+        description=(
+            "first_version rules: most model requests running at once (Flink's async I/O"
+            " capacity). A candidate beyond it is not sent to the model: its rule-scored version 1"
+            " stands (riskstream_llm_fallbacks_total reason shed), so a burst of candidates cannot"
+            " queue unbounded work on the engine."
         ),
     )
     batches_in_flight: int = Field(
@@ -676,8 +698,8 @@ class ScorerSettings(_Group):
         10_000,
         ge=1,
         description=(
-            "Longest a request past its deadline keeps running; an answer before it is published"
-            " as version 2 of the alert, after it the request is aborted."
+            "Longest a model request may run in all; an answer after version 1 went out and before"
+            " it is published as version 2 of the alert, after it the request is aborted."
         ),
     )
     engine_retry_s: float = Field(

@@ -64,7 +64,8 @@ partition's market-wide alerts are still to be raised."""
 
 
 MAX_AWAITING_UPDATE = 10_000
-"""Degraded alerts whose detection time is kept for their update; beyond it the oldest go."""
+"""Alerts awaiting the model's update whose detection time and first publication are kept for
+it; beyond it the oldest go (their update is then stamped when it comes)."""
 
 
 def _account_of(event: OrderEvent) -> str:
@@ -159,8 +160,9 @@ class Pipeline:
         """Partitions whose reader delivered past the next offset the merge expects, with that
         offset: the reader must be sought back to it (:meth:`take_ahead`), or the partition
         would wait forever for a record its reader has gone past."""
-        self._degraded_detected_ns: OrderedDict[str, int] = OrderedDict()
-        """alert_id -> detection time of alerts published degraded, awaiting an update."""
+        self._awaiting_update: OrderedDict[str, tuple[int, asyncio.Task[None] | None]] = OrderedDict()
+        """alert_id -> detection time of alerts published rule-scored and pending, and the task
+        publishing their version 1 (an update must not overtake it)."""
         scorer.on_update(self._publish_update)
 
     def _new_fold(self) -> SurveillanceFold:
@@ -250,10 +252,16 @@ class Pipeline:
         return out
 
     async def _publish_update(self, candidate: Candidate, assessment: Assessment) -> None:
-        """A late assessment becomes version 2 of the alert already published degraded. It is
+        """The model's assessment becomes version 2 of the alert published rule-scored, after
+        version 1 (an answer can come before the batches ahead of it are published). It is
         published and queued for the audit like any alert; the checkpoint's audit flush covers
-        it. An update lost to a crash leaves the degraded version 1 standing."""
-        detected_ns = self._degraded_detected_ns.pop(candidate.alert_id, None)
+        it. An update lost to a crash leaves version 1 standing."""
+        detected_ns, first = self._awaiting_update.pop(candidate.alert_id, (None, None))
+        if first is not None and not first.done():
+            await asyncio.wait({first})
+        if first is not None and (first.cancelled() or first.exception() is not None):
+            # Version 1 never went out: the fold stops and its batch is folded again.
+            return
         if detected_ns is None:
             detected_ns = self._clock()
         outcome = await self._alerts.publish([to_alert(candidate, assessment, detected_ns, version=2)])
@@ -506,10 +514,10 @@ class Pipeline:
     def held_events(self) -> int:
         return self.merge.held()
 
-    def _remember_degraded(self, alert_id: str, detected_ns: int) -> None:
-        self._degraded_detected_ns[alert_id] = detected_ns
-        while len(self._degraded_detected_ns) > MAX_AWAITING_UPDATE:
-            self._degraded_detected_ns.popitem(last=False)
+    def _await_update(self, alert_id: str, detected_ns: int) -> None:
+        self._awaiting_update[alert_id] = (detected_ns, asyncio.current_task())
+        while len(self._awaiting_update) > MAX_AWAITING_UPDATE:
+            self._awaiting_update.popitem(last=False)
 
     async def _assess(
         self, found: Found, dead: list[DeadLetter]
@@ -592,8 +600,8 @@ class Pipeline:
                 continue
             alerts.append(alert)
             source[alert.alert_id] = rec
-            if alert.degraded:
-                self._remember_degraded(alert.alert_id, detected_ns)
+            if assessment.pending:
+                self._await_update(alert.alert_id, detected_ns)
         if previous is not None:
             # In the order folded: an entity's alerts never overtake each other.
             await asyncio.wait({previous})

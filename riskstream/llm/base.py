@@ -21,6 +21,9 @@ class Assessment:
     """The model's validated assessment, when a model scored it."""
     degraded: bool = False
     """True when the wanted scorer could not answer in time and rules stood in."""
+    pending: bool = False
+    """True when the model's answer may still come, as the alert's next version (see
+    :data:`UpdateFn`): the pipeline keeps the alert's detection time for it."""
 
 
 def to_alert(candidate: Candidate, assessment: Assessment, detected_ns: int, version: int = 1) -> RiskAlert:
@@ -42,7 +45,8 @@ def to_alert(candidate: Candidate, assessment: Assessment, detected_ns: int, ver
 
 
 UpdateFn = Callable[[Candidate, Assessment], Awaitable[None]]
-"""Receives a better assessment of a candidate already published degraded (its version 2)."""
+"""Receives the model's assessment of a candidate whose alert went out rule-scored, pending
+(its version 2)."""
 
 
 class Scorer(Protocol):
@@ -53,7 +57,7 @@ class Scorer(Protocol):
         """One assessment per candidate, in order. Must not raise for one bad candidate."""
 
     def on_update(self, callback: UpdateFn) -> None:
-        """Where to hand assessments that arrive after their alert went out degraded."""
+        """Where to hand the model's assessments of alerts that went out rule-scored, pending."""
 
     async def close(self) -> None:
         """Release what ``start`` acquired (and give up on pending updates)."""

@@ -1,6 +1,14 @@
 """The LLM scorer: deadlines, concurrent batching, retrieval, late updates and fallback.
 
-It sits behind :class:`~riskstream.llm.base.Scorer`, so agents never see any of this:
+It sits behind :class:`~riskstream.llm.base.Scorer`, so agents never see any of this.
+
+With ``first_version="rules"`` (the default) :meth:`LlmScorer.score` answers at once with the
+rule assessments and asks the model beside the stream, like Flink's async I/O operator: at most
+``requests_in_flight`` requests run at once (a candidate beyond it keeps its rule score, reason
+``shed``), and each answer before ``update_deadline_s`` is handed to the update callback as the
+alert's version 2. The model's speed then never delays an alert nor the fold.
+
+With ``first_version="llm"`` a micro-batch waits for the model:
 
 * every candidate of a micro-batch is submitted at once, so the engine's continuous batching
   runs them together;
@@ -21,7 +29,8 @@ import hashlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Literal
 
 from riskstream.core.candidates import Candidate
 from riskstream.llm.assessment import InvalidAssessmentError, LlmAssessment, output_schema, parse_assessment
@@ -50,6 +59,11 @@ class LlmScorerConfig:
     """Prior alerts of the entity retrieved per candidate."""
     prior_max_chars: int
     """Bound on the prior-alert context in the prompt (about a quarter of that in tokens)."""
+    first_version: Literal["rules", "llm"] = "llm"
+    """rules: answer with rule scores at once, the model's assessment follows as an update;
+    llm: wait up to ``deadline_s`` for the model."""
+    requests_in_flight: int = 64
+    """first_version rules: most requests running at once; candidates beyond it are shed."""
 
 
 def request_seed(alert_id: str) -> int:
@@ -70,6 +84,15 @@ def degraded_assessment(candidate: Candidate) -> Assessment:
     return Assessment(score=rules.score, severity=rules.severity, rule_score=rules.rule_score, degraded=True)
 
 
+def fallback_reason(exc: BaseException) -> str:
+    """The ``riskstream_llm_fallbacks_total`` reason of a request that raised."""
+    if isinstance(exc, InvalidAssessmentError):
+        return "invalid"
+    if isinstance(exc, EngineUnavailableError):
+        return "engine_down"
+    return "error"
+
+
 class LlmScorer:
     def __init__(
         self,
@@ -88,6 +111,8 @@ class LlmScorer:
         self._on_update: UpdateFn | None = None
         self._late: set[asyncio.Task[None]] = set()
         self._late_requests: set[asyncio.Task[LlmAssessment]] = set()
+        self._asked = 0
+        """first_version rules: candidates sent to the model and not settled yet."""
         self._down_until = 0.0
 
     def on_update(self, callback: UpdateFn) -> None:
@@ -116,8 +141,15 @@ class LlmScorer:
 
     @property
     def late_requests(self) -> int:
-        """Requests past their deadline still running for an update."""
+        """Requests past their deadline (or, first_version rules, any) still running for an
+        update."""
         return len(self._late)
+
+    async def settled(self) -> None:
+        """Wait until every request running for an update has ended (answered, failed or
+        aborted at its update deadline)."""
+        while self._late:
+            await asyncio.gather(*self._late, return_exceptions=True)
 
     async def score(self, candidates: Sequence[Candidate]) -> list[Assessment]:
         if not candidates:
@@ -126,6 +158,8 @@ class LlmScorer:
         if started < self._down_until:
             self._m.llm_fallbacks.labels("engine_down").inc(len(candidates))
             return [degraded_assessment(c) for c in candidates]
+        if self._cfg.first_version == "rules":
+            return self._ask_beside(candidates, started)
         self._m.llm_batch_candidates.observe(len(candidates))
         prior = await self._retrieve(candidates, started + self._cfg.deadline_s)
         tasks = [asyncio.create_task(self._ask(c, prior.get(c.entity, []))) for c in candidates]
@@ -142,9 +176,45 @@ class LlmScorer:
                 results.append(self._settle(candidate, task))
             else:
                 self._m.llm_fallbacks.labels("deadline").inc()
-                results.append(degraded_assessment(candidate))
+                results.append(replace(degraded_assessment(candidate), pending=True))
                 self._follow_late(candidate, task, started)
         return results
+
+    def _ask_beside(self, candidates: Sequence[Candidate], started: float) -> list[Assessment]:
+        """first_version rules: the rule assessments now (pending where the model is asked);
+        the requests, up to ``requests_in_flight``, run in one background task per batch."""
+        room = max(0, self._cfg.requests_in_flight - self._asked)
+        asked, shed = candidates[:room], candidates[room:]
+        if shed:
+            self._m.llm_fallbacks.labels("shed").inc(len(shed))
+        results = [replace(assess_by_rules(c), pending=True) for c in asked]
+        results += [assess_by_rules(c) for c in shed]
+        if asked:
+            self._m.llm_batch_candidates.observe(len(asked))
+            self._asked += len(asked)
+            task = asyncio.create_task(self._assess_beside(asked, started))
+            self._late.add(task)
+            task.add_done_callback(self._late.discard)
+        return results
+
+    async def _assess_beside(self, candidates: Sequence[Candidate], started: float) -> None:
+        try:
+            prior = await self._retrieve(candidates, started + self._cfg.deadline_s)
+        except BaseException:
+            self._asked -= len(candidates)
+            raise
+        tasks = [asyncio.create_task(self._ask(c, prior.get(c.entity, []))) for c in candidates]
+        for task in tasks:
+            self._late_requests.add(task)
+            task.add_done_callback(self._request_settled)
+        await asyncio.gather(
+            *(self._await_late(c, t, started) for c, t in zip(candidates, tasks, strict=True))
+        )
+
+    def _request_settled(self, task: asyncio.Task[LlmAssessment]) -> None:
+        """A request of first_version rules ended (answered, failed or aborted): room for one."""
+        self._late_requests.discard(task)
+        self._asked -= 1
 
     async def _retrieve(
         self, candidates: Sequence[Candidate], deadline: float
@@ -191,16 +261,20 @@ class LlmScorer:
         if exc is None:
             self._m.llm_assessments.labels("ok").inc()
             return llm_assessment(candidate, task.result())
-        if isinstance(exc, InvalidAssessmentError):
-            self._m.llm_fallbacks.labels("invalid").inc()
+        self._failed(candidate, exc)
+        return degraded_assessment(candidate)
+
+    def _failed(self, candidate: Candidate, exc: BaseException) -> None:
+        """A request that raised: counted as its candidate's fallback, the engine marked down
+        where it is."""
+        reason = fallback_reason(exc)
+        self._m.llm_fallbacks.labels(reason).inc()
+        if reason == "invalid":
             log.warning("LLM answer for %s rejected: %s", candidate.alert_id, exc)
-        elif isinstance(exc, EngineUnavailableError):
-            self._m.llm_fallbacks.labels("engine_down").inc()
+        elif reason == "engine_down":
             self._engine_down(exc)
         else:
-            self._m.llm_fallbacks.labels("error").inc()
             log.error("LLM request for %s failed: %r", candidate.alert_id, exc)
-        return degraded_assessment(candidate)
 
     def _engine_down(self, exc: BaseException) -> None:
         if self._now() >= self._down_until:
@@ -222,6 +296,10 @@ class LlmScorer:
     async def _await_late(
         self, candidate: Candidate, task: asyncio.Task[LlmAssessment], started: float
     ) -> None:
+        """The answer to a candidate whose alert went out rule-scored: handed on as an update
+        before ``update_deadline_s``, else aborted. With first_version rules nothing was counted
+        for it yet, so its fallback (if any) is counted here."""
+        beside = self._cfg.first_version == "rules"
         remaining = max(0.0, started + self._cfg.update_deadline_s - self._now())
         try:
             done, _ = await asyncio.wait([task], timeout=remaining)
@@ -232,18 +310,23 @@ class LlmScorer:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
             self._m.llm_aborted.inc()
+            if beside:
+                self._m.llm_fallbacks.labels("deadline").inc()
             log.info(
                 "LLM request for %s aborted after %.1f s", candidate.alert_id, self._cfg.update_deadline_s
             )
             return
         exc = task.exception()
         if exc is not None:
-            if isinstance(exc, EngineUnavailableError):
+            if beside:
+                self._failed(candidate, exc)
+            elif isinstance(exc, EngineUnavailableError):
                 self._engine_down(exc)
             else:
                 log.warning("late LLM answer for %s unusable: %s", candidate.alert_id, exc)
             return
-        self._m.llm_assessments.labels("late").inc()
+        in_time = beside and self._now() - started <= self._cfg.deadline_s
+        self._m.llm_assessments.labels("ok" if in_time else "late").inc()
         if self._on_update is not None:
             try:
                 await self._on_update(candidate, llm_assessment(candidate, task.result()))

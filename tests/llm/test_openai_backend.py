@@ -237,6 +237,7 @@ async def test_worker_with_the_openai_scorer_publishes_llm_scored_alerts(
         "RISKSTREAM_SCORER__KIND": "openai",
         "RISKSTREAM_SCORER__OPENAI__BASE_URL": vllm_server,
         "RISKSTREAM_SCORER__OPENAI__MODEL": "tiny",
+        "RISKSTREAM_SCORER__FIRST_VERSION": "llm",
         "RISKSTREAM_SCORER__DEADLINE_MS": "120000",
     }
     worker = WorkerProcess(env, tmp_path / "worker.log")

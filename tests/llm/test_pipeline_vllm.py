@@ -1,8 +1,9 @@
 """A real worker with the embedded vLLM scorer (tiny model) on the real broker and PostgreSQL.
 
-The deadline is set below what any answer can meet, so every alert goes out rule-scored and
-degraded first and its LLM assessment follows as version 2 of the same alert_id, on the topic
-and in the audit row."""
+Every alert goes out rule-scored first and its LLM assessment follows as version 2 of the same
+alert_id, on the topic and in the audit row: by design with ``first_version=rules`` (version 1
+not degraded), and with ``first_version=llm`` because the deadline is set below what any answer
+can meet (version 1 degraded)."""
 
 from __future__ import annotations
 
@@ -27,12 +28,17 @@ from tests.llm.conftest import tiny_worker_env
 pytestmark = pytest.mark.integration
 
 
-async def test_degraded_alert_then_llm_update(
-    broker: EmbeddedBroker, postgres_url: str, tiny_model: Path, tmp_path: Path
+@pytest.mark.parametrize("first_version", ["rules", "llm"])
+async def test_rule_scored_alert_then_llm_update(
+    broker: EmbeddedBroker, postgres_url: str, tiny_model: Path, tmp_path: Path, first_version: str
 ) -> None:
     env = worker_env(broker, postgres_url, f"rs-{uuid.uuid4().hex[:8]}")
     env |= tiny_worker_env(tiny_model)
-    env |= {"RISKSTREAM_SCORER__DEADLINE_MS": "1", "RISKSTREAM_SCORER__UPDATE_DEADLINE_MS": "120000"}
+    env |= {
+        "RISKSTREAM_SCORER__FIRST_VERSION": first_version,
+        "RISKSTREAM_SCORER__DEADLINE_MS": "1",
+        "RISKSTREAM_SCORER__UPDATE_DEADLINE_MS": "120000",
+    }
     worker = WorkerProcess(env, tmp_path / "worker.log")
     worker.start()
     try:
@@ -54,7 +60,7 @@ async def test_degraded_alert_then_llm_update(
         for alert_id, by_version in versions.items():
             assert set(by_version) == {1, 2}, alert_id
             first, update = by_version[1], by_version[2]
-            assert first.degraded
+            assert first.degraded == (first_version == "llm")
             assert first.llm is None
             assert not update.degraded
             assert update.llm is not None
@@ -75,6 +81,8 @@ async def test_degraded_alert_then_llm_update(
             assert not row["degraded"]
             assert row["llm"] == versions[row["alert_id"]][2].llm
         assert worker.metric("riskstream_alert_updates_total") == len(expected)
-        assert worker.metric("riskstream_llm_fallbacks_total", reason="deadline") == len(expected)
+        fallbacks = worker.metric("riskstream_llm_fallbacks_total", reason="deadline")
+        assert fallbacks == (len(expected) if first_version == "llm" else 0)
+        assert worker.metric("riskstream_llm_assessments_total", outcome="late") == len(expected)
     finally:
         worker.stop()

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import pytest
@@ -46,6 +47,8 @@ class ScriptedClient:
 
     def __init__(self, delays_s: dict[str, float] | None = None, text: str = json.dumps(ANSWER)) -> None:
         self.delays_s = delays_s or {}
+        self.gates: dict[str, asyncio.Event] = {}
+        """Account -> its request answers once the test sets this (exact ordering, no timing)."""
         self.text = text
         self.fail: Exception | None = None
         self.start_fails = False
@@ -68,6 +71,8 @@ class ScriptedClient:
         ]
         try:
             await asyncio.sleep(self.delays_s.get(account, 0.0))
+            if account in self.gates:
+                await self.gates[account].wait()
         except asyncio.CancelledError:
             self.cancelled.append(request_id)
             raise
@@ -77,7 +82,12 @@ class ScriptedClient:
         self.closed = True
 
 
-def scorer(client: ScriptedClient, metrics: Metrics, **overrides: Any) -> LlmScorer:
+def scorer(
+    client: ScriptedClient,
+    metrics: Metrics,
+    monotonic: Callable[[], float] = time.monotonic,
+    **overrides: Any,
+) -> LlmScorer:
     cfg = {
         "deadline_s": 0.2,
         "update_deadline_s": 1.0,
@@ -85,7 +95,7 @@ def scorer(client: ScriptedClient, metrics: Metrics, **overrides: Any) -> LlmSco
         "prior_max_alerts": 3,
         "prior_max_chars": 500,
     } | overrides
-    return LlmScorer(client, LlmScorerConfig(**cfg), metrics)
+    return LlmScorer(client, LlmScorerConfig(**cfg), metrics, monotonic=monotonic)
 
 
 def value(metrics: Metrics, name: str, **labels: str) -> float:
@@ -236,3 +246,109 @@ async def test_a_batch_is_submitted_concurrently(n: int) -> None:
     assert loop.time() - t0 < 0.3
     assert not any(a.degraded for a in out)
     assert value(m, "riskstream_llm_batch_candidates_sum") == n
+
+
+class Updates:
+    """Collects the scorer's updates; ``arrived(n)`` waits until n have come."""
+
+    def __init__(self) -> None:
+        self.got: list[tuple[Candidate, Assessment]] = []
+        self._changed = asyncio.Condition()
+
+    async def __call__(self, candidate: Candidate, assessment: Assessment) -> None:
+        async with self._changed:
+            self.got.append((candidate, assessment))
+            self._changed.notify_all()
+
+    async def arrived(self, n: int) -> None:
+        async with self._changed:
+            await asyncio.wait_for(self._changed.wait_for(lambda: len(self.got) >= n), 30)
+
+
+async def test_rules_first_answers_at_once_and_the_model_follows_as_the_update() -> None:
+    m = Metrics()
+    now = [0.0]
+    client = ScriptedClient()
+    client.gates = {"ACC-1": asyncio.Event(), "ACC-2": asyncio.Event()}
+    s = scorer(client, m, first_version="rules", update_deadline_s=60.0, monotonic=lambda: now[0])
+    updates = Updates()
+    s.on_update(updates)
+    await s.start()
+    out = await s.score([cand(1), cand(2)])
+    # Nothing waited for the model: the rule assessments, pending its answer.
+    assert [a.score for a in out] == [assess_by_rules(cand(i)).score for i in (1, 2)]
+    assert all(a.pending and not a.degraded and a.llm is None for a in out)
+    client.gates["ACC-1"].set()
+    await updates.arrived(1)
+    now[0] = 0.5  # past the 0.2 s deadline: ACC-2's answer is late
+    client.gates["ACC-2"].set()
+    await updates.arrived(2)
+    assert [(c.alert_id, a.llm, a.degraded, a.pending) for c, a in updates.got] == [
+        (cand(1).alert_id, ANSWER, False, False),
+        (cand(2).alert_id, ANSWER, False, False),
+    ]
+    assert value(m, "riskstream_llm_assessments_total", outcome="ok") == 1
+    assert value(m, "riskstream_llm_assessments_total", outcome="late") == 1
+    assert value(m, "riskstream_llm_fallbacks_total", reason="deadline") == 0
+    await s.close()
+
+
+async def test_rules_first_sheds_candidates_beyond_the_requests_in_flight() -> None:
+    m = Metrics()
+    client = ScriptedClient()
+    client.gates = {f"ACC-{i}": asyncio.Event() for i in range(5)}
+    s = scorer(client, m, first_version="rules", requests_in_flight=2, update_deadline_s=60.0)
+    updates = Updates()
+    s.on_update(updates)
+    out = await s.score([cand(0), cand(1), cand(2)])
+    assert [a.pending for a in out] == [True, True, False]
+    assert not any(a.degraded for a in out)
+    assert [a.pending for a in await s.score([cand(3)])] == [False]
+    assert value(m, "riskstream_llm_fallbacks_total", reason="shed") == 2
+    client.gates["ACC-0"].set()
+    await updates.arrived(1)
+    # One request settled: room for one more.
+    assert [a.pending for a in await s.score([cand(4)])] == [True]
+    client.gates["ACC-1"].set()
+    client.gates["ACC-4"].set()
+    await updates.arrived(3)
+    assert sorted(c.alert_id for c, _ in updates.got) == sorted(cand(i).alert_id for i in (0, 1, 4))
+    await s.close()
+
+
+async def test_rules_first_a_failed_request_sends_no_update_and_counts_its_fallback() -> None:
+    m = Metrics()
+    client = ScriptedClient(text='{"score": 7}')
+    s = scorer(client, m, first_version="rules")
+    updates = Updates()
+    s.on_update(updates)
+    out = await s.score([cand(1)])
+    assert out[0].pending
+    await s.settled()
+    assert updates.got == []
+    assert value(m, "riskstream_llm_fallbacks_total", reason="invalid") == 1
+    client.fail = EngineUnavailableError("engine died")
+    await s.score([cand(2)])
+    await s.settled()
+    assert value(m, "riskstream_llm_fallbacks_total", reason="engine_down") == 1
+    # The engine is down: rule scores at once, degraded, nothing pending.
+    out = await s.score([cand(3)])
+    assert out[0].degraded and not out[0].pending
+    assert updates.got == []
+    await s.close()
+
+
+async def test_rules_first_a_request_past_the_update_deadline_is_aborted() -> None:
+    m = Metrics()
+    client = ScriptedClient()
+    client.gates = {"ACC-1": asyncio.Event()}  # never answers
+    s = scorer(client, m, first_version="rules", update_deadline_s=0.05)
+    updates = Updates()
+    s.on_update(updates)
+    await s.score([cand(1)])
+    await s.settled()
+    assert len(client.cancelled) == 1
+    assert updates.got == []
+    assert value(m, "riskstream_llm_aborted_total") == 1
+    assert value(m, "riskstream_llm_fallbacks_total", reason="deadline") == 1
+    await s.close()

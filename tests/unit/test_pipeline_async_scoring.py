@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Literal
 
@@ -52,6 +53,27 @@ class GatedScorer:
 
     async def close(self) -> None:
         return None
+
+
+class UpdatingScorer(GatedScorer):
+    """Hand-written double of an LLM scorer publishing rule scores first: call 0 waits for its
+    gate; later calls answer at once with pending rule assessments and the test hands in the
+    model's answer through ``update``."""
+
+    def __init__(self) -> None:
+        super().__init__(1)
+        self.update: UpdateFn | None = None
+        self.asked: list[Candidate] = []
+
+    async def score(self, candidates: Sequence[Candidate]) -> list[Assessment]:
+        if self.calls == 0:
+            return await super().score(candidates)
+        self.calls += 1
+        self.asked.extend(candidates)
+        return [replace(assess_by_rules(c), pending=True) for c in candidates]
+
+    def on_update(self, callback: UpdateFn) -> None:
+        self.update = callback
 
 
 class RefusingSend(SendDouble):
@@ -128,6 +150,33 @@ async def test_the_fold_goes_on_while_the_scorer_thinks_and_alerts_keep_their_fo
     scorer.gates[0].set()
     await p.drain()
     assert published(send) == ["first", "second", "third"]
+
+
+async def test_the_models_update_is_published_after_version_1_of_its_alert() -> None:
+    scorer = UpdatingScorer()
+    p, send = build(scorer, in_flight=4)
+    offsets: dict[str, int] = {}
+    await p.on_batch(as_records([(MARKET, quote(100.0, 100.02, 0)), price_typo("first", 1)], offsets))
+    await p.on_batch(as_records([price_typo("second", 2)], offsets))
+    await asyncio.sleep(0.05)
+    assert [c.evidence.order_ids[0] for c in scorer.asked] == ["second"]
+    candidate = scorer.asked[0]
+    answer = replace(assess_by_rules(candidate), score=0.99, llm={"score": 0.99})
+    assert scorer.update is not None
+    # The model answers while "second" waits behind "first": its update must wait too.
+    update = asyncio.ensure_future(scorer.update(candidate, answer))
+    await asyncio.sleep(0.05)
+    assert not update.done() and published(send) == []
+    scorer.gates[0].set()
+    await p.drain()
+    await asyncio.wait_for(update, 5)
+    bodies = [json.loads(v) for topic, _, v in send.sent if topic == ALERTS]
+    assert [(b["evidence"]["order_ids"][0], b["version"], b["llm"]) for b in bodies] == [
+        ("first", 1, None),
+        ("second", 1, None),
+        ("second", 2, {"score": 0.99}),
+    ]
+    assert bodies[2]["timings"]["detected_ts"] == bodies[1]["timings"]["detected_ts"]
 
 
 async def test_at_most_the_bound_of_batches_wait_for_the_scorer() -> None:
