@@ -9,7 +9,7 @@ bookkeeping, parsing and validation, metrics) on the same engine:
 * energy per request from NVML when a GPU is present (total board energy over the run divided
   by requests; nothing is printed on CPU).
 
-    python -m bench.llm --model DIR [--concurrency 1,4,16] [--requests 32] [--max-tokens 256]
+    python -m bench.llm --model DIR [--concurrency 1,4,16] [--requests 32] [--max-tokens 320]
 
 Without ``--model`` it builds the tiny random Llama of the tests (CPU smoke run: the numbers
 then describe the machinery, not a model worth deploying).
@@ -264,7 +264,7 @@ def main() -> None:
     )
     p.add_argument("--concurrency", type=lambda s: [int(x) for x in s.split(",")], default=[1, 4, 16])
     p.add_argument("--requests", type=int, default=32, help="Requests per concurrency level and mode.")
-    p.add_argument("--max-tokens", type=int, default=256)
+    p.add_argument("--max-tokens", type=int, default=ScorerSettings().max_tokens)
     p.add_argument("--max-model-len", type=int, default=2048)
     p.add_argument("--quantization", default=None, help="awq, gptq, fp8 (default: the checkpoint's).")
     p.add_argument("--kv-cache-bytes", type=int, default=None, help="Fixed KV cache (CPU runs).")

@@ -14,6 +14,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from riskstream.llm.assessment import ANSWER_MAX_TOKENS
 from riskstream.package_data import TOPIC_SPECS
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -706,7 +707,13 @@ class ScorerSettings(_Group):
         30.0, gt=0, description="After the engine or server fails, rules alone for this long."
     )
     max_tokens: int = Field(
-        256, ge=64, description="Answer length cap; the output schema's longest answer fits in it."
+        320,
+        ge=ANSWER_MAX_TOKENS,
+        description=(
+            "Answer length cap. At least the output schema's longest answer in characters plus one"
+            f" ({ANSWER_MAX_TOKENS}): the schema admits only one-byte characters, so no valid answer"
+            " is cut off."
+        ),
     )
     temperature: float = Field(0.0, ge=0, description="Sampling temperature; 0 is greedy.")
     prior_alerts: int = Field(

@@ -9,6 +9,7 @@ a test holds the two together.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -19,6 +20,8 @@ SCHEMA_PATH = SCHEMAS / "llm_assessment.json"
 SCORE_STEPS: tuple[float, ...] = tuple(round(i * 0.05, 2) for i in range(21))
 """The score is one of these: a bounded grammar, so a constrained generation always ends."""
 RATIONALE_MAX_CHARS = 160
+RATIONALE_CHARS = re.compile(r"[ !#-\[\]-~]*")
+"""Printable ASCII but quote and backslash: no escapes, one byte each (the schema's pattern)."""
 NO_CATEGORY = "none"
 ACTIONS = ("dismiss", "monitor", "review", "escalate", "block")
 _FIELDS = frozenset({"score", "category", "severity", "rationale", "recommended_action"})
@@ -51,6 +54,26 @@ def output_schema() -> dict[str, Any]:
     return dict(json.loads(SCHEMA_PATH.read_text()))
 
 
+def longest_answer_chars(schema: dict[str, Any] | None = None) -> int:
+    """Characters of the longest answer the schema admits, written as the engine writes it
+    (keys in order, no whitespace). Every character of it is one byte needing no escape, so a
+    byte-level tokenizer spends at most this many tokens on it: ``max_tokens`` must be at
+    least this plus the end-of-sequence token."""
+    props = (schema or output_schema())["properties"]
+    total = 2 + len(props) - 1
+    for key, prop in props.items():
+        if "enum" in prop:
+            value = max(len(json.dumps(v, separators=(",", ":"))) for v in prop["enum"])
+        else:
+            value = prop["maxLength"] + 2
+        total += len(json.dumps(key)) + 1 + value
+    return total
+
+
+ANSWER_MAX_TOKENS = longest_answer_chars() + 1
+"""The least ``max_tokens`` under which no valid answer is cut off (+1: end of sequence)."""
+
+
 def parse_assessment(text: str) -> LlmAssessment:
     try:
         obj = json.loads(text)
@@ -77,6 +100,8 @@ def parse_assessment(text: str) -> LlmAssessment:
     rationale = obj["rationale"]
     if not isinstance(rationale, str) or not 1 <= len(rationale) <= RATIONALE_MAX_CHARS:
         raise InvalidAssessmentError(f"rationale must be a string of 1..{RATIONALE_MAX_CHARS} characters")
+    if not RATIONALE_CHARS.fullmatch(rationale):
+        raise InvalidAssessmentError("rationale must be printable ASCII without quote or backslash")
     action = obj["recommended_action"]
     if action not in ACTIONS:
         raise InvalidAssessmentError(f"recommended_action {action!r} is unknown")

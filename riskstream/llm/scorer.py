@@ -238,7 +238,10 @@ class LlmScorer:
             self._m.stage.labels("llm_retrieval").observe(time.perf_counter() - t0)
 
     async def _ask(self, candidate: Candidate, prior: Sequence[PriorAlert]) -> LlmAssessment:
-        messages = build_messages(candidate, prior, self._cfg.prior_max_chars)
+        # History only: with the rule score first, the candidate's own version 1 (and alerts
+        # of later events) can already be in the cache the prior alerts come from.
+        earlier = [a for a in prior if a.event_ns < candidate.event_ns and a.alert_id != candidate.alert_id]
+        messages = build_messages(candidate, earlier, self._cfg.prior_max_chars)
         request_id = f"{candidate.alert_id}-{time.monotonic_ns()}"
         t0 = time.perf_counter()
         self._m.llm_inflight.inc()

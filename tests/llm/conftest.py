@@ -30,7 +30,7 @@ def tiny_scorer_settings(model_dir: Path, **overrides: object) -> ScorerSettings
         enforce_eager=True,
         max_num_seqs=32,
     )
-    return ScorerSettings(kind="vllm", vllm=vllm, max_tokens=256, **overrides)
+    return ScorerSettings(kind="vllm", vllm=vllm, **overrides)
 
 
 def tiny_worker_env(model_dir: Path) -> dict[str, str]:

@@ -210,15 +210,22 @@ async def test_an_engine_that_cannot_start_leaves_the_worker_on_rules() -> None:
 
 async def test_prior_alerts_reach_the_prompt_and_a_failing_lookup_does_not_block() -> None:
     client = ScriptedClient()
-    prior = PriorAlert("f" * 32, "spoofing", "high", 0.9, 5, "earlier spoof")
+    prior = PriorAlert("f" * 32, "spoofing", "high", 0.9, 1, "earlier spoof")
+    itself = PriorAlert(cand(1).alert_id, "spoofing", "high", 0.5, 2, "its own version 1")
+    later = PriorAlert("e" * 32, "spoofing", "high", 0.9, 3, "a later alert")
 
     async def lookup(entities: Sequence[AlertEntity], n: int) -> dict[AlertEntity, list[PriorAlert]]:
         assert n == 3
-        return {e: [prior] for e in entities}
+        return {e: [later, itself, prior] for e in entities}
 
-    s = LlmScorer(client, LlmScorerConfig(0.2, 1.0, 30.0, 3, 500), Metrics(), lookup)
-    await s.score([cand(1)])
-    assert "earlier spoof" in client.requests[-1][1][1]["content"]
+    for first_version in ("llm", "rules"):
+        config = LlmScorerConfig(0.2, 1.0, 30.0, 3, 500, first_version=first_version)
+        s = LlmScorer(client, config, Metrics(), lookup)
+        await s.score([cand(1)])
+        await s.settled()
+        prompt = client.requests[-1][1][1]["content"]
+        assert "earlier spoof" in prompt
+        assert "its own version 1" not in prompt and "a later alert" not in prompt
 
     async def broken(entities: Sequence[AlertEntity], n: int) -> dict[AlertEntity, list[PriorAlert]]:
         raise OSError("database down")
