@@ -86,7 +86,8 @@ SYSTEM_PROMPT = (
     "market volume).\n"
     "Answer with one JSON object: score (0 to 1 in steps of 0.05), category (the typology, or "
     '"none" if benign), severity (low, medium, high, critical), rationale (at most 160 '
-    "characters), recommended_action (dismiss, monitor, review, escalate, block)."
+    "plain ASCII characters, no quotes), recommended_action (dismiss, monitor, review, escalate, "
+    "block)."
 )
 
 
