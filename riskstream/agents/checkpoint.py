@@ -100,8 +100,22 @@ class Checkpoint:
             (f"{SHOCKS_MARKER}{partition}", marker, partition)
             for partition, marker in self._pipeline.shock_markers().items()
         ]
-        self._m.state_writes.labels("account-state").inc(len(snapshot.records))
-        return StateSnapshot(snapshot.records + markers)
+        self._m.state_writes.labels("account-state").inc(len(snapshot.states))
+        return snapshot.with_markers(markers)
+
+    async def _write(self, snapshot: StateSnapshot) -> None:
+        """The snapshot's records built and sent in slices of ``precopy_slice_s``, the fold
+        going on between them (each slice stops it as a fold-lock hold would, and is measured
+        as one); then the idle accounts' expiry, which needs the snapshot written."""
+        while True:
+            t0, c0 = time.perf_counter(), time.thread_time()
+            done = self._accounts.write(snapshot, self._precopy_slice_s)
+            if done:
+                self._pipeline.expire_idle()
+            self._observe_pause(t0, c0)
+            if done:
+                return
+            await asyncio.sleep(0)
 
     async def _bounded(self, step: str, aw: Awaitable[object]) -> bool:
         """Waits at most the timeout; the step itself is not cancelled (a producer flush or an
@@ -166,8 +180,7 @@ class Checkpoint:
             self._accounts.unwritten(snapshot)
             return False
         try:
-            self._accounts.write(snapshot)
-            self._pipeline.expire_idle()
+            await self._write(snapshot)
             if not await self._bounded("the producer's flush", self._io.flush_producer()):
                 return False
             self._accounts.seal()
@@ -177,6 +190,7 @@ class Checkpoint:
                 return False
         except Exception:
             # Uncommitted offsets are replayed and skipped by state: safe to try next time.
+            self._accounts.unwritten(snapshot)
             self._m.commit_failures.inc()
             log.warning("checkpoint commit failed; the next checkpoint retries", exc_info=True)
             return False

@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
 S = TypeVar("S")
@@ -61,11 +60,39 @@ def _envelope(raw: dict[str, Any]) -> tuple[int, int, Cut | None]:
     return int(raw["off"]), int(raw.get("p", -1)), tuple(cut) if cut is not None else None
 
 
-@dataclass(frozen=True, slots=True)
-class StateSnapshot:
-    """Dirty states serialized at one cut: (key, stored bytes, partition)."""
+Staged = tuple[bytes, int, int, Cut | None]
+"""A state serialized for its next write: (state bytes, applied offset, partition, the cut its
+stored value was written with), all four read at the moment it was serialized."""
 
-    records: list[tuple[str, bytes, int]]
+
+class StateSnapshot:
+    """Dirty states serialized at one cut. Their stored records (the envelopes) are built and
+    sent by :meth:`CheckpointedStore.write`, outside the fold lock and in slices."""
+
+    __slots__ = ("_todo", "cut", "generation", "markers", "states", "written")
+
+    def __init__(
+        self,
+        states: dict[str, Staged],
+        cut: Cut | None,
+        generation: int,
+        markers: Iterable[tuple[str, bytes, int]] = (),
+    ) -> None:
+        self.states = states
+        self.cut = cut
+        self.generation = generation
+        """The store's generation when taken: a rebalance in between ends its writing."""
+        self.markers = list(markers)
+        """Records beside the states: (key, value, partition)."""
+        self.written = 0
+        """State records sent so far."""
+        self._todo: Iterator[tuple[str, Staged]] = iter(states.items())
+
+    def with_markers(self, markers: Iterable[tuple[str, bytes, int]]) -> StateSnapshot:
+        return StateSnapshot(self.states, self.cut, self.generation, [*self.markers, *markers])
+
+    def next_state(self) -> tuple[str, Staged] | None:
+        return next(self._todo, None)
 
 
 class CheckpointedStore(Generic[S]):
@@ -89,10 +116,12 @@ class CheckpointedStore(Generic[S]):
         self._new = new
         self._cache: dict[str, _Entry[S]] = {}
         self._dirty: set[str] = set()
-        self._staged: dict[str, bytes] = {}
+        self._staged: dict[str, Staged] = {}
         """Keys serialized ahead of the cut (:meth:`precopy`) and not changed since: the cut's
         snapshot takes their bytes as they are."""
         self._unsealed: set[int] = set()
+        self._generation = 0
+        """Bumped by :meth:`forget`: a snapshot of an earlier assignment is not written on."""
 
     def _entry(self, key: str, partition: int) -> _Entry[S]:
         entry = self._cache.get(key)
@@ -195,7 +224,9 @@ class CheckpointedStore(Generic[S]):
     def flush(self, cut: Cut | None = None) -> int:
         """Write every dirty key to the table, with the fold's ``cut``; returns how many were
         written."""
-        return self.write(self.snapshot(cut))
+        snapshot = self.snapshot(cut)
+        self.write(snapshot)
+        return snapshot.written
 
     @property
     def dirty_count(self) -> int:
@@ -214,63 +245,90 @@ class CheckpointedStore(Generic[S]):
         deadline = clock() + budget_s
         while self._dirty:
             key = self._dirty.pop()
-            self._staged[key] = self._to_bytes(self._cache[key].state)
+            self._staged[key] = self._stage(key)
             # After every key: one market maker's state takes milliseconds to encode, so a
             # check every few keys let a slice run to several times its budget.
             if clock() >= deadline:
                 break
         return len(self._dirty)
 
+    def _stage(self, key: str) -> Staged:
+        entry = self._cache[key]
+        return (self._to_bytes(entry.state), entry.offset, entry.partition, entry.cut)
+
     def snapshot(self, cut: Cut | None = None) -> StateSnapshot:
-        """Every changed key's state as the bytes to store, with the fold's ``cut``, taken now
-        (under the fold lock: what the fold did so far) and written later by :meth:`write`,
-        once what must be durable before it is: dirty keys serialized now, the rest of what
-        :meth:`precopy` serialized as it was. Keys whose record is too large are reported and
-        left out (their last checkpoint stands)."""
-        records: list[tuple[str, bytes, int]] = []
+        """Every changed key's state as of now, with the fold's ``cut`` (under the fold lock:
+        what the fold did so far), written later by :meth:`write` once what must be durable
+        before it is: the keys still dirty serialized now, the rest as :meth:`precopy`
+        serialized them. Nothing else is done per key here, so the fold's pause is the few keys
+        changed since the last pre-copy slice."""
         staged, self._staged = self._staged, {}
         for key in self._dirty:
-            staged[key] = self._to_bytes(self._cache[key].state)
-        # One encoding per distinct cut (nearly always one), not one per key: the cut encodes
-        # every key changed since the last checkpoint, thousands a second at 100 000 accounts.
-        cut_jsons: dict[Cut | None, bytes] = {None: b"null"}
-        for key, state_bytes in staged.items():
-            entry = self._cache[key]
-            # A state restored ahead of a fold still replaying up to it holds what its later
-            # cut says: the cut never goes back.
-            ahead = cut is not None and entry.cut is not None and entry.cut > cut
-            entry_cut = entry.cut if ahead else cut
-            cut_json = cut_jsons.get(entry_cut)
-            if cut_json is None:
-                assert entry_cut is not None
-                cut_json = cut_jsons[entry_cut] = json.dumps(list(entry_cut)).encode()
-            value = b'{"v":%d,"off":%d,"p":%d,"cut":%s,"s":%s}' % (
-                ENVELOPE_VERSION,
-                entry.offset,
-                entry.partition,
-                cut_json,
-                state_bytes,
-            )
-            if self._max_record_bytes is not None and len(value) > self._max_record_bytes:
-                if self._on_oversize is not None:
-                    self._on_oversize(key, len(value))
-                continue
-            entry.cut = entry_cut
-            records.append((key, value, entry.partition))
+            staged[key] = self._stage(key)
         self._dirty.clear()
-        return StateSnapshot(records)
+        return StateSnapshot(staged, cut, self._generation)
 
-    def write(self, snapshot: StateSnapshot) -> int:
-        """Send a snapshot's records to the table; returns how many."""
-        for key, value, partition in snapshot.records:
-            self._table.put_raw(key, value, partition)
-            self._unsealed.add(partition)
-        return len(snapshot.records)
+    def write(
+        self,
+        snapshot: StateSnapshot,
+        budget_s: float | None = None,
+        clock: Callable[[], float] = time.perf_counter,
+    ) -> bool:
+        """Build the snapshot's records and send them to the table, for about ``budget_s``
+        (None: all); True once every record is sent, False when called again is needed. Keys
+        whose record is too large are reported and left out (their last checkpoint stands).
+        A snapshot taken before a rebalance (:meth:`forget`) is not written on: True, with
+        what was sent so far."""
+        deadline = None if budget_s is None else clock() + budget_s
+        # One encoding per distinct cut (nearly always one), not one per key.
+        cut_jsons: dict[Cut | None, bytes] = {None: b"null"}
+        while snapshot.generation == self._generation:
+            item = snapshot.next_state()
+            if item is None:
+                for key, value, partition in snapshot.markers:
+                    self.put_marker(key, value, partition)
+                snapshot.markers = []
+                return True
+            self._write_state(snapshot, *item, cut_jsons)
+            if deadline is not None and clock() >= deadline:
+                return False
+        return True
+
+    def _write_state(
+        self, snapshot: StateSnapshot, key: str, staged: Staged, cut_jsons: dict[Cut | None, bytes]
+    ) -> None:
+        state_bytes, offset, partition, stored_cut = staged
+        cut = snapshot.cut
+        # A state restored ahead of a fold still replaying up to it holds what its later cut
+        # says: the cut never goes back.
+        ahead = cut is not None and stored_cut is not None and stored_cut > cut
+        entry_cut = stored_cut if ahead else cut
+        cut_json = cut_jsons.get(entry_cut)
+        if cut_json is None:
+            assert entry_cut is not None
+            cut_json = cut_jsons[entry_cut] = json.dumps(list(entry_cut)).encode()
+        value = b'{"v":%d,"off":%d,"p":%d,"cut":%s,"s":%s}' % (
+            ENVELOPE_VERSION,
+            offset,
+            partition,
+            cut_json,
+            state_bytes,
+        )
+        if self._max_record_bytes is not None and len(value) > self._max_record_bytes:
+            if self._on_oversize is not None:
+                self._on_oversize(key, len(value))
+            return
+        entry = self._cache.get(key)
+        if entry is not None:
+            entry.cut = entry_cut
+        self._table.put_raw(key, value, partition)
+        self._unsealed.add(partition)
+        snapshot.written += 1
 
     def unwritten(self, snapshot: StateSnapshot) -> None:
         """A snapshot that will not be written: its keys are dirty again, so the next
         checkpoint writes them (with what they hold by then)."""
-        self._dirty.update(key for key, _, _ in snapshot.records if key in self._cache)
+        self._dirty.update(key for key in snapshot.states if key in self._cache)
 
     def put_marker(self, key: str, value: bytes, partition: int) -> None:
         """A record beside the states (the market-wide alerts' position of a partition)."""
@@ -291,6 +349,7 @@ class CheckpointedStore(Generic[S]):
 
     def forget(self, partitions: set[int] | None = None) -> None:
         """Drop cached keys (of some partitions) after a rebalance; the table stays the truth."""
+        self._generation += 1
         if partitions is None:
             self._cache.clear()
             self._dirty.clear()

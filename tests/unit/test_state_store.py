@@ -160,13 +160,13 @@ def test_a_key_changed_after_its_precopy_is_written_as_it_is_at_the_cut() -> Non
     _held(s, "ACC-7", 50, 100)  # changed again after it was serialized
     assert s.dirty_count == 1
     snapshot = s.snapshot(cut=(9,))
-    assert len(snapshot.records) == 40
-    s.write(snapshot)
+    assert len(snapshot.states) == 40
+    assert s.write(snapshot)
     reloaded = store(table)
     assert reloaded.get("ACC-7", 0).positions == {"AAPL": 150}
     assert reloaded.applied_offset("ACC-7", 0) == 100
     assert all(json.loads(table.data[f"ACC-{k}"])["cut"] == [9] for k in range(40))
-    assert s.snapshot(cut=(10,)).records == []
+    assert s.snapshot(cut=(10,)).states == {}
 
 
 def test_precopy_stops_at_the_first_key_past_its_budget_and_leaves_the_rest_dirty() -> None:
@@ -176,7 +176,7 @@ def test_precopy_stops_at_the_first_key_past_its_budget_and_leaves_the_rest_dirt
     ticks = iter(range(1000))
     left = s.precopy(budget_s=2.5, clock=lambda: float(next(ticks)))
     assert left == 97
-    assert len(s.snapshot().records) == 100
+    assert len(s.snapshot().states) == 100
 
 
 def test_a_revoked_partition_precopied_state_is_not_written() -> None:
@@ -185,7 +185,7 @@ def test_a_revoked_partition_precopied_state_is_not_written() -> None:
     _held(s, "ACC-1", 100, 1)
     s.precopy(budget_s=1.0)
     s.forget({0})
-    assert s.snapshot().records == []
+    assert s.snapshot().states == {}
 
 
 def test_an_unwritten_snapshot_with_precopied_keys_is_written_by_the_next() -> None:
@@ -196,3 +196,39 @@ def test_an_unwritten_snapshot_with_precopied_keys_is_written_by_the_next() -> N
     s.unwritten(s.snapshot())
     assert s.flush() == 1
     assert store(table).get("ACC-1", 0).positions == {"AAPL": 100}
+
+
+def test_a_snapshot_is_written_in_slices_as_it_was_at_its_cut() -> None:
+    table = DictTableDouble()
+    s = store(table)
+    for k in range(10):
+        _held(s, f"ACC-{k}", 100, k)
+    snapshot = s.snapshot(cut=(5,))
+    _held(s, "ACC-3", 50, 100)  # the fold goes on between slices
+    ticks = iter(range(1000))
+    slices = 1
+    while not s.write(snapshot, budget_s=2.5, clock=lambda: float(next(ticks))):
+        slices += 1
+    assert slices == 4  # three keys a slice
+    assert snapshot.written == 10
+    assert store(table).get("ACC-3", 0).positions == {"AAPL": 100}
+    assert store(table).applied_offset("ACC-3", 0) == 3
+    assert all(json.loads(table.data[f"ACC-{k}"])["cut"] == [5] for k in range(10))
+    assert s.dirty_count == 1  # ACC-3's later change goes with the next checkpoint
+    assert s.flush((6,)) == 1
+    assert store(table).get("ACC-3", 0).positions == {"AAPL": 150}
+
+
+def test_a_rebalance_between_slices_ends_the_snapshots_writing() -> None:
+    table = DictTableDouble()
+    s = store(table)
+    for k in range(10):
+        _held(s, f"ACC-{k}", 100, k)
+    snapshot = s.snapshot(cut=(5,)).with_markers([("\x00marker", b"{}", 0)])
+    ticks = iter(range(1000))
+    assert not s.write(snapshot, budget_s=2.5, clock=lambda: float(next(ticks)))
+    s.forget({0})
+    assert s.write(snapshot)
+    # The three keys of the first slice went out; nothing more, not even the marker.
+    assert snapshot.written == 3
+    assert len(table.data) == 3 and "\x00marker" not in table.data
