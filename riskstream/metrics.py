@@ -94,9 +94,10 @@ class Metrics:
         )
         self.stage = Histogram(
             "riskstream_stage_seconds",
-            "Wall time per micro-batch of each pipeline stage (checkpoint_pause_cpu: the CPU time"
-            " the process spent in each checkpoint_pause; the rest of its wall time, it waited"
-            " for a core).",
+            "Wall time per micro-batch of each pipeline stage (checkpoint_pause: each stretch a"
+            " checkpoint stops the fold for, fold-lock holds and the slices writing its state;"
+            " checkpoint_pause_cpu: the CPU time the process spent in each; the rest of its wall"
+            " time, it waited for a core).",
             ["stage"],
             buckets=LATENCY_BUCKETS_S,
             registry=r,

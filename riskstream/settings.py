@@ -134,9 +134,10 @@ class StreamSettings(_Group):
         5.0,
         gt=0,
         description=(
-            "Longest the fold is paused for one slice of a checkpoint's state serializing: dirty"
-            " states are serialized in such slices ahead of the cut, with the fold going on"
-            " between them, so that the cut itself waits only for what changed since."
+            "Longest the fold is paused for one slice of a checkpoint's state work: dirty states"
+            " are serialized in such slices ahead of the cut, and their stored records built and"
+            " sent in such slices after it, with the fold going on between them, so that the cut"
+            " itself waits only for what changed since the last slice."
         ),
     )
     gc_young_objects: int = Field(
