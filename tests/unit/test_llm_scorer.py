@@ -54,7 +54,13 @@ class ScriptedClient:
         self.start_fails = False
         self.cancelled: list[str] = []
         self.requests: list[tuple[str, list[dict[str, str]], int]] = []
+        self._asked = asyncio.Condition()
         self.closed = False
+
+    async def asked(self, n: int) -> None:
+        """Wait until ``n`` requests have come in."""
+        async with self._asked:
+            await asyncio.wait_for(self._asked.wait_for(lambda: len(self.requests) >= n), 30)
 
     async def start(self) -> None:
         if self.start_fails:
@@ -64,6 +70,8 @@ class ScriptedClient:
         self, request_id: str, messages: list[dict[str, str]], schema: dict[str, Any], seed: int
     ) -> Generation:
         self.requests.append((request_id, messages, seed))
+        async with self._asked:
+            self._asked.notify_all()
         if self.fail is not None:
             raise self.fail
         account = json.loads(messages[1]["content"].split("<data>")[1].split("</data>")[0])["entity"][
@@ -105,7 +113,7 @@ def value(metrics: Metrics, name: str, **labels: str) -> float:
 
 async def test_answers_in_time_carry_the_llm_block() -> None:
     m = Metrics()
-    s = scorer(ScriptedClient(), m)
+    s = scorer(ScriptedClient(), m, deadline_s=30.0)
     await s.start()
     out = await s.score([cand(1), cand(2)])
     assert [a.score for a in out] == [0.85, 0.85]
@@ -118,23 +126,21 @@ async def test_answers_in_time_carry_the_llm_block() -> None:
 
 async def test_past_the_deadline_rules_go_out_degraded_then_the_update_follows() -> None:
     m = Metrics()
-    client = ScriptedClient({"ACC-2": 0.5})
-    s = scorer(client, m)
-    updates: list[tuple[Candidate, Assessment]] = []
-
-    async def on_update(c: Candidate, a: Assessment) -> None:
-        updates.append((c, a))
-
-    s.on_update(on_update)
+    client = ScriptedClient()
+    client.gates = {"ACC-2": asyncio.Event()}  # answers only once the test lets it
+    s = scorer(client, m, deadline_s=1.0, update_deadline_s=60.0)
+    updates = Updates()
+    s.on_update(updates)
     await s.start()
     out = await s.score([cand(1), cand(2)])
     assert not out[0].degraded
-    assert out[1].degraded
+    assert out[1].degraded and out[1].pending
     assert out[1].llm is None
     assert out[1].score == assess_by_rules(cand(2)).score
-    assert updates == []
-    await asyncio.sleep(0.6)
-    assert [(c.alert_id, a.llm, a.degraded) for c, a in updates] == [(cand(2).alert_id, ANSWER, False)]
+    assert updates.got == []
+    client.gates["ACC-2"].set()
+    await updates.arrived(1)
+    assert [(c.alert_id, a.llm, a.degraded) for c, a in updates.got] == [(cand(2).alert_id, ANSWER, False)]
     assert value(m, "riskstream_llm_fallbacks_total", reason="deadline") == 1
     assert value(m, "riskstream_llm_assessments_total", outcome="late") == 1
     await s.close()
@@ -142,13 +148,14 @@ async def test_past_the_deadline_rules_go_out_degraded_then_the_update_follows()
 
 async def test_a_request_past_the_update_deadline_is_cancelled() -> None:
     m = Metrics()
-    client = ScriptedClient({"ACC-1": 5.0})
+    client = ScriptedClient()
+    client.gates = {"ACC-1": asyncio.Event()}  # never answers
     s = scorer(client, m, deadline_s=0.05, update_deadline_s=0.2)
     await s.start()
     out = await s.score([cand(1)])
     assert out[0].degraded
     assert s.late_requests == 1
-    await asyncio.sleep(0.4)
+    await s.settled()
     assert len(client.cancelled) == 1
     assert s.late_requests == 0
     assert value(m, "riskstream_llm_aborted_total") == 1
@@ -156,7 +163,8 @@ async def test_a_request_past_the_update_deadline_is_cancelled() -> None:
 
 
 async def test_close_cancels_late_requests() -> None:
-    client = ScriptedClient({"ACC-1": 5.0})
+    client = ScriptedClient()
+    client.gates = {"ACC-1": asyncio.Event()}  # never answers
     s = scorer(client, Metrics(), deadline_s=0.01, update_deadline_s=10.0)
     await s.start()
     await s.score([cand(1)])
@@ -244,13 +252,17 @@ def test_seeds_differ_per_candidate_and_repeat_per_evidence() -> None:
 
 @pytest.mark.parametrize("n", [1, 16])
 async def test_a_batch_is_submitted_concurrently(n: int) -> None:
-    client = ScriptedClient({f"ACC-{i}": 0.1 for i in range(n)})
+    client = ScriptedClient()
+    gate = asyncio.Event()
+    client.gates = {f"ACC-{i}": gate for i in range(n)}
     m = Metrics()
-    s = scorer(client, m, deadline_s=0.5)
-    loop = asyncio.get_running_loop()
-    t0 = loop.time()
-    out = await s.score([cand(i) for i in range(n)])
-    assert loop.time() - t0 < 0.3
+    s = scorer(client, m, deadline_s=30.0)
+    scoring = asyncio.create_task(s.score([cand(i) for i in range(n)]))
+    # Every request is in before any is answered: submitted one after another, the second
+    # would wait for the first's answer, which never comes before the gate opens.
+    await client.asked(n)
+    gate.set()
+    out = await scoring
     assert not any(a.degraded for a in out)
     assert value(m, "riskstream_llm_batch_candidates_sum") == n
 
