@@ -64,12 +64,14 @@ class UpdatingScorer(GatedScorer):
         super().__init__(1)
         self.update: UpdateFn | None = None
         self.asked: list[Candidate] = []
+        self.has_asked = asyncio.Event()
 
     async def score(self, candidates: Sequence[Candidate]) -> list[Assessment]:
         if self.calls == 0:
             return await super().score(candidates)
         self.calls += 1
         self.asked.extend(candidates)
+        self.has_asked.set()
         return [replace(assess_by_rules(c), pending=True) for c in candidates]
 
     def on_update(self, callback: UpdateFn) -> None:
@@ -158,7 +160,7 @@ async def test_the_models_update_is_published_after_version_1_of_its_alert() -> 
     offsets: dict[str, int] = {}
     await p.on_batch(as_records([(MARKET, quote(100.0, 100.02, 0)), price_typo("first", 1)], offsets))
     await p.on_batch(as_records([price_typo("second", 2)], offsets))
-    await asyncio.sleep(0.05)
+    await asyncio.wait_for(scorer.has_asked.wait(), 30)
     assert [c.evidence.order_ids[0] for c in scorer.asked] == ["second"]
     candidate = scorer.asked[0]
     answer = replace(assess_by_rules(candidate), score=0.99, llm={"score": 0.99})
