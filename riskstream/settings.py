@@ -635,6 +635,16 @@ class VllmSettings(_Group):
     enforce_eager: bool = Field(
         False, description="Skip CUDA graph capture: faster start, slower decode. Tests use it."
     )
+    engine_nice: int = Field(
+        10,
+        ge=0,
+        le=19,
+        description=(
+            "Scheduling niceness of the engine's processes (0: the worker's own). Where they share"
+            " CPU cores with the worker (the CPU backend; a GPU host's busy CPUs), the fold and the"
+            " rule-scored alerts come first and the model takes the cores' spare time."
+        ),
+    )
 
 
 class OpenAISettings(_Group):

@@ -54,11 +54,38 @@ def engine_kwargs(v: VllmSettings) -> dict[str, Any]:
     return kwargs
 
 
+def child_pids() -> set[int]:
+    import psutil
+
+    return {child.pid for child in psutil.Process().children(recursive=True)}
+
+
+def lower_priority(niceness: int, existing: set[int]) -> list[int]:
+    """Raise the niceness of this process's children but ``existing`` (those started since:
+    the engine's core and worker processes) to at least ``niceness``; returns their pids.
+    Lowering a priority needs no privilege; a child that is gone or refuses is skipped."""
+    import psutil
+
+    pids: list[int] = []
+    for child in psutil.Process().children(recursive=True):
+        if child.pid in existing:
+            continue
+        try:
+            if child.nice() < niceness:
+                child.nice(niceness)
+            pids.append(child.pid)
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+    return pids
+
+
 class VllmEngineClient:
     def __init__(self, settings: ScorerSettings) -> None:
         self._s = settings
         self._engine: Any = None
         self._tokenizer: Any = None
+        self.engine_pids: list[int] = []
+        """The engine's processes, where their priority was lowered (``engine_nice``)."""
         path = settings.vllm.model_path
         self.model_name = path.name if path is not None else "unset"
 
@@ -71,10 +98,13 @@ class VllmEngineClient:
             # Loading blocks for tens of seconds: off the event loop, so the consumer's
             # heartbeats go on and the group does not evict this worker meanwhile.
             args = AsyncEngineArgs(**engine_kwargs(self._s.vllm))
+            existing = child_pids()
             self._engine = await asyncio.to_thread(AsyncLLM.from_engine_args, args)
             self._tokenizer = self._engine.get_tokenizer()
         except Exception as exc:
             raise EngineUnavailableError(f"vLLM engine did not start: {exc}") from exc
+        if self._s.vllm.engine_nice:
+            self.engine_pids = lower_priority(self._s.vllm.engine_nice, existing)
         log.info("vLLM engine up in %.1f s: %s", time.perf_counter() - t0, self._s.vllm.model_path)
 
     def prompt(self, messages: list[dict[str, str]]) -> str:

@@ -55,6 +55,14 @@ async def test_answers_validate_against_the_schema(engine: VllmEngineClient) -> 
     assert value(m, "riskstream_llm_output_tokens_total") > 0
 
 
+async def test_the_engine_runs_below_the_worker_and_nothing_else_is_reniced(engine: VllmEngineClient) -> None:
+    assert engine.engine_pids, "vLLM runs its engine core in processes of its own"
+    for pid in engine.engine_pids:
+        assert psutil.Process(pid).nice() >= 10
+    others = [c for c in psutil.Process().children(recursive=True) if c.pid not in engine.engine_pids]
+    assert all(c.nice() == psutil.Process().nice() for c in others)
+
+
 async def test_concurrent_batches_all_answered(engine: VllmEngineClient) -> None:
     m = Metrics()
     scorer = LlmScorer(engine, config(deadline_s=120.0), m)
