@@ -4,6 +4,7 @@ validate, deadlines with late updates, aborts, concurrency, and a crashed engine
 from __future__ import annotations
 
 import asyncio
+import subprocess
 from pathlib import Path
 
 import jsonschema
@@ -14,7 +15,7 @@ from riskstream.core.candidates import Candidate
 from riskstream.llm.assessment import output_schema
 from riskstream.llm.base import Assessment
 from riskstream.llm.scorer import LlmScorer, LlmScorerConfig
-from riskstream.llm.vllm_engine import VllmEngineClient
+from riskstream.llm.vllm_engine import VllmEngineClient, child_pids, lower_priority
 from riskstream.metrics import Metrics
 from riskstream.records import AlertEntity, Category, Evidence, WindowBounds
 from tests.llm.conftest import tiny_scorer_settings
@@ -55,12 +56,28 @@ async def test_answers_validate_against_the_schema(engine: VllmEngineClient) -> 
     assert value(m, "riskstream_llm_output_tokens_total") > 0
 
 
-async def test_the_engine_runs_below_the_worker_and_nothing_else_is_reniced(engine: VllmEngineClient) -> None:
+async def test_the_engines_processes_run_below_the_worker(engine: VllmEngineClient) -> None:
     assert engine.engine_pids, "vLLM runs its engine core in processes of its own"
     for pid in engine.engine_pids:
         assert psutil.Process(pid).nice() >= 10
-    others = [c for c in psutil.Process().children(recursive=True) if c.pid not in engine.engine_pids]
-    assert all(c.nice() == psutil.Process().nice() for c in others)
+
+
+def test_only_the_children_started_since_are_reniced() -> None:
+    """Other children of the worker (a broker, another engine) keep their priority."""
+    before = subprocess.Popen(["sleep", "60"])
+    try:
+        existing = child_pids()
+        after = subprocess.Popen(["sleep", "60"])
+        try:
+            assert lower_priority(10, existing) == [after.pid]
+            assert psutil.Process(after.pid).nice() == max(10, psutil.Process().nice())
+            assert psutil.Process(before.pid).nice() == psutil.Process().nice()
+        finally:
+            after.kill()
+            after.wait()
+    finally:
+        before.kill()
+        before.wait()
 
 
 async def test_concurrent_batches_all_answered(engine: VllmEngineClient) -> None:
