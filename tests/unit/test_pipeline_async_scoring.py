@@ -367,6 +367,19 @@ async def test_a_cut_whose_alerts_do_not_come_in_time_is_written_by_the_next_che
     await log.close()
 
 
+async def orders_of_forty_accounts(p: Pipeline, offsets: dict[str, int]) -> list[str]:
+    """A quote, then one order of each of 40 accounts folded: 40 dirty states."""
+    accounts = [f"A{k:02d}" for k in range(40)]
+    await p.on_batch(
+        as_records(
+            [(MARKET, quote(100.0, 100.02, 0))]
+            + [(TRADES, order("new", f"o-{a}", 10, 100.0, 1, account=a)) for a in accounts],
+            offsets,
+        )
+    )
+    return accounts
+
+
 async def test_the_checkpoint_serializes_dirty_states_in_slices_before_its_cut(tmp_path: Path) -> None:
     """Dirty states are serialized in slices of the fold lock ahead of the cut (the store's own
     tests show a state changed between two slices is written as it is at the cut): the cut
@@ -378,14 +391,7 @@ async def test_the_checkpoint_serializes_dirty_states_in_slices_before_its_cut(t
     metrics = Metrics()
     checkpoint = Checkpoint(p, p.accounts, p._audit, broker.io(), lock, metrics, precopy_slice_s=1e-9)
     offsets: dict[str, int] = {}
-    accounts = [f"A{k:02d}" for k in range(40)]
-    await p.on_batch(
-        as_records(
-            [(MARKET, quote(100.0, 100.02, 0))]
-            + [(TRADES, order("new", f"o-{a}", 10, 100.0, 1, account=a)) for a in accounts],
-            offsets,
-        )
-    )
+    accounts = await orders_of_forty_accounts(p, offsets)
     dirty_at_cut: list[int] = []
     take_cut = p.accounts.snapshot
 
@@ -418,14 +424,7 @@ async def test_the_fold_goes_on_between_the_slices_writing_a_checkpoints_state(t
         p, p.accounts, p._audit, broker.io(), WatchedLock(), Metrics(), precopy_slice_s=1e-9
     )
     offsets: dict[str, int] = {}
-    accounts = [f"A{k:02d}" for k in range(40)]
-    await p.on_batch(
-        as_records(
-            [(MARKET, quote(100.0, 100.02, 0))]
-            + [(TRADES, order("new", f"o-{a}", 10, 100.0, 1, account=a)) for a in accounts],
-            offsets,
-        )
-    )
+    accounts = await orders_of_forty_accounts(p, offsets)
     table = p.accounts._table
     put_raw = table.put_raw
     written: list[str] = []
