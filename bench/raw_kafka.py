@@ -17,8 +17,6 @@ from riskstream.settings import Settings
 from riskstream.sim.producer import run_simulation
 from riskstream.topics import apply_specs, load_specs
 
-BACKLOG_LINGER_MS = 25
-
 
 async def fill_topics(bootstrap: str, events: int) -> Settings:
     settings = Settings(kafka={"bootstrap_servers": bootstrap})
@@ -31,8 +29,6 @@ async def fill_topics(bootstrap: str, events: int) -> Settings:
         max_events=events,
         inject_every_s=0.5,
         realtime=False,
-        # The backlog as every earlier run of the benchmarks had it (the demo now lingers more).
-        linger_ms=BACKLOG_LINGER_MS,
     )
     return settings
 

@@ -36,10 +36,11 @@ from pathlib import Path
 from aiokafka import AIOKafkaConsumer
 
 from bench.pipeline import cpu_s, start_worker, stop
-from bench.raw_kafka import fill_topics
 from riskstream.broker import DEMO_RETENTION_S, EmbeddedBroker
 from riskstream.records import RiskAlert
-from riskstream.sim.producer import DEMO_LINGER_MS, SimulationStats, run_simulation
+from riskstream.settings import Settings
+from riskstream.sim.producer import DEMO_TICK_MS, SimulationStats, run_simulation
+from riskstream.topics import EMBEDDED_PARTITIONS, apply_specs, load_specs
 
 
 def scrape(port: int) -> str:
@@ -126,7 +127,8 @@ async def soak(
     bootstrap: str | None,
     seed: int,
     retention_s: float | None,
-    linger_ms: int,
+    tick_ms: int,
+    partitions: int,
 ) -> None:
     workdir = Path(tempfile.mkdtemp(prefix="riskstream-soak-"))
     broker = (
@@ -136,8 +138,13 @@ async def soak(
     )
     try:
         bs = bootstrap or (broker.bootstrap_servers if broker else "")
-        settings = await fill_topics(bs, 0)
-        proc, port = start_worker(bs, workdir, f"soak-{os.getpid()}")
+        # The embedded stack's topics as the demo makes them; a broker of your own, the specs'.
+        override = {"RISKSTREAM_TOPICS__PARTITIONS": str(partitions)} if broker else {}
+        settings = Settings(
+            kafka={"bootstrap_servers": bs}, topics={"partitions": partitions if broker else None}
+        )
+        await apply_specs(settings.kafka, load_specs(settings.topics))
+        proc, port = start_worker(bs, workdir, f"soak-{os.getpid()}", override)
         broker_pids = broker.pids if broker else []
         try:
             while total(scrape(port), "riskstream_assigned_partitions") < 1:
@@ -152,7 +159,7 @@ async def soak(
             duration_s = minutes * 60
             simulation = asyncio.create_task(
                 run_simulation(
-                    settings, seed=seed, rate=rate, duration_s=duration_s, progress=live, linger_ms=linger_ms
+                    settings, seed=seed, rate=rate, duration_s=duration_s, progress=live, tick_ms=tick_ms
                 )
             )
             print(f"soak: {minutes:g} min at {rate:g} simulator steps/s, report every {interval_s:g} s")
@@ -235,13 +242,24 @@ def main() -> None:
         help="the embedded broker's retention (riskstream.objectstore); 0: Tansu's memory storage",
     )
     parser.add_argument(
-        "--linger-ms", type=int, default=DEMO_LINGER_MS, help="the simulator's producer linger"
+        "--tick-ms",
+        type=int,
+        default=DEMO_TICK_MS,
+        help="the simulator's tick: how often it sends, with source watermarks",
+    )
+    parser.add_argument(
+        "--partitions",
+        type=int,
+        default=EMBEDDED_PARTITIONS,
+        help="partitions per topic on the embedded broker (the demo's); --bootstrap: the specs'",
     )
     a = parser.parse_args()
     # A soak stopped with SIGTERM still stops its worker and broker (the finally blocks run).
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     retention_s = a.retention_s or None
-    asyncio.run(soak(a.rate, a.minutes, a.interval_s, a.bootstrap, a.seed, retention_s, a.linger_ms))
+    asyncio.run(
+        soak(a.rate, a.minutes, a.interval_s, a.bootstrap, a.seed, retention_s, a.tick_ms, a.partitions)
+    )
 
 
 if __name__ == "__main__":

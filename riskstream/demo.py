@@ -30,7 +30,7 @@ from riskstream.broker import DEMO_RETENTION_S, EmbeddedBroker, free_port
 from riskstream.records import RiskAlert
 from riskstream.settings import REPO_ROOT, Settings
 from riskstream.sim.producer import run_simulation
-from riskstream.topics import apply_specs, load_specs
+from riskstream.topics import EMBEDDED_PARTITIONS, apply_specs, load_specs
 
 SEVERITY_STYLE = {"critical": "bold red", "high": "red", "medium": "yellow", "low": "green"}
 
@@ -202,8 +202,11 @@ async def _demo(rate: float, duration_s: float | None, seed: int, console: Conso
             ),
             "RISKSTREAM_METRICS_PORT": str(metrics_port),
             "RISKSTREAM_LOG_LEVEL": "warning",
+            "RISKSTREAM_TOPICS__PARTITIONS": str(EMBEDDED_PARTITIONS),
         }
-        settings = Settings(kafka={"bootstrap_servers": broker.bootstrap_servers})
+        settings = Settings(
+            kafka={"bootstrap_servers": broker.bootstrap_servers}, topics={"partitions": EMBEDDED_PARTITIONS}
+        )
         for line in await apply_specs(settings.kafka, load_specs(settings.topics)):
             console.print(f"[dim]topic {line}[/]")
         log = open(workdir / "worker.log", "wb")  # noqa: ASYNC230, SIM115

@@ -67,6 +67,13 @@ class Metrics:
             ["topic"],
             registry=r,
         )
+        self.source_watermarks = Counter(
+            "riskstream_source_watermarks_total",
+            "Watermark records read from an input partition: its producer said it sends no"
+            " earlier event there, so other partitions' events stop waiting for it.",
+            ["topic"],
+            registry=r,
+        )
         self.out_of_order_events = Counter(
             "riskstream_out_of_order_events_total",
             "Events folded out of the event-time order: older than their partition's watermark,"

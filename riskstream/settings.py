@@ -75,6 +75,15 @@ class TopicNames(_Group):
         TOPIC_SPECS,
         description="Folder of declarative topic specs (*.toml); the package ships riskstream/topic_specs.",
     )
+    partitions: int | None = Field(
+        None,
+        ge=1,
+        description=(
+            "Partitions of every topic, instead of the specs' counts (unset: the specs'). The"
+            " embedded stack (`riskstream demo`, bench/soak.py) sets 1: it runs one worker, and"
+            " each partition costs Tansu a listing of its stored batches on every fetch."
+        ),
+    )
 
 
 class DatabaseSettings(_Group):

@@ -33,7 +33,8 @@ class TopicSpecError(ValueError):
 
 
 def load_specs(names: TopicNames) -> list[TopicSpec]:
-    """Specs for every role, named by the settings (so a deployment can rename topics)."""
+    """Specs for every role, named by the settings (so a deployment can rename topics), with
+    the settings' partition count where one is set."""
     by_role: dict[str, TopicSpec] = {}
     for path in sorted(Path(names.specs_dir).glob("*.toml")):
         doc = tomllib.loads(path.read_text())
@@ -43,6 +44,7 @@ def load_specs(names: TopicNames) -> list[TopicSpec]:
         partitions = doc.get("partitions")
         if not isinstance(partitions, int) or partitions < 1:
             raise TopicSpecError(f"{path}: partitions must be a positive integer")
+        partitions = names.partitions or partitions
         by_role[role] = TopicSpec(
             role=role,
             name=getattr(names, role),
@@ -55,6 +57,14 @@ def load_specs(names: TopicNames) -> list[TopicSpec]:
     if missing:
         raise TopicSpecError(f"no spec in {names.specs_dir} for {sorted(missing)}")
     return [by_role[r] for r in ROLES]
+
+
+EMBEDDED_PARTITIONS = 1
+"""Partitions of every topic on the embedded stack (``topics.partitions``). Partitions spread
+the work over workers, and the embedded stack runs one. Each costs Tansu a listing of its stored
+batches on every fetch, and each quiet one is a partition the event-time merge waits on: at the
+demo's rate the four of the specs took the broker from about a third of a core to more than a
+whole one once the simulator sends every 50 ms (bench/README.md, "Source watermarks")."""
 
 
 async def partition_counts(kafka: KafkaSettings, topics: list[str]) -> dict[str, int]:

@@ -33,8 +33,9 @@ from riskstream.records import (
     DecodeError,
     OrderEvent,
     RiskAlert,
-    decode_market_data,
-    decode_trade_log,
+    SourceWatermark,
+    decode_market_input,
+    decode_trade_input,
 )
 from riskstream.records.linked_fills import LinkedFill, decode_linked_fill
 from riskstream.records.market_data import MarketEvent
@@ -301,15 +302,15 @@ class Pipeline:
         linked = [r for r in records if r.topic == self.linked_topic]
         trades = [r for r in records if r.topic != self._market_topic and r.topic != self.linked_topic]
         if market:
-            self._track(market[0].topic, market)
-            self._admit(market, decode_market_data, _symbol_of, "symbol", MARKET_RANK, dead)
+            marks = self._admit(market, decode_market_input, _symbol_of, "symbol", MARKET_RANK, dead)
+            self._track(market[0].topic, market, marks)
         if trades:
-            self._track(trades[0].topic, trades)
-            self._admit(trades, decode_trade_log, _account_of, "account", ORDER_RANK, dead)
+            marks = self._admit(trades, decode_trade_input, _account_of, "account", ORDER_RANK, dead)
+            self._track(trades[0].topic, trades, marks)
         self._m.stage.labels("decode").observe(time.perf_counter() - t0)
         found: Found = []
         if linked:
-            self._track(linked[0].topic, linked)
+            self._track(linked[0].topic, linked, 0)
             self._pair_linked(linked, found, dead)
         await self._fold(dead, found)
 
@@ -341,8 +342,8 @@ class Pipeline:
         ahead, self.linked_ahead = self.linked_ahead, {}
         return {p: o for p, o in ahead.items() if self.linked_next.get(p, 0) == o}
 
-    def _track(self, topic: str, records: Sequence[SourceRecord]) -> None:
-        self._m.events_consumed.labels(topic).inc(len(records))
+    def _track(self, topic: str, records: Sequence[SourceRecord], watermarks: int) -> None:
+        self._m.events_consumed.labels(topic).inc(len(records) - watermarks)
         self._m.batch_events.labels(topic).observe(len(records))
 
     def _admit(
@@ -353,10 +354,11 @@ class Pipeline:
         key_name: str,
         rank: int,
         dead: list[DeadLetter],
-    ) -> None:
+    ) -> int:
         """Decode and validate into the merge; bad input and wrong keys become dead letters,
-        orders already in the checkpointed state (redelivered after a crash) are passed over."""
-        replayed = 0
+        orders already in the checkpointed state (redelivered after a crash) are passed over.
+        Returns how many records were source watermarks."""
+        replayed = watermarks = 0
         merge = self.merge
         for rec in records:
             source = (rec.topic, rec.partition)
@@ -372,6 +374,10 @@ class Pipeline:
             except DecodeError as exc:
                 dead.append(self._dead_letter(rec, exc.reason))
                 merge.passed(source, rec.offset)
+                continue
+            if isinstance(event, SourceWatermark):
+                watermarks += 1
+                self._advance(source, rec, event, dead)
                 continue
             key = key_of(event)
             if rec.key is not None and rec.key != key.encode():
@@ -391,6 +397,21 @@ class Pipeline:
             merge.offer(source, rec.offset, event.ts_ns, rank, (rec, event))
         if replayed:
             self._m.replayed_events.labels(records[0].topic).inc(replayed)
+        if watermarks:
+            self._m.source_watermarks.labels(records[0].topic).inc(watermarks)
+        return watermarks
+
+    def _advance(
+        self, source: Source, rec: SourceRecord, mark: SourceWatermark, dead: list[DeadLetter]
+    ) -> None:
+        """A producer's watermark moves its partition's event time, unless it is implausible:
+        one far ahead of the clock would make every later event of the partition late."""
+        refusal = self._bounds.refusal(mark.ts_ns) if self._bounds is not None else None
+        if refusal is not None:
+            dead.append(self._dead_letter(rec, refusal))
+            self.merge.passed(source, rec.offset)
+            return
+        self.merge.advance(source, rec.offset, mark.ts_ns)
 
     def _note_ends(self) -> None:
         if self._fetched_end is None:

@@ -144,6 +144,16 @@ class EventTimeMerge(Generic[P, T]):
             source.released_to = offset
         source.drained_since_s = None
 
+    def advance(self, partition: P, offset: int, ts_ns: int) -> None:
+        """A source watermark read from ``partition``: its producer sends nothing earlier than
+        ``ts_ns`` there any more. The partition stops holding back earlier events of other
+        partitions as its next event would, and its position moves past the record."""
+        source = self._sources[partition]
+        if source.next_offset is not None and offset < source.next_offset:
+            return
+        self.passed(partition, offset)
+        source.watermark_ns = max(source.watermark_ns, ts_ns)
+
     def at_end(self, partition: P, drained: bool, fetched_s: float) -> None:
         """Whether the reader of ``partition`` has read everything the broker held at its
         latest fetch, answered at ``fetched_s`` (seconds, any clock the caller keeps to)."""

@@ -15,8 +15,15 @@ from riskstream.records.alerts import (
 )
 from riskstream.records.codec import DecodeError, format_ts, parse_ts
 from riskstream.records.dead_letter import DeadLetter
-from riskstream.records.market_data import MarketEvent, Print, Quote, decode_market_data
-from riskstream.records.trade_logs import OrderEvent, OrderEventType, Side, decode_trade_log
+from riskstream.records.market_data import MarketEvent, Print, Quote, decode_market_data, decode_market_input
+from riskstream.records.trade_logs import (
+    OrderEvent,
+    OrderEventType,
+    Side,
+    decode_trade_input,
+    decode_trade_log,
+)
+from riskstream.records.watermark import SourceWatermark
 
 __all__ = [
     "AlertEntity",
@@ -32,9 +39,12 @@ __all__ = [
     "RiskAlert",
     "Severity",
     "Side",
+    "SourceWatermark",
     "Timings",
     "WindowBounds",
     "decode_market_data",
+    "decode_market_input",
+    "decode_trade_input",
     "decode_trade_log",
     "format_ts",
     "parse_ts",

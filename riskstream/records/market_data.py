@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +17,7 @@ from riskstream.records.codec import (
     req_number,
     req_str,
 )
+from riskstream.records.watermark import SourceWatermark, watermark_from
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,7 +87,17 @@ MarketEvent = Quote | Print
 
 def decode_market_data(raw: bytes) -> MarketEvent:
     """Decode and validate one ``market-data`` message or raise :class:`DecodeError`."""
+    return market_event_from(load_object(raw))
+
+
+def decode_market_input(raw: bytes) -> MarketEvent | SourceWatermark:
+    """A ``market-data`` record as the worker reads it: a quote, a print or its producer's
+    watermark."""
     obj = load_object(raw)
+    return watermark_from(obj) or market_event_from(obj)
+
+
+def market_event_from(obj: Mapping[str, Any]) -> MarketEvent:
     kind = obj.get("kind")
     symbol = req_str(obj, "symbol")
     venue = req_str(obj, "venue")

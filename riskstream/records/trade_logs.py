@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -18,6 +19,7 @@ from riskstream.records.codec import (
     req_number,
     req_str,
 )
+from riskstream.records.watermark import SourceWatermark, watermark_from
 
 MAX_TEXT_LEN = 256
 
@@ -99,7 +101,17 @@ class OrderEvent:
 
 def decode_trade_log(raw: bytes) -> OrderEvent:
     """Decode and validate one ``trade-logs`` message or raise :class:`DecodeError`."""
+    return order_event_from(load_object(raw))
+
+
+def decode_trade_input(raw: bytes) -> OrderEvent | SourceWatermark:
+    """A ``trade-logs`` record as the worker reads it: an order event or its producer's
+    watermark."""
     obj = load_object(raw)
+    return watermark_from(obj) or order_event_from(obj)
+
+
+def order_event_from(obj: Mapping[str, Any]) -> OrderEvent:
     try:
         event = OrderEventType(str(obj.get("event")))
     except ValueError:

@@ -43,6 +43,18 @@ async def test_apply_refuses_a_partition_mismatch(broker: EmbeddedBroker) -> Non
         await apply_specs(settings.kafka, load_specs(settings.topics))
 
 
+async def test_a_partition_count_in_settings_replaces_the_specs_everywhere(broker: EmbeddedBroker) -> None:
+    """The embedded stack's one partition per topic: every topic made so, and checked so."""
+    settings = Settings(kafka={"bootstrap_servers": broker.bootstrap_servers}, topics={"partitions": 1})
+    specs = load_specs(settings.topics)
+    assert {s.partitions for s in specs} == {1}
+    await apply_specs(settings.kafka, specs)
+    metadata = AdminClient({"bootstrap.servers": broker.bootstrap_servers}).list_topics(timeout=10)
+    assert {len(metadata.topics[s.name].partitions) for s in specs} == {1}
+    with pytest.raises(TopicSpecError, match="has 1 partitions, its spec says 4"):
+        await apply_specs(settings.kafka, load_specs(Settings().topics))
+
+
 def test_demo_shows_alerts_and_leaves_nothing_running(tmp_path: Path) -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "riskstream.cli", "demo", "--duration-s", "25", "--rate", "300"],
@@ -65,11 +77,12 @@ def test_demo_shows_alerts_and_leaves_nothing_running(tmp_path: Path) -> None:
 
 
 def test_simulate_produces_valid_traffic_to_any_broker(broker: EmbeddedBroker) -> None:
+    from aiokafka.partitioner import DefaultPartitioner
     from click.testing import CliRunner
     from confluent_kafka import Consumer
 
     from riskstream.cli import main
-    from riskstream.records import decode_market_data, decode_trade_log
+    from riskstream.records import SourceWatermark, decode_market_input, decode_trade_input
 
     bs = broker.bootstrap_servers
     assert CliRunner().invoke(main, ["topics", "apply", "--bootstrap-servers", bs]).exit_code == 0
@@ -90,20 +103,44 @@ def test_simulate_produces_valid_traffic_to_any_broker(broker: EmbeddedBroker) -
     )
     consumer.subscribe(["market-data", "trade-logs"])
     seen = {"market-data": 0, "trade-logs": 0}
+    # Per partition: the last watermark and the last event time read.
+    marks: dict[tuple[str, int], int] = {}
+    last_event: dict[tuple[str, int], int] = {}
+    partitions = list(range(4))
     try:
         idle = 0
-        while sum(seen.values()) < produced and idle < 30:
+        everywhere = {(t, p) for t in seen for p in partitions}
+        # Every event, and a watermark from every partition (one of market-data may hold no
+        # symbol: watermarks only); after the last event only its tick's watermarks follow.
+
+        def closed() -> bool:
+            return set(marks) == everywhere and all(marks[w] > ts for w, ts in last_event.items())
+
+        while idle < 30 and (sum(seen.values()) < produced or not closed()):
             msg = consumer.poll(1.0)
             if msg is None or msg.error():
                 idle += 1
                 continue
             value, topic = msg.value() or b"", str(msg.topic())
-            if topic == "market-data":
-                assert msg.key() == decode_market_data(value).symbol.encode()
-            else:
-                assert msg.key() == decode_trade_log(value).account.encode()
+            where = (topic, int(msg.partition() or 0))
+            record = decode_market_input(value) if topic == "market-data" else decode_trade_input(value)
+            if isinstance(record, SourceWatermark):
+                # Unkeyed, and a partition's watermarks never go back.
+                assert msg.key() is None
+                assert record.ts_ns >= marks.get(where, 0)
+                marks[where] = record.ts_ns
+                continue
+            key = record.symbol if topic == "market-data" else record.account  # type: ignore[union-attr]
+            assert msg.key() == key.encode()
+            # Where the producer's default partitioner puts the key, as any other producer would.
+            assert where[1] == DefaultPartitioner()(key.encode(), partitions, partitions)
+            # The promise kept: no event earlier than a watermark read before it.
+            assert record.ts_ns >= marks.get(where, 0)
+            last_event[where] = record.ts_ns
             seen[topic] += 1
     finally:
         consumer.close()
+    # Every partition of both topics, quiet or not, ends with a watermark past its last event.
+    assert closed()
     assert sum(seen.values()) == produced
     assert min(seen.values()) > 0

@@ -170,3 +170,47 @@ def test_a_record_arriving_after_its_partition_was_given_up_on_is_counted_late()
     assert m.late == 1
     m.offer(M1, 1, 40, MARKET_RANK, "on time")
     assert m.late == 1
+
+
+def test_a_source_watermark_lets_a_quiet_partition_stop_holding_back() -> None:
+    """A producer's watermark says what the partition's next event would: nothing earlier
+    follows. Without it, the order waits for M1; with it, only events before the mark go."""
+    m = merge()
+    m.offer(M0, 0, 10, MARKET_RANK, "q")
+    m.offer(T0, 0, 20, ORDER_RANK, "o")
+    m.offer(M0, 1, 40, MARKET_RANK, "q2")
+    assert m.release() == []
+    m.advance(M1, 0, 20)
+    # The order at the mark itself still waits: M1 may yet send market data of 20, which goes first.
+    assert [r.item for r in m.release()] == ["q"]
+    m.advance(M1, 1, 25)
+    assert [r.item for r in m.release()] == ["o"]
+    assert m.position(M1) == 2
+    assert m.late == 0
+
+
+def test_a_watermark_never_moves_a_partition_back_and_an_event_breaking_it_is_late() -> None:
+    m = merge()
+    m.advance(M1, 0, 50)
+    m.advance(M1, 1, 30)
+    m.offer(M0, 0, 40, MARKET_RANK, "q")
+    m.offer(M0, 1, 60, MARKET_RANK, "q2")
+    m.offer(T0, 0, 45, ORDER_RANK, "o")
+    assert [r.item for r in m.release()] == ["q", "o"]
+    m.offer(M1, 2, 35, MARKET_RANK, "broken promise")
+    assert m.late == 1
+    assert [r.item for r in m.release()] == ["broken promise"]
+
+
+def test_a_watermark_behind_held_events_moves_the_position_only_when_they_go() -> None:
+    m = merge()
+    m.offer(T0, 0, 20, ORDER_RANK, "o")
+    m.advance(T0, 1, 30)
+    assert m.position(T0) == 0
+    m.advance(M0, 0, 30)
+    m.advance(M1, 0, 30)
+    assert [r.item for r in m.release()] == ["o"]
+    assert m.position(T0) == 2
+    # Offered again (a redelivery): ignored.
+    m.advance(T0, 1, 10)
+    assert m.position(T0) == 2

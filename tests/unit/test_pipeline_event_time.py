@@ -14,10 +14,12 @@ from riskstream.core.event_time import EventTimeMerge
 from riskstream.core.state import AccountState
 from riskstream.llm import RuleScorer
 from riskstream.metrics import Metrics
+from riskstream.records import SourceWatermark
 from riskstream.records.codec import dumps
+from riskstream.records.plausibility import EventTimeBounds
 from riskstream.sinks import AlertPublisher, AuditLog, AuditWriter, DeadLetterPublisher
+from tests.factories import MS, T0, order, quote
 from tests.factories import context as factory_context
-from tests.factories import order, quote
 from tests.unit.test_state_store import DictTableDouble
 
 MARKET, TRADES = "market-data", "trade-logs"
@@ -58,7 +60,12 @@ class Ends:
 
 
 def pipeline(
-    clock: Clock, ends: Ends | None = None, lateness_s: float = 10.0, partitions: int = 1
+    clock: Clock,
+    ends: Ends | None = None,
+    lateness_s: float = 10.0,
+    partitions: int = 1,
+    send: SendDouble | None = None,
+    bounds: EventTimeBounds | None = None,
 ) -> tuple[Pipeline, CheckpointedStore[AccountState]]:
     """A pipeline owning trade-logs partitions 0.. and reading market-data partitions 0..,
     restarted from offset 0, as after a first assignment."""
@@ -66,7 +73,7 @@ def pipeline(
         DictTableDouble(), AccountState.to_bytes, AccountState.from_json, AccountState
     )
     metrics = Metrics()
-    send = SendDouble()
+    send = send or SendDouble()
     p = Pipeline(
         accounts=accounts,
         context=factory_context(market={}),
@@ -81,6 +88,7 @@ def pipeline(
         trade_topic=TRADES,
         merge=EventTimeMerge(lateness_s, 10**9),
         at_end=ends,
+        event_time_bounds=bounds,
     )
     p.restart(Restart(dict.fromkeys(range(partitions), 0), list(range(partitions))))
     return p, accounts
@@ -160,3 +168,81 @@ async def test_records_past_the_next_expected_offset_ask_for_a_seek_back_and_are
     await p.on_batch([o(1, 1600), o(2, 1800), o(3, 1900), q(2, 3000)])
     assert p.take_ahead() == {}
     assert accounts.applied_offset("A", 0) == 3
+
+
+def mark(topic: str, offset: int, t_ms: float) -> SourceRecord:
+    """A producer's watermark on partition 0 of ``topic``: unkeyed."""
+    return SourceRecord(topic, 0, offset, None, dumps(SourceWatermark(T0 + int(t_ms * MS)).to_json()))
+
+
+async def test_a_watermark_on_a_quiet_partition_releases_what_waits_for_it_without_the_clock() -> None:
+    """The order of 9 s waits for market data past 9 s; a producer's watermark says none
+    earlier will come, so it goes at once, the clock never moving and no partition at its end."""
+    clock = Clock()
+    p, accounts = pipeline(clock, Ends(clock), lateness_s=0.25)
+    await p.on_batch([q(0, 1000), o(0, 9000)])
+    assert p.held_events() == 1
+    await p.on_batch([mark(MARKET, 1, 8000)])
+    assert p.held_events() == 1
+    await p.on_batch([mark(MARKET, 2, 9500)])
+    assert p.held_events() == 0
+    assert accounts.applied_offset("A", 0) == 0
+    # Watermarks are records of the input, not events: positions pass them, counts leave them out.
+    assert p.commit_offsets() == {(TRADES, 0): 1}
+    assert p.merge.position((MARKET, 0)) == 3
+    consumed = p._m.events_consumed.labels(MARKET)._value.get()
+    assert consumed == 1
+    assert p._m.source_watermarks.labels(MARKET)._value.get() == 2
+
+
+async def test_the_same_records_give_the_same_alerts_with_and_without_watermarks() -> None:
+    """Watermarks change when events are folded, never the order: the alerts are equal."""
+    orders = [
+        order("new", f"o{i}", "buy", 10_000 * (i + 1), 100.0 + i, 1000 + 100 * i, account="A")
+        for i in range(30)
+    ]
+    quotes = [quote(1000 + 97 * i, 100.0 + i, 100.02 + i) for i in range(30)]
+
+    async def alerts(with_marks: bool) -> list[bytes]:
+        send = SendDouble()
+        clock = Clock()
+        ends = Ends(clock)
+        p, _ = pipeline(clock, ends, lateness_s=0.25, send=send)
+        m_off = t_off = 0
+        for i in range(30):
+            batch = [SourceRecord(MARKET, 0, m_off, b"AAPL", dumps(quotes[i].to_json()))]
+            m_off += 1
+            batch.append(SourceRecord(TRADES, 0, t_off, b"A", dumps(orders[i].to_json())))
+            t_off += 1
+            if with_marks:
+                batch.append(mark(MARKET, m_off, 1000 + 100 * i))
+                batch.append(mark(TRADES, t_off, 1000 + 100 * i))
+                m_off += 1
+                t_off += 1
+            await p.on_batch(batch)
+        ends.end[(MARKET, 0)] = m_off
+        ends.end[(TRADES, 0)] = t_off
+        await p.on_batch([])
+        clock.now_s += 1
+        await p.on_batch([])
+        await p.drain()
+        assert p.held_events() == 0
+        return [v for topic, _, v in send.sent if topic == "risk-alerts"]
+
+    without = await alerts(False)
+    assert without
+    assert await alerts(True) == without
+
+
+async def test_an_implausible_watermark_is_dead_lettered_and_moves_nothing() -> None:
+    """A watermark a day ahead of the clock would make every later event of its partition late."""
+    send = SendDouble()
+    now_ns = 10**18
+    bounds = EventTimeBounds(60.0, 0.0, lambda: now_ns)
+    p, _ = pipeline(Clock(), send=send, bounds=bounds)
+    await p.on_batch([mark(MARKET, 0, (now_ns - T0) / MS + 86_400_000)])
+    letters = [v for topic, _, v in send.sent if topic == "dead-letter"]
+    assert len(letters) == 1
+    assert b"ahead of the worker's clock" in letters[0]
+    assert p.merge.describe()[str((MARKET, 0))].startswith("0 waiting, head None, watermark -1")
+    assert p.merge.position((MARKET, 0)) == 1

@@ -27,8 +27,11 @@ from riskstream.records import (
     Quote,
     RiskAlert,
     Side,
+    SourceWatermark,
     WindowBounds,
     decode_market_data,
+    decode_market_input,
+    decode_trade_input,
     decode_trade_log,
     format_ts,
     parse_ts,
@@ -37,6 +40,8 @@ from riskstream.records.codec import MAX_TS_NS, PRICE, QUANTITY, dumps
 from riskstream.records.linked_fills import LinkedFill, decode_linked_fill
 
 MARKET, TRADES, ALERTS, DLQ = (schema(n) for n in ("market_data", "trade_logs", "risk_alerts", "dead_letter"))
+WATERMARK = schema("watermark")
+BASE_ORDER_FIELDS = {"event": "new", "order_id": "o", "account": "A", "trader": "t", "symbol": "S"}
 ids = st.text(st.characters(codec="utf-8"), min_size=1, max_size=64)
 prices = st.floats(min_value=PRICE.smallest, max_value=PRICE.largest)
 quantities = st.floats(min_value=QUANTITY.smallest, max_value=QUANTITY.largest)
@@ -89,6 +94,47 @@ def test_print_round_trip_validates(p: Print) -> None:
 def test_order_event_round_trip_validates(e: OrderEvent) -> None:
     jsonschema.validate(e.to_json(), TRADES)
     assert decode_trade_log(dumps(e.to_json())) == e
+
+
+@given(ts_ns)
+def test_a_watermark_round_trips_on_both_inputs_and_is_no_event_of_either(ts: int) -> None:
+    body = SourceWatermark(ts).to_json()
+    jsonschema.validate(body, WATERMARK)
+    assert decode_trade_input(dumps(body)) == SourceWatermark(ts)
+    assert decode_market_input(dumps(body)) == SourceWatermark(ts)
+    for event_schema in (TRADES, MARKET):
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate(body, event_schema)
+    # Integer epoch ns is a watermark too, as it is an event time.
+    jsonschema.validate({"watermark": ts}, WATERMARK)
+    assert decode_trade_input(dumps({"watermark": ts})) == SourceWatermark(ts)
+
+
+@given(order_events(), quotes())
+def test_events_are_no_watermarks_and_read_as_events_on_the_input_path(e: OrderEvent, q: Quote) -> None:
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(e.to_json(), WATERMARK)
+    assert decode_trade_input(dumps(e.to_json())) == e
+    assert decode_market_input(dumps(q.to_json())) == q
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"watermark": "yesterday"},
+        {"watermark": -1},
+        {"watermark": None},
+        {"watermark": 5, "account": "A"},
+        {"watermark": 5, **BASE_ORDER_FIELDS},
+    ],
+)
+def test_malformed_watermarks_are_refused_by_schema_and_decoder_alike(body: dict[str, Any]) -> None:
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(body, WATERMARK)
+    with pytest.raises(DecodeError):
+        decode_trade_input(dumps(body))
+    with pytest.raises(DecodeError):
+        decode_market_input(dumps(body))
 
 
 @given(ts_ns)
