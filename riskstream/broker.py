@@ -24,9 +24,10 @@ from typing import IO
 DEMO_RETENTION_S = 30.0
 """What the demo's broker keeps of every data topic beyond what a consumer group has not read
 yet (that is kept however old): Tansu lists all of a partition's retained batches on every
-fetch, so its CPU grows with this (at the demo's rate, one partition per topic and a batch
-per partition every 50 ms, 30-50 % of a core at 30 s: bench/README.md, "Source watermarks"). A worker restarted after longer than this rebuilds its
-market state from what is left (README, Known limits); archives, not Kafka, hold history."""
+fetch, so its CPU grows with this (at the demo's rate, one partition per topic and a batch per
+partition every 50 ms, 30-50 % of a core at 30 s: bench/README.md, "Source watermarks"). A
+worker restarted after longer than this rebuilds its market state from what is left (README,
+Known limits); archives, not Kafka, hold history."""
 
 
 def tansu_binary() -> Path:
