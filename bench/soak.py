@@ -5,16 +5,16 @@ for a long run, one line per interval, so that a drift shows as it starts:
     python -m bench.soak --minutes 60 --rate 670          # ~1 000 events/s
 
 Per interval: offered events/s (what the simulator sent), consumed events/s (the worker's
-``riskstream_events_consumed_total``), event->alert p50/p99 of the alerts published in it (from
-the alerts' own timings), consumer lag at its end, checkpoint pause p99 (the worker's
-``riskstream_stage_seconds{stage="checkpoint_pause"}`` histogram, bucket bound) and the CPU time
-spent in those pauses (``checkpoint_pause_cpu``: what is left of a pause is waiting for a
-core), the generation-2
-garbage-collector passes and the longest one's bucket bound (``riskstream_gc_pause_seconds``: the
-process stops for each), and RSS and CPU
-(share of one core) of the worker and of the broker. ``--bootstrap`` runs against a broker of
-your own instead of the embedded one (no broker figures then). The simulator takes about 1.5
-events per step (``--rate`` is steps per second).
+``riskstream_events_consumed_total``), the alerts published in it for the first time and those
+published again (a replay after a rebalance or restart: consumers dedupe them), event->alert
+p50/p99 of the first (from the alerts' own timings), consumer lag at its end, checkpoint pause
+p99 (the worker's ``riskstream_stage_seconds{stage="checkpoint_pause"}`` histogram, bucket
+bound) and the CPU time spent in those pauses (``checkpoint_pause_cpu``: what is left of a pause
+is waiting for a core), the generation-2 garbage-collector passes and the longest one's bucket
+bound (``riskstream_gc_pause_seconds``: the process stops for each), and RSS and CPU (share of
+one core) of the worker and of the broker. ``--bootstrap`` runs against a broker of your own
+instead of the embedded one (no broker figures then). The simulator takes about 1.5 events per
+step (``--rate`` is steps per second).
 """
 
 from __future__ import annotations
@@ -113,8 +113,32 @@ class Reading:
     broker_cpu_s: float
 
 
+class AlertTally:
+    """One interval's alerts as a consumer that dedupes on (alert_id, version) sees them: new
+    ones with their event->alert latency, and how many came again (a replay after a rebalance
+    or a restart publishes its alerts again; they are no new alert and no latency)."""
+
+    def __init__(self) -> None:
+        self._published: set[tuple[str, int]] = set()
+        self.latencies_ms: list[float] = []
+        self.again = 0
+
+    def add(self, alert: RiskAlert) -> None:
+        key = (alert.alert_id, alert.version)
+        if key in self._published:
+            self.again += 1
+            return
+        self._published.add(key)
+        if alert.timings.published_ns:
+            self.latencies_ms.append((alert.timings.published_ns - alert.timings.event_ns) / 1e6)
+
+    def next_interval(self) -> None:
+        self.latencies_ms = []
+        self.again = 0
+
+
 HEADER = (
-    f"{'min':>5} {'offered/s':>9} {'consumed/s':>10} {'alerts':>6} {'p50 ms':>8} {'p99 ms':>8} "
+    f"{'min':>5} {'offered/s':>9} {'consumed/s':>10} {'alerts':>6} {'again':>5} {'p50 ms':>8} {'p99 ms':>8} "
     f"{'lag':>7} {'ckpt p99 ms':>11} {'cpu p99 ms':>10} {'gc2':>4} {'gc2 max ms':>10} "
     f"{'worker MB':>9} {'worker %':>8} {'broker MB':>9} {'broker %':>8}"
 )
@@ -180,16 +204,15 @@ async def soak(
 
             last = read()
             started = last.t
+            tally = AlertTally()
             while True:
-                latencies_ms: list[float] = []
+                tally.next_interval()
                 deadline = last.t + interval_s
                 while (left := deadline - time.monotonic()) > 0:
                     batches = await alerts.getmany(timeout_ms=int(min(left, 0.5) * 1000) + 1)
                     for records in batches.values():
                         for r in records:
-                            a = RiskAlert.from_json(json.loads(r.value))
-                            if a.timings.published_ns:
-                                latencies_ms.append((a.timings.published_ns - a.timings.event_ns) / 1e6)
+                            tally.add(RiskAlert.from_json(json.loads(r.value)))
                 if proc.poll() is not None:
                     raise RuntimeError(
                         "the worker exited: " + (workdir / f"soak-{os.getpid()}.log").read_text()[-2000:]
@@ -203,8 +226,9 @@ async def soak(
                 gc2_passes = now.gc2.get(float("inf"), 0.0) - last.gc2.get(float("inf"), 0.0)
                 print(
                     f"{(now.t - started) / 60:>5.1f} {(now.offered - last.offered) / span:>9,.0f} "
-                    f"{(now.consumed - last.consumed) / span:>10,.0f} {len(latencies_ms):>6} "
-                    f"{pct(latencies_ms, 50):>8.1f} {pct(latencies_ms, 99):>8.1f} {lag:>7,.0f} "
+                    f"{(now.consumed - last.consumed) / span:>10,.0f} "
+                    f"{len(tally.latencies_ms):>6} {tally.again:>5} "
+                    f"{pct(tally.latencies_ms, 50):>8.1f} {pct(tally.latencies_ms, 99):>8.1f} {lag:>7,.0f} "
                     f"{pause * 1000 if pause is not None else float('nan'):>11.1f} "
                     f"{pause_cpu * 1000 if pause_cpu is not None else float('nan'):>10.1f} "
                     f"{gc2_passes:>4.0f} {gc2_max * 1000 if gc2_max is not None else float('nan'):>10.0f} "

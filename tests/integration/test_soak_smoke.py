@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from bench.soak import bucket_quantile, pause_buckets
+from bench.soak import AlertTally, bucket_quantile, pause_buckets
 from riskstream.settings import REPO_ROOT
 
 pytestmark = pytest.mark.integration
@@ -42,3 +42,34 @@ def test_checkpoint_pause_quantile_is_read_from_the_histograms_increase() -> Non
     assert bucket_quantile(now, before, 0.5) == 0.05
     assert bucket_quantile(now, before, 0.99) == float("inf")
     assert bucket_quantile(now, now, 0.99) is None
+
+
+def test_an_alert_published_again_is_counted_apart_and_adds_no_latency() -> None:
+    """A replay after a rebalance publishes its alerts again: a consumer that dedupes on
+    (alert_id, version) sees no new alert, so the soak counts it apart, in any interval."""
+    from riskstream.records import AlertEntity, Category, Evidence, RiskAlert, Severity, Timings, WindowBounds
+
+    def alert(alert_id: str, version: int, event_ms: int, published_ms: int) -> RiskAlert:
+        ms = 1_000_000
+        return RiskAlert(
+            alert_id=alert_id,
+            category=Category.FAT_FINGER,
+            severity=Severity.HIGH,
+            score=0.9,
+            rule_score=0.9,
+            entity=AlertEntity("A", None),
+            window=WindowBounds(0, 1),
+            evidence=Evidence({}, (), ""),
+            timings=Timings(event_ms * ms, event_ms * ms, published_ms * ms),
+            version=version,
+        )
+
+    tally = AlertTally()
+    tally.add(alert("a", 1, 0, 40))
+    tally.add(alert("a", 2, 0, 400))
+    tally.add(alert("b", 1, 10, 60))
+    assert (tally.latencies_ms, tally.again) == ([40.0, 400.0, 50.0], 0)
+    tally.next_interval()
+    tally.add(alert("a", 1, 0, 9000))
+    tally.add(alert("c", 1, 100, 130))
+    assert (tally.latencies_ms, tally.again) == ([30.0], 1)
