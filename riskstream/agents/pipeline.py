@@ -375,20 +375,22 @@ class Pipeline:
                 dead.append(self._dead_letter(rec, exc.reason))
                 merge.passed(source, rec.offset)
                 continue
-            if isinstance(event, SourceWatermark):
-                watermarks += 1
-                self._advance(source, rec, event, dead)
-                continue
-            key = key_of(event)
-            if rec.key is not None and rec.key != key.encode():
+            mark = event if isinstance(event, SourceWatermark) else None
+            key = "" if mark is not None else key_of(event)
+            if mark is None and rec.key is not None and rec.key != key.encode():
                 dead.append(self._dead_letter(rec, f"key {rec.key!r} is not the {key_name} {key!r}"))
                 merge.passed(source, rec.offset)
                 continue
             refusal = self._bounds.refusal(event.ts_ns) if self._bounds is not None else None
             if refusal is not None:
-                # Only a plausible event advances its partition's event time.
+                # Only a plausible event or watermark advances its partition's event time (a
+                # watermark far ahead would make every later event of the partition late).
                 dead.append(self._dead_letter(rec, refusal))
                 merge.passed(source, rec.offset)
+                continue
+            if mark is not None:
+                watermarks += 1
+                merge.advance(source, rec.offset, mark.ts_ns)
                 continue
             if rank == ORDER_RANK and rec.offset <= self.accounts.applied_offset(key, rec.partition):
                 replayed += 1
@@ -400,18 +402,6 @@ class Pipeline:
         if watermarks:
             self._m.source_watermarks.labels(records[0].topic).inc(watermarks)
         return watermarks
-
-    def _advance(
-        self, source: Source, rec: SourceRecord, mark: SourceWatermark, dead: list[DeadLetter]
-    ) -> None:
-        """A producer's watermark moves its partition's event time, unless it is implausible:
-        one far ahead of the clock would make every later event of the partition late."""
-        refusal = self._bounds.refusal(mark.ts_ns) if self._bounds is not None else None
-        if refusal is not None:
-            dead.append(self._dead_letter(rec, refusal))
-            self.merge.passed(source, rec.offset)
-            return
-        self.merge.advance(source, rec.offset, mark.ts_ns)
 
     def _note_ends(self) -> None:
         if self._fetched_end is None:
