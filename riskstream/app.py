@@ -33,6 +33,7 @@ from riskstream.agents.market_feed import MarketFeed
 from riskstream.agents.pipeline import Admitted, Pipeline, Source, SourceRecord
 from riskstream.agents.state_store import CheckpointedStore
 from riskstream.agents.state_table import FaustStateTable
+from riskstream.agents.table_file import register_store
 from riskstream.agents.watchdog import StreamWatchdog
 from riskstream.core.clock import Clock, wall_clock_ns
 from riskstream.core.event_time import EventTimeMerge
@@ -216,7 +217,12 @@ def build_runtime(
     max_record = settings.stream.max_state_record_bytes
     changelog_configs = {"max.message.bytes": str(max_record + RECORD_OVERHEAD_BYTES)}
     account_table = app.Table(
-        "account-state", partitions=n_trades, schema=table_schema, extra_topic_configs=changelog_configs
+        "account-state",
+        partitions=n_trades,
+        schema=table_schema,
+        extra_topic_configs=changelog_configs,
+        store=register_store(),
+        options={"dir": settings.stream.state_dir},
     )
 
     def oversize(key: str, size: int) -> None:

@@ -234,13 +234,25 @@ class StreamSettings(_Group):
         1800.0,
         gt=0,
         description=(
-            "An account with no order event for this long (event time) is held in memory as its"
-            " stored state only, and decoded again at its next event or when a quote crosses one"
+            "An account with no order event for this long (event time) is held as its stored"
+            " state only (in stream.state_dir's file, not in memory), and decoded again at its"
+            " next event or when a quote crosses one"
             " of its positions' loss-limit re-mark triggers: the same state, so the same alerts"
             " (worker and backtest alike), while memory follows the accounts active at once."
             " Nothing is dropped: positions, usual sizes and open breaches outlive it. The"
             " default is the longest detector look-back (detectors.ramp_max_duration_s), so an"
             " account inside an episode stays decoded."
+        ),
+    )
+    state_dir: Path | None = Field(
+        None,
+        description=(
+            "Directory of the local file that holds the account-state table's stored records"
+            " (SQLite, one file per worker process), so that the worker's memory holds only the"
+            " accounts it is folding, decoded, and no second copy of any state. The file is a"
+            " cache of the state changelog: emptied at each start, refilled from the changelog,"
+            " removed at stop (a killed worker's file by the next start); it needs no backup and"
+            " no persistent volume. Unset: the system's temporary directory."
         ),
     )
     max_state_record_bytes: int = Field(

@@ -1,4 +1,4 @@
-"""The account-state table's side in Kafka: a Faust table's store for reads, and its changelog
+"""The account-state table's side in Kafka: a Faust table's stored records for reads, and its changelog
 written in whole batches, one or a few per partition per checkpoint.
 
 Faust writes a changelog record through ``send_changelog``: a ``FutureMessage``, a JSON key
@@ -36,35 +36,41 @@ def changelog_key(key: str) -> bytes:
     return json.dumps(key).encode()
 
 
+class StoredRecords(Protocol):
+    """The table store's records by key (:class:`~riskstream.agents.table_file.RecordFile`)."""
+
+    def get(self, key: str) -> bytes | None: ...
+
+    def put(self, key: str, value: bytes, partition: int) -> None: ...
+
+    def __iter__(self) -> Iterator[str]: ...
+
+
 class FaustStateTable:
     """:class:`~riskstream.agents.state_store.StateTable` over a Faust table: reads from its
-    store, writes the store at once and the changelog at :meth:`send_pending`, to the partition
-    each record names (a micro-batch mixes partitions, so Faust's current-event partition would
-    be wrong)."""
+    store's records, writes them at once and the changelog at :meth:`send_pending`, to the
+    partition each record names (a micro-batch mixes partitions, so Faust's current-event
+    partition would be wrong)."""
 
     def __init__(self, table: Any, producer: Callable[[], BatchProducer]) -> None:
         self.table = table
+        self._records: StoredRecords = table.data.records
         self._producer = producer
         self._pending: dict[int, list[tuple[bytes, bytes]]] = {}
 
     def get_raw(self, key: str) -> dict[str, Any] | None:
-        value = self.table.data.get(key)
-        if value is None:
-            return None
-        # Live writes keep the bytes; changelog recovery may hand back text or parsed JSON.
-        if isinstance(value, bytes | str):
-            return dict(json.loads(value))
-        return dict(value)
+        value = self._records.get(key)
+        return None if value is None else dict(json.loads(value))
 
     def put_raw(self, key: str, value: bytes, partition: int) -> None:
-        self.table.data[key] = value
+        self._records.put(key, value, partition)
         self._pending.setdefault(partition, []).append((changelog_key(key), value))
 
     def put_marker(self, partition: int) -> None:
         self._pending.setdefault(partition, []).append((changelog_key(CHECKPOINT_MARKER), b"{}"))
 
     def keys(self) -> Iterator[str]:
-        return iter(self.table.data.keys())
+        return iter(self._records)
 
     @property
     def pending(self) -> int:

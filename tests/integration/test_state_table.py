@@ -3,9 +3,9 @@ aiokafka producer: each partition's records in order, keys as Faust's JSON key c
 (what Faust's changelog recovery reads), a checkpoint's records in a few large batches rather
 than one per record, and the marker in a batch of its own after them.
 
-The Faust table is a hand-written double (``TableDouble``: a store dict and the changelog's
-topic name), standing in for the worker's ``app.Table``, which the worker integration tests
-exercise whole (crash, restart, rebalance)."""
+The Faust table is a hand-written double (``TableDouble``: the store's real record file and
+the changelog's topic name), standing in for the worker's ``app.Table``, which the worker
+integration tests exercise whole (crash, restart, rebalance)."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from riskstream.agents.state_table import CHECKPOINT_MARKER, FaustStateTable
+from riskstream.agents.table_file import RecordFile
 from riskstream.broker import EmbeddedBroker
 
 pytestmark = pytest.mark.integration
@@ -31,9 +32,14 @@ class TopicNameDouble:
         return self.name
 
 
+class StoreDouble:
+    def __init__(self, records: RecordFile) -> None:
+        self.records = records
+
+
 class TableDouble:
-    def __init__(self, topic: str) -> None:
-        self.data: dict[str, bytes] = {}
+    def __init__(self, topic: str, records: RecordFile) -> None:
+        self.data = StoreDouble(records)
         self.changelog_topic = TopicNameDouble(topic)
 
 
@@ -68,12 +74,13 @@ async def test_a_checkpoint_goes_out_in_few_batches_per_partition_in_order_then_
     producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap_servers, max_request_size=4 << 20)
     await producer.start()
     try:
-        table = FaustStateTable(TableDouble(topic), lambda: producer)
+        records = RecordFile(tmp_path / "records.sqlite3")
+        table = FaustStateTable(TableDouble(topic, records), lambda: producer)
         written = {p: [f"ACC-{p}-{k:04d}" for k in range(1500)] for p in (0, 1)}
         for k in range(1500):
             for p in (0, 1):
                 table.put_raw(written[p][k], b'{"s":"%s"}' % (b"x" * 600), p)
-        assert table.pending == 3000 and table.table.data[written[1][7]].startswith(b'{"s":')
+        assert table.pending == 3000 and records[written[1][7]].startswith(b'{"s":')
         await table.send_pending()
         await producer.flush()
         # Tansu reports a partition's end as its last batch's base offset + 1: one batch per
