@@ -106,14 +106,18 @@ class Checkpoint:
     async def _write(self, snapshot: StateSnapshot) -> None:
         """The snapshot's records built and sent in slices of ``precopy_slice_s``, the fold
         going on between them (each slice stops it as a fold-lock hold would, and is measured
-        as one); then the idle accounts' expiry, which needs the snapshot written."""
+        as one); then, in such slices too, the idle accounts' expiry, which needs the snapshot
+        written."""
+        written = False
         while True:
             t0, c0 = time.perf_counter(), time.thread_time()
-            done = self._accounts.write(snapshot, self._precopy_slice_s)
-            if done:
-                self._pipeline.expire_idle()
+            if not written:
+                written = self._accounts.write(snapshot, self._precopy_slice_s)
+                swept = False
+            else:
+                swept = self._pipeline.expire_idle(self._precopy_slice_s).finished
             self._observe_pause(t0, c0)
-            if done:
+            if swept:
                 return
             await asyncio.sleep(0)
 

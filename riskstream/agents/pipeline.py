@@ -91,6 +91,18 @@ class Restart:
     """Every market-data partition: all are read from the start."""
 
 
+EXPIRY_CHUNK = 64
+"""Accounts expired between two looks at the clock."""
+
+
+@dataclass(frozen=True, slots=True)
+class Expired:
+    """One expiry sweep: accounts dropped, and whether every account due was looked at."""
+
+    accounts: int
+    finished: bool
+
+
 class Pipeline:
     """Records of both inputs -> the event-time merge -> the one fold -> scoring -> sinks.
 
@@ -480,22 +492,35 @@ class Pipeline:
         if self._expiry is not None:
             self._expiry.seen(event.account, event.ts_ns)
 
-    def expire_idle(self) -> int:
+    def expire_idle(
+        self, budget_s: float | None = None, clock: Callable[[], float] = time.perf_counter
+    ) -> Expired:
         """Drop the live state of accounts idle past the time to live (see
         :mod:`riskstream.core.expiry`), but those whose latest changes are not stored yet (the
-        next sweep retries them). Called right after a checkpoint's snapshot is written;
-        returns how many were dropped."""
+        next sweep retries them), for about ``budget_s`` (None: all due). Called right after a
+        checkpoint's snapshot is written, in slices like the writing: a sweep after a quiet
+        spell drops thousands of states, and freeing them takes tens of milliseconds."""
         if self._expiry is None:
-            return 0
+            return Expired(0, True)
+        deadline = None if budget_s is None else clock() + budget_s
         expired = 0
-        for account in self._expiry.due():
-            if self.accounts.evict(account):
-                expired += 1
-            elif self.accounts.cached(account) is not None:
-                self._expiry.defer(account)
+        deferred: list[str] = []
+        while True:
+            due = self._expiry.due(EXPIRY_CHUNK)
+            for account in due:
+                if self.accounts.evict(account):
+                    expired += 1
+                elif self.accounts.cached(account) is not None:
+                    deferred.append(account)
+            finished = len(due) < EXPIRY_CHUNK
+            if finished or (deadline is not None and clock() >= deadline):
+                break
+        # Put back after the sweep, so that it does not meet them again.
+        for account in reversed(deferred):
+            self._expiry.defer(account)
         self._m.accounts_expired.inc(expired)
         self._m.accounts_resident.set(self.accounts.resident)
-        return expired
+        return Expired(expired, finished)
 
     def frontier(self) -> tuple[int, int, int, int] | None:
         """Key of the last event folded: a checkpoint's cut (see :meth:`Pipeline._mark_is_new`)."""

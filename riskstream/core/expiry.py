@@ -41,13 +41,14 @@ class IdleExpiry:
         if ts_ns > self.now_ns:
             self.now_ns = ts_ns
 
-    def due(self) -> list[str]:
+    def due(self, limit: int | None = None) -> list[str]:
         """Accounts whose last event is more than the time to live behind the latest event
-        time, oldest first; they leave the index (their next event puts them back)."""
+        time, oldest first, at most ``limit``; they leave the index (their next event puts
+        them back)."""
         horizon_ns = self.now_ns - self.ttl_ns
         out: list[str] = []
         last_ns = self._last_ns
-        while last_ns:
+        while last_ns and (limit is None or len(out) < limit):
             account, ts_ns = next(iter(last_ns.items()))
             if ts_ns >= horizon_ns:
                 break

@@ -10,7 +10,7 @@ from typing import Any
 import orjson
 import pytest
 
-from riskstream.agents.pipeline import Restart, SourceRecord
+from riskstream.agents.pipeline import EXPIRY_CHUNK, Expired, Restart, SourceRecord
 from riskstream.core.candidates import Candidate
 from riskstream.core.expiry import IdleExpiry
 from riskstream.core.fold import EventTimeDetector
@@ -128,7 +128,7 @@ async def test_the_worker_re_marks_an_expired_holder_and_a_restart_holds_it_as_s
     records = list(as_source_records(held_then_idle_then_a_fall()))
     await p.on_batch(records[:-1])
     p.accounts.write(p.accounts.snapshot(p.frontier()))
-    assert p.expire_idle() == 1 and p.accounts.cached("A0") is None
+    assert p.expire_idle() == Expired(1, True) and p.accounts.cached("A0") is None
     await p.on_batch(records[-1:])
     await p.drain()
     assert [json.loads(v)["category"] for t, _, v in send.sent if t == ALERTS] == ["limit_breach"]
@@ -157,9 +157,62 @@ async def test_the_worker_raises_the_backtests_alerts_with_accounts_expiring_aft
         await p.on_batch(records[start : start + 200])
         # A checkpoint's write, then its sweep (Checkpoint._run).
         p.accounts.write(p.accounts.snapshot(p.frontier()))
-        expired += p.expire_idle()
+        expired += p.expire_idle().accounts
     await p.drain()
     assert expired > 10
     assert metrics.registry.get_sample_value("riskstream_accounts_expired_total") == expired
     published = sorted(json.loads(v)["alert_id"] for topic, _, v in send.sent if topic == ALERTS)
     assert expected and published == expected
+
+
+def test_at_most_the_limit_come_due_and_the_rest_wait_for_the_next_call() -> None:
+    expiry = IdleExpiry(1.0)
+    for k in range(5):
+        expiry.seen(f"A{k}", k)
+    expiry.seen("NOW", 10 * NS_PER_S)
+    assert expiry.due(2) == ["A0", "A1"]
+    assert expiry.due(2) == ["A2", "A3"]
+    assert expiry.due() == ["A4"]
+
+
+class StepClockDouble:
+    """A clock that moves a second each time it is read: every budget is spent at once."""
+
+    def __init__(self) -> None:
+        self.now_s = 0.0
+
+    def __call__(self) -> float:
+        self.now_s += 1.0
+        return self.now_s
+
+
+async def test_a_sweep_stops_at_its_budget_and_the_next_one_goes_on_where_it_stopped() -> None:
+    accounts = EXPIRY_CHUNK * 2 + 5
+    p, _, metrics = build(idle_ttl_s=1.0)
+    events: list[OrderEvent | MarketEvent] = [quote(0, 99.9, 100.1)]
+    events += [order("new", f"O{k}", "buy", 10, 99.0, 1 + k, account=f"A{k:03d}") for k in range(accounts)]
+    events.append(order("new", "LAST", "buy", 10, 99.0, 5_000, account="LATE"))
+    await p.on_batch(list(as_source_records(events)))
+    p.accounts.write(p.accounts.snapshot(p.frontier()))
+    first = p.expire_idle(0.5, StepClockDouble())
+    assert first == Expired(EXPIRY_CHUNK, False)
+    assert p.accounts.cached("A000") is None and p.accounts.cached(f"A{accounts - 1:03d}") is not None
+    rest = p.expire_idle(0.5, StepClockDouble())
+    assert rest == Expired(EXPIRY_CHUNK, False)
+    assert p.expire_idle() == Expired(5, True)
+    assert p.accounts.cached("LATE") is not None and p.accounts.resident == 1
+    assert metrics.registry.get_sample_value("riskstream_accounts_expired_total") == accounts
+
+
+async def test_an_account_changed_since_the_write_is_kept_and_tried_again_at_the_next_sweep() -> None:
+    p, _, _ = build(idle_ttl_s=1.0)
+    events: list[OrderEvent | MarketEvent] = [quote(0, 99.9, 100.1)]
+    events += [order("new", f"O{k}", "buy", 10, 99.0, 1 + k, account=f"A{k:03d}") for k in range(3)]
+    events.append(order("new", "LAST", "buy", 10, 99.0, 5_000, account="LATE"))
+    await p.on_batch(list(as_source_records(events)))
+    p.accounts.write(p.accounts.snapshot(p.frontier()))
+    p.accounts.touch("A001")  # a re-mark after the write: its change is not stored yet
+    assert p.expire_idle() == Expired(2, True)
+    assert p.accounts.cached("A001") is not None
+    p.accounts.write(p.accounts.snapshot(p.frontier()))
+    assert p.expire_idle() == Expired(1, True) and p.accounts.cached("A001") is None
