@@ -10,8 +10,9 @@ made (pre-copy slices and cuts) and how many lasted over 20 ms, the generation-2
 garbage-collector passes and their p99 (``riskstream_gc_pause_seconds``: the whole process
 stops for each, checkpoint or not), worker RSS at the end, the account states held decoded then
 (``riskstream_accounts_resident``: the others went idle past
-``RISKSTREAM_STREAM__ACCOUNT_IDLE_TTL_S`` of event time and are held as their stored bytes; the
-variable passes through to the worker), and the stored state (the latest changelog value of
+``RISKSTREAM_STREAM__ACCOUNT_IDLE_TTL_S`` of event time and are held as their stored bytes, in
+the state file of ``stream.state_dir``, not in memory; the variable passes through to the
+worker), and the stored state (the latest changelog value of
 every account, as a restart would read it): accounts held and mean bytes each. Resident bytes
 per account are the RSS difference between the runs over the difference in accounts (symbol
 states included: every worker holds every symbol).

@@ -43,6 +43,9 @@ class StoredRecords(Protocol):
 
     def put(self, key: str, value: bytes, partition: int) -> None: ...
 
+    def commit(self) -> None:
+        """End the transaction the puts since the last commit are in."""
+
     def __iter__(self) -> Iterator[str]: ...
 
 
@@ -80,6 +83,7 @@ class FaustStateTable:
     async def send_pending(self) -> None:
         """Hand every pending record to the producer, in order per partition; the caller's
         producer flush then waits for their delivery."""
+        self._records.commit()
         pending, self._pending = self._pending, {}
         if not pending:
             return

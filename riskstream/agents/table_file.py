@@ -53,7 +53,19 @@ class RecordFile(MutableMapping[str, bytes]):
         self._db.execute(_SCHEMA)
 
     def put(self, key: str, value: bytes, partition: int) -> None:
+        """Written in the transaction :meth:`commit` ends (reads see it at once): one
+        transaction per checkpoint instead of one per record."""
+        if not self._db.in_transaction:
+            self._db.execute("BEGIN")
         self._db.execute("INSERT OR REPLACE INTO records VALUES (?, ?, ?)", (key, partition, value))
+
+    def commit(self) -> None:
+        if self._db.in_transaction:
+            self._db.execute("COMMIT")
+
+    def get(self, key: str, default: bytes | None = None) -> bytes | None:  # type: ignore[override]
+        row = self._db.execute("SELECT value FROM records WHERE key = ?", (key,)).fetchone()
+        return default if row is None else bytes(row[0])
 
     def put_many(self, records: Iterable[tuple[str, int, bytes]]) -> None:
         """Write ``(key, partition, value)`` records in one transaction."""
@@ -73,6 +85,7 @@ class RecordFile(MutableMapping[str, bytes]):
         )
 
     def _transaction(self) -> _Transaction:
+        self.commit()
         return _Transaction(self._db)
 
     def __getitem__(self, key: str) -> bytes:
@@ -102,6 +115,7 @@ class RecordFile(MutableMapping[str, bytes]):
         self._db.execute("DELETE FROM records")
 
     def close(self) -> None:
+        self.commit()
         self._db.close()
         self.path.unlink(missing_ok=True)
 
