@@ -5,8 +5,10 @@ for a long run, one line per interval, so that a drift shows as it starts:
     python -m bench.soak --minutes 60 --rate 670          # ~1 000 events/s
 
 Per interval: offered events/s (what the simulator sent), consumed events/s (the worker's
-``riskstream_events_consumed_total``), the alerts published in it for the first time and those
-published again (a replay after a rebalance or restart: consumers dedupe them), event->alert
+``riskstream_events_consumed_total``), the fold's restarts (``riskstream_fold_restarts_total``:
+a rebalance, after which the worker replays from its last commit), the alerts published in it
+for the first time and those published again (a replay after a rebalance or restart: consumers
+dedupe them), event->alert
 p50/p99 of the first (from the alerts' own timings), consumer lag at its end, checkpoint pause
 p99 (the worker's ``riskstream_stage_seconds{stage="checkpoint_pause"}`` histogram, bucket
 bound) and the CPU time spent in those pauses (``checkpoint_pause_cpu``: what is left of a pause
@@ -106,6 +108,7 @@ class Reading:
     t: float
     offered: int
     consumed: float
+    fold_restarts: float
     pauses: dict[float, float]
     pauses_cpu: dict[float, float]
     gc2: dict[float, float]
@@ -138,7 +141,8 @@ class AlertTally:
 
 
 HEADER = (
-    f"{'min':>5} {'offered/s':>9} {'consumed/s':>10} {'alerts':>6} {'again':>5} {'p50 ms':>8} {'p99 ms':>8} "
+    f"{'min':>5} {'offered/s':>9} {'consumed/s':>10} {'restarts':>8} {'alerts':>6} {'again':>5} "
+    f"{'p50 ms':>8} {'p99 ms':>8} "
     f"{'lag':>7} {'ckpt p99 ms':>11} {'cpu p99 ms':>10} {'gc2':>4} {'gc2 max ms':>10} "
     f"{'worker MB':>9} {'worker %':>8} {'broker MB':>9} {'broker %':>8}"
 )
@@ -195,6 +199,7 @@ async def soak(
                     time.monotonic(),
                     live.events,
                     total(text, "riskstream_events_consumed_total"),
+                    total(text, "riskstream_fold_restarts_total"),
                     pause_buckets(text),
                     pause_buckets(text, "checkpoint_pause_cpu"),
                     histogram_buckets(text, "riskstream_gc_pause_seconds", 'generation="2"'),
@@ -227,6 +232,7 @@ async def soak(
                 print(
                     f"{(now.t - started) / 60:>5.1f} {(now.offered - last.offered) / span:>9,.0f} "
                     f"{(now.consumed - last.consumed) / span:>10,.0f} "
+                    f"{now.fold_restarts - last.fold_restarts:>8.0f} "
                     f"{len(tally.latencies_ms):>6} {tally.again:>5} "
                     f"{pct(tally.latencies_ms, 50):>8.1f} {pct(tally.latencies_ms, 99):>8.1f} {lag:>7,.0f} "
                     f"{pause * 1000 if pause is not None else float('nan'):>11.1f} "

@@ -142,6 +142,12 @@ class Metrics:
             "Input-topic partitions this worker owns now; 0 while it joins the group.",
             registry=r,
         )
+        self.fold_restarts = Counter(
+            "riskstream_fold_restarts_total",
+            "Assignments after which the fold started over from the checkpoints (the first one,"
+            " then every rebalance): each replays what followed the last commit.",
+            registry=r,
+        )
         self.state_oversize = Counter(
             "riskstream_state_oversize_total",
             "States too large to checkpoint (stream.max_state_record_bytes): their last checkpoint"

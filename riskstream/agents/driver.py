@@ -79,6 +79,7 @@ class FoldDriver:
         if self.linked_feed is not None:
             self.linked_feed.rewind()
         self.restart_pending = False
+        self._m.fold_restarts.inc()
         self._m.partitions_held.set(0)
         log.info(
             "fold restarted: trade-logs partitions %s from %s, market data from the start",

@@ -205,6 +205,7 @@ async def run_scenario(broker: EmbeddedBroker, db_url: str, tmp_path: Path) -> N
         assert worker.metric("riskstream_event_to_alert_seconds_count") == len(expected)
         assert worker.metric("riskstream_alerts_total", category="layering", severity="critical") == 1
         assert worker.metric("riskstream_assigned_partitions") == 4
+        assert worker.metric("riskstream_fold_restarts_total") >= 1
         await wait_for(lambda: worker.metric("riskstream_checkpoints_total", table="all") >= 2, 10)
         text = worker.metrics()
         for stage in (

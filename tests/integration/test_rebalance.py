@@ -65,6 +65,7 @@ async def test_state_survives_rebalance(broker: EmbeddedBroker, tmp_path: Path) 
         await asyncio.sleep(2)
         await produce(broker.bootstrap_servers, after)
         records = await consume_all(broker.bootstrap_servers, "risk-alerts", len(accounts), 60)
+        assert second.metric("riskstream_fold_restarts_total") >= 1
     finally:
         second.stop()
         first.stop()

@@ -28,6 +28,8 @@ def test_a_short_soak_reports_each_interval_with_events_consumed() -> None:
     rows = [line.split() for line in lines[header + 1 :] if line and line[0] != "o"]
     assert len(rows) >= 3
     assert sum(float(r[2].replace(",", "")) for r in rows) > 0
+    restarts = lines[header].split().index("restarts")
+    assert all(float(r[restarts]).is_integer() and float(r[restarts]) >= 0 for r in rows)
     assert lines[-1].startswith("offered ")
 
 
