@@ -247,12 +247,14 @@ class StreamSettings(_Group):
     state_dir: Path | None = Field(
         None,
         description=(
-            "Directory of the local file that holds the account-state table's stored records"
-            " (SQLite, one file per worker process), so that the worker's memory holds only the"
-            " accounts it is folding, decoded, and no second copy of any state. The file is a"
+            "Directory of the local files that hold the account-state table's stored records"
+            " (an append-only log per worker process, compacted as it goes, with an index of"
+            " about 100 bytes per account in memory), so that the worker's memory holds only the"
+            " accounts it is folding, decoded, and no second copy of any state. The files are a"
             " cache of the state changelog: emptied at each start, refilled from the changelog,"
-            " removed at stop (a killed worker's file by the next start); it needs no backup and"
-            " no persistent volume. Unset: the system's temporary directory."
+            " removed at stop (a killed worker's by the next start); they need no backup and no"
+            " persistent volume, and take up to about three times the stored states' size."
+            " Unset: the system's temporary directory."
         ),
     )
     max_state_record_bytes: int = Field(

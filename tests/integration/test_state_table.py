@@ -74,7 +74,7 @@ async def test_a_checkpoint_goes_out_in_few_batches_per_partition_in_order_then_
     producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap_servers, max_request_size=4 << 20)
     await producer.start()
     try:
-        records = RecordFile(tmp_path / "records.sqlite3")
+        records = RecordFile(tmp_path / "records.log")
         table = FaustStateTable(TableDouble(topic, records), lambda: producer)
         written = {p: [f"ACC-{p}-{k:04d}" for k in range(1500)] for p in (0, 1)}
         for k in range(1500):
