@@ -92,3 +92,15 @@ def replay(
     """Orders and market data in the given order through the backtest's detector."""
     detector = EventTimeDetector(ctx, 0.05, accounts)
     return [c for event in events for c in detector.feed(event)] + detector.finish()
+
+
+class StepClockDouble:
+    """A hand-written clock that moves a second each time it is read: every time budget given
+    against it is spent at the first look (sliced work does one step per slice)."""
+
+    def __init__(self) -> None:
+        self.now_s = 0.0
+
+    def __call__(self) -> float:
+        self.now_s += 1.0
+        return self.now_s

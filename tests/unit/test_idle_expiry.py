@@ -20,7 +20,7 @@ from riskstream.records import Category, MarketEvent, OrderEvent
 from riskstream.records.codec import NS_PER_S, dumps
 from riskstream.settings import Settings
 from riskstream.sim.venue import VenueSimulator
-from tests.factories import context, fill, order, quote
+from tests.factories import StepClockDouble, context, fill, order, quote
 from tests.unit.test_pipeline_faults import ALERTS, MARKET, TRADES, build
 
 START_NS = 1_780_000_000 * NS_PER_S
@@ -173,17 +173,6 @@ def test_at_most_the_limit_come_due_and_the_rest_wait_for_the_next_call() -> Non
     assert expiry.due(2) == ["A0", "A1"]
     assert expiry.due(2) == ["A2", "A3"]
     assert expiry.due() == ["A4"]
-
-
-class StepClockDouble:
-    """A clock that moves a second each time it is read: every budget is spent at once."""
-
-    def __init__(self) -> None:
-        self.now_s = 0.0
-
-    def __call__(self) -> float:
-        self.now_s += 1.0
-        return self.now_s
 
 
 async def test_a_sweep_stops_at_its_budget_and_the_next_one_goes_on_where_it_stopped() -> None:

@@ -27,6 +27,7 @@ from riskstream.agents.table_file import (
     register_store,
     sweep_files_of_dead_workers,
 )
+from tests.factories import StepClockDouble
 
 
 @dataclass
@@ -44,17 +45,6 @@ class ChangelogEventDouble:
 
 def changelog(key: str, value: bytes | None, partition: int) -> Any:
     return ChangelogEventDouble(key, value, MessageDouble(partition, value))
-
-
-class StepClockDouble:
-    """A clock that moves a second each time it is read: every slice's budget is spent at once."""
-
-    def __init__(self) -> None:
-        self.now_s = 0.0
-
-    def __call__(self) -> float:
-        self.now_s += 1.0
-        return self.now_s
 
 
 def file_store(directory: Path) -> FileStore:
