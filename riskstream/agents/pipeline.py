@@ -129,6 +129,7 @@ class Pipeline:
         trade_topic: str,
         merge: EventTimeMerge[Source, Admitted],
         at_end: Callable[[Source], tuple[int, float] | None] | None = None,
+        fetch_clock: Callable[[], float] = time.time,
         event_time_bounds: EventTimeBounds | None = None,
         linked_fills: LinkedFillPublisher | None = None,
         scoring_in_flight: int = 0,
@@ -165,6 +166,9 @@ class Pipeline:
         self._fetched_end = at_end
         """Source -> the end offset its reader's latest fetch saw and the time of that fetch's
         answer, seconds (None: unknown): where a partition has nothing left to read."""
+        self._fetch_clock = fetch_clock
+        """The clock of ``at_end``'s answers (the consumers': epoch seconds): records are
+        stamped with it as they arrive, to tell fetches asked after them."""
         self.owned: set[int] = set()
         self._shocks_from: dict[int, int] = {}
         self._shocks_written: dict[int, int] = {}
@@ -310,14 +314,19 @@ class Pipeline:
         allowed lateness runs out by the clock."""
         dead: list[DeadLetter] = []
         t0 = time.perf_counter()
+        arrived_s = self._fetch_clock() if records else 0.0
         market = [r for r in records if r.topic == self._market_topic]
         linked = [r for r in records if r.topic == self.linked_topic]
         trades = [r for r in records if r.topic != self._market_topic and r.topic != self.linked_topic]
         if market:
-            marks = self._admit(market, decode_market_input, _symbol_of, "symbol", MARKET_RANK, dead)
+            marks = self._admit(
+                market, decode_market_input, _symbol_of, "symbol", MARKET_RANK, dead, arrived_s
+            )
             self._track(market[0].topic, market, marks)
         if trades:
-            marks = self._admit(trades, decode_trade_input, _account_of, "account", ORDER_RANK, dead)
+            marks = self._admit(
+                trades, decode_trade_input, _account_of, "account", ORDER_RANK, dead, arrived_s
+            )
             self._track(trades[0].topic, trades, marks)
         self._m.stage.labels("decode").observe(time.perf_counter() - t0)
         found: Found = []
@@ -366,6 +375,7 @@ class Pipeline:
         key_name: str,
         rank: int,
         dead: list[DeadLetter],
+        arrived_s: float,
     ) -> int:
         """Decode and validate into the merge; bad input and wrong keys become dead letters,
         orders already in the checkpointed state (redelivered after a crash) are passed over.
@@ -408,7 +418,7 @@ class Pipeline:
                 replayed += 1
                 merge.passed(source, rec.offset)
                 continue
-            merge.offer(source, rec.offset, event.ts_ns, rank, (rec, event))
+            merge.offer(source, rec.offset, event.ts_ns, rank, (rec, event), arrived_s)
         if replayed:
             self._m.replayed_events.labels(records[0].topic).inc(replayed)
         if watermarks:

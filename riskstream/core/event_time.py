@@ -14,10 +14,13 @@ partition can still bring an earlier one:
   when it comes);
 - nor can one that has had nothing left to read for ``allowed_lateness_s``: its reader was at
   the broker's end in fetches that many seconds apart (the times are the fetch responses', so
-  a reader that has not fetched for a while, a loaded machine, does not make a partition idle).
-  Live traffic on a quiet partition waits that long, no longer. Only a record that reaches the
-  broker more than that after later records of other partitions can then be folded out of
-  order; it is counted (``late``).
+  a reader that has not fetched for a while, a loaded machine, does not make a partition idle),
+  the latest of them asked after the event had reached the worker. A fetch answered before
+  the event came may have been read off the broker before a record written ahead of the event
+  (a quote, then the order that meets it): only the fetch after the next answer is surely
+  later, a consumer having one fetch in flight per broker. Live traffic on a quiet partition
+  waits that long, no longer. Only a record that reaches the broker more than that after later
+  records of other partitions can then be folded out of order; it is counted (``late``).
 
 A partition that has delivered nothing yet and is not at its end holds everything back: a
 backlog is folded in event-time order however the fetches interleave, whatever the load.
@@ -55,8 +58,8 @@ class Released(Generic[P, T]):
 class _Source(Generic[T]):
     order: int
     """Tie-break between partitions at the same (event time, rank): fixed per partition."""
-    queue: deque[tuple[int, int, int, T]] = field(default_factory=deque)
-    """(event time, rank, offset, item) in offset order."""
+    queue: deque[tuple[int, int, int, T, float]] = field(default_factory=deque)
+    """(event time, rank, offset, item, arrival time) in offset order."""
     watermark_ns: int = -1
     next_offset: int | None = None
     """Offset after the last one offered."""
@@ -66,6 +69,10 @@ class _Source(Generic[T]):
     """Time of the first fetch of a run of fetches that found the partition at its end."""
     drained_seen_s: float = 0.0
     """Time of the latest fetch of that run."""
+    drained_asked_s: float = 0.0
+    """No earlier than when the latest fetch of that run was asked: the answer before it."""
+    answered_s: float = 0.0
+    """Time of the latest fetch answer seen."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,8 +119,12 @@ class EventTimeMerge(Generic[P, T]):
     def tracked(self) -> list[P]:
         return list(self._sources)
 
-    def offer(self, partition: P, offset: int, ts_ns: int, rank: int, item: T) -> bool:
-        """A record read from ``partition``; False (ignored) for one already offered."""
+    def offer(
+        self, partition: P, offset: int, ts_ns: int, rank: int, item: T, arrived_s: float = 0.0
+    ) -> bool:
+        """A record read from ``partition``; False (ignored) for one already offered.
+        ``arrived_s``: when it reached the caller, no earlier than the answer of the fetch that
+        brought it, on the clock of :meth:`at_end` (0: before every fetch, as in a replay)."""
         source = self._sources[partition]
         if source.next_offset is not None and offset < source.next_offset:
             return False
@@ -125,7 +136,7 @@ class EventTimeMerge(Generic[P, T]):
                 # In order on its partition, but events after it elsewhere went already: its
                 # partition was waited for no longer than the allowed lateness.
                 self.late += 1
-        source.queue.append((ts_ns, rank, offset, item))
+        source.queue.append((ts_ns, rank, offset, item, arrived_s))
         source.next_offset = offset + 1
         if source.released_to is None:
             source.released_to = offset
@@ -138,7 +149,7 @@ class EventTimeMerge(Generic[P, T]):
         source = self._sources[partition]
         if source.next_offset is not None and offset < source.next_offset:
             return
-        source.queue.append((-1, -1, offset, None))  # type: ignore[arg-type]
+        source.queue.append((-1, -1, offset, None, 0.0))  # type: ignore[arg-type]
         source.next_offset = offset + 1
         if source.released_to is None:
             source.released_to = offset
@@ -160,12 +171,17 @@ class EventTimeMerge(Generic[P, T]):
         source = self._sources.get(partition)
         if source is None:
             return
+        asked_s: float | None = None
+        if fetched_s > source.answered_s:
+            asked_s, source.answered_s = source.answered_s, fetched_s
         if not drained:
             source.drained_since_s = None
             return
         if source.drained_since_s is None or fetched_s < source.drained_since_s:
             source.drained_since_s = fetched_s
         source.drained_seen_s = max(source.drained_seen_s, fetched_s)
+        if asked_s is not None:
+            source.drained_asked_s = asked_s
 
     def next_offset(self, partition: P) -> int | None:
         source = self._sources.get(partition)
@@ -180,26 +196,28 @@ class EventTimeMerge(Generic[P, T]):
         for partition, source in self._sources.items():
             self._skip_passed(source)
             if source.queue:
-                ts, rank, _, _ = source.queue[0]
+                ts, rank, _, _, _ = source.queue[0]
                 heads.append((ts, rank, source.order, partition))
         heapq.heapify(heads)
-        bound = self._empty_bound()
+        bound, idle = self._empty_bound()
         while heads:
             ts, rank, _, partition = heads[0]
             if bound is not None and ts >= bound:
                 break
-            heapq.heappop(heads)
             source = self._sources[partition]
-            _, _, offset, item = source.queue.popleft()
+            if idle and _held_by_idle(ts, source.queue[0][4], idle):
+                break
+            heapq.heappop(heads)
+            _, _, offset, item, _ = source.queue.popleft()
             source.released_to = offset + 1
             out.append(Released(partition, offset, item))
             self.last_key = (ts, rank, source.order, offset)
             self._skip_passed(source)
             if source.queue:
-                nts, nrank, _, _ = source.queue[0]
+                nts, nrank, _, _, _ = source.queue[0]
                 heapq.heappush(heads, (nts, nrank, source.order, partition))
             else:
-                bound = self._empty_bound()
+                bound, idle = self._empty_bound()
         return out
 
     def _skip_passed(self, source: _Source[T]) -> None:
@@ -210,30 +228,35 @@ class EventTimeMerge(Generic[P, T]):
         since = source.drained_since_s
         return since is not None and source.drained_seen_s - since >= self.allowed_lateness_s
 
-    def _empty_bound(self) -> int | None:
-        """Events at or after this event time must wait: a partition with nothing waiting could
-        still bring one that goes before them (None: none can)."""
+    def _empty_bound(self) -> tuple[int | None, list[tuple[float, int]]]:
+        """Events at or after the first (event time) must wait: a partition with nothing
+        waiting could still bring one that goes before them (None: none can). The second: the
+        idle partitions, each as (no earlier than when its latest fetch was asked, watermark):
+        they hold back events that arrived after that (see :func:`_held_by_idle`)."""
         bound: int | None = None
+        idle: list[tuple[float, int]] = []
         for source in self._sources.values():
             if source.queue:
                 continue
             if self._idle(source):
+                idle.append((source.drained_asked_s, source.watermark_ns))
                 continue
             # Its next event is at or after its watermark, and one at the watermark itself may
             # still precede events of that time elsewhere: only earlier ones may go.
             if bound is None or source.watermark_ns < bound:
                 bound = source.watermark_ns
-        return bound
+        return bound, idle
 
     def waiting_on(self) -> list[P]:
-        """Partitions that hold events back now (for diagnostics)."""
-        bound = self._empty_bound()
-        if bound is None:
+        """Partitions that hold the earliest waiting event back now (for diagnostics)."""
+        heads = [s.queue[0] for s in self._sources.values() if s.queue and s.queue[0][1] >= 0]
+        if not heads:
             return []
+        ts, _, _, _, arrived_s = min(heads, key=lambda h: (h[0], h[1]))
         return [
             p
             for p, s in self._sources.items()
-            if not s.queue and not self._idle(s) and s.watermark_ns == bound
+            if not s.queue and ts >= s.watermark_ns and (not self._idle(s) or s.drained_asked_s < arrived_s)
         ]
 
     def describe(self) -> dict[str, str]:
@@ -285,3 +308,10 @@ class EventTimeMerge(Generic[P, T]):
         self.paused |= pause
         self.paused -= resume
         return Pauses(pause, resume)
+
+
+def _held_by_idle(ts_ns: int, arrived_s: float, idle: list[tuple[float, int]]) -> bool:
+    """Whether an idle partition holds back an event of ``ts_ns`` that arrived at
+    ``arrived_s``: its latest fetch may have been asked before the event reached the broker,
+    and a record written ahead of the event, not yet fetched, may go before it."""
+    return any(asked_s < arrived_s and ts_ns >= watermark_ns for asked_s, watermark_ns in idle)

@@ -102,7 +102,13 @@ class WorkerProcess:
             text = self.metrics()
         except OSError as exc:
             text = f"metrics unreadable: {exc!r}"
-        wanted = ("riskstream_events_held", "riskstream_late", "riskstream_stalled", "riskstream_consumer")
+        wanted = (
+            "riskstream_events_held",
+            "riskstream_late",
+            "riskstream_out_of_order",
+            "riskstream_stalled",
+            "riskstream_consumer",
+        )
         gauges = [line for line in text.splitlines() if line.startswith(wanted)]
         return "\n".join(["worker log:", *log[-lines:], "worker metrics:", *gauges])
 

@@ -214,3 +214,39 @@ def test_a_watermark_behind_held_events_moves_the_position_only_when_they_go() -
     # Offered again (a redelivery): ignored.
     m.advance(T0, 1, 10)
     assert m.position(T0) == 2
+
+
+def test_an_idle_partition_holds_back_events_that_arrived_after_its_latest_fetch_was_asked() -> None:
+    """An answer at its end tells of the broker as of when the fetch was asked, which is no
+    earlier than the answer before it: an event that arrived after that waits for the next one."""
+    m = merge()
+    m.offer(M0, 0, 10, MARKET_RANK, "q", arrived_s=99.0)
+    for t in (100.0, 100.1, 100.3):
+        m.at_end(M1, True, t)
+        m.at_end(T0, True, t)
+    assert [r.item for r in m.release()] == ["q"]
+    m.offer(T0, 0, 20, ORDER_RANK, "o", arrived_s=100.35)
+    m.offer(M0, 1, 30, MARKET_RANK, "q2", arrived_s=100.35)
+    assert m.release() == []
+    m.at_end(M1, True, 100.4)
+    assert m.release() == []
+    assert m.waiting_on() == [M1]
+    m.at_end(M1, True, 100.4)
+    assert m.release() == []
+    m.at_end(M1, True, 100.45)
+    assert [r.item for r in m.release()] == ["o"]
+
+
+def test_a_record_fetched_after_an_event_that_arrived_since_goes_before_it() -> None:
+    m = merge()
+    for t in (100.0, 100.3):
+        m.at_end(M1, True, t)
+    m.offer(M0, 0, 30, MARKET_RANK, "q0", arrived_s=100.35)
+    m.offer(T0, 0, 20, ORDER_RANK, "o", arrived_s=100.35)
+    assert m.release() == []
+    m.at_end(M1, False, 100.4)
+    m.offer(M1, 0, 19, MARKET_RANK, "q1", arrived_s=100.41)
+    assert [r.item for r in m.release()] == ["q1"]
+    m.offer(M1, 1, 25, MARKET_RANK, "q1b", arrived_s=100.42)
+    assert [r.item for r in m.release()] == ["o"]
+    assert m.late == 0

@@ -52,11 +52,13 @@ class Ends:
 
     def __init__(self, clock: Clock) -> None:
         self.end: dict[tuple[str, int], int] = {}
+        self.answered_s: dict[tuple[str, int], float] = {}
+        """A partition's latest answer, where it is not the clock's time."""
         self.clock = clock
 
     def __call__(self, source: tuple[str, int]) -> tuple[int, float] | None:
         end = self.end.get(source)
-        return None if end is None else (end, self.clock())
+        return None if end is None else (end, self.answered_s.get(source, self.clock()))
 
 
 def pipeline(
@@ -88,6 +90,7 @@ def pipeline(
         trade_topic=TRADES,
         merge=EventTimeMerge(lateness_s, 10**9),
         at_end=ends,
+        fetch_clock=clock,
         event_time_bounds=bounds,
     )
     p.restart(Restart(dict.fromkeys(range(partitions), 0), list(range(partitions))))
@@ -246,3 +249,56 @@ async def test_an_implausible_watermark_is_dead_lettered_and_moves_nothing() -> 
     assert b"ahead of the worker's clock" in letters[0]
     assert p.merge.describe()[str((MARKET, 0))].startswith("0 waiting, head None, watermark -1")
     assert p.merge.position((MARKET, 0)) == 1
+
+
+async def test_an_order_meets_a_quote_written_before_it_that_an_idle_partition_has_not_fetched_yet() -> None:
+    """The quote is written, then the order; the order's fetch is answered first. The market
+    partition has been idle for long, but its latest fetch may have been read off the broker
+    before the quote was written: the order waits for a fetch asked after it arrived, and meets
+    the quote (a fat finger, 30 % through it)."""
+    send = SendDouble()
+    clock = Clock()
+    ends = Ends(clock)
+    p, _ = pipeline(clock, ends, lateness_s=0.25, send=send)
+    await p.on_batch(
+        [
+            q(0, 1000),
+            SourceRecord(
+                TRADES, 0, 0, b"A", dumps(order("new", "o0", "buy", 100, 100.0, 1000, account="A").to_json())
+            ),
+        ]
+    )
+    ends.end[(MARKET, 0)] = 1
+    ends.end[(TRADES, 0)] = 1
+    for _ in range(5):
+        clock.now_s += 0.1
+        await p.on_batch([])
+    assert p.held_events() == 0
+
+    # The market's latest answer came just before the order; the one after it, just after
+    # the order, was asked before the order came: neither has the quote.
+    ends.answered_s[(MARKET, 0)] = clock.now_s + 0.005
+    clock.now_s += 0.01
+    fat = order("new", "ff", "buy", 100, 130.0, 60_000, account="A")
+    await p.on_batch([SourceRecord(TRADES, 0, 1, b"A", dumps(fat.to_json()))])
+    assert p.held_events() == 1
+    ends.answered_s[(MARKET, 0)] = clock.now_s + 0.005
+    clock.now_s += 0.01
+    await p.on_batch([])
+    assert p.held_events() == 1
+    assert p.merge.waiting_on() == [(MARKET, 0)]
+    # The next fetch was asked after that answer: it brings the quote.
+    del ends.answered_s[(MARKET, 0)]
+    clock.now_s += 0.01
+    ends.end[(MARKET, 0)] = 2
+    await p.on_batch([SourceRecord(MARKET, 0, 1, b"AAPL", dumps(quote(59_000, 100.0, 100.02).to_json()))])
+    # The quote goes; the order then waits out the allowed lateness on the quiet market.
+    assert p.merge.describe()[str((MARKET, 0))].startswith("0 waiting")
+    for _ in range(4):
+        clock.now_s += 0.1
+        await p.on_batch([])
+    await p.drain()
+    assert p.held_events() == 0
+    assert p.merge.late == 0
+    alerts = [v for topic, _, v in send.sent if topic == "risk-alerts"]
+    assert any(b'"ff"' in v and b"fat_finger" in v for v in alerts), alerts

@@ -70,7 +70,9 @@ def build(
         market_topic=MARKET,
         trade_topic=TRADES,
         merge=EventTimeMerge(0.0, 10**18),
+        # Every partition at its end, in fetches asked no earlier than the records came.
         at_end=lambda source: (0, 0.0),
+        fetch_clock=lambda: 0.0,
         event_time_bounds=bounds,
         scoring_in_flight=scoring_in_flight,
         idle_ttl_s=idle_ttl_s,
