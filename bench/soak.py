@@ -157,6 +157,7 @@ async def soak(
     retention_s: float | None,
     tick_ms: int,
     partitions: int,
+    inject_every_s: float = 4.0,
 ) -> None:
     workdir = Path(tempfile.mkdtemp(prefix="riskstream-soak-"))
     broker = (
@@ -187,7 +188,13 @@ async def soak(
             duration_s = minutes * 60
             simulation = asyncio.create_task(
                 run_simulation(
-                    settings, seed=seed, rate=rate, duration_s=duration_s, progress=live, tick_ms=tick_ms
+                    settings,
+                    seed=seed,
+                    rate=rate,
+                    duration_s=duration_s,
+                    progress=live,
+                    tick_ms=tick_ms,
+                    inject_every_s=inject_every_s,
                 )
             )
             print(f"soak: {minutes:g} min at {rate:g} simulator steps/s, report every {interval_s:g} s")
@@ -283,12 +290,31 @@ def main() -> None:
         default=EMBEDDED_PARTITIONS,
         help="partitions per topic on the embedded broker (the demo's); --bootstrap: the specs'",
     )
+    parser.add_argument(
+        "--inject-every-s",
+        type=float,
+        default=4.0,
+        help=(
+            "event time between the simulator's injected abuse cases (its default 4 s gives 10-25"
+            " alerts a minute, so a minute's p99 is its slowest alert or two; 1 s gives about 4x)"
+        ),
+    )
     a = parser.parse_args()
     # A soak stopped with SIGTERM still stops its worker and broker (the finally blocks run).
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     retention_s = a.retention_s or None
     asyncio.run(
-        soak(a.rate, a.minutes, a.interval_s, a.bootstrap, a.seed, retention_s, a.tick_ms, a.partitions)
+        soak(
+            a.rate,
+            a.minutes,
+            a.interval_s,
+            a.bootstrap,
+            a.seed,
+            retention_s,
+            a.tick_ms,
+            a.partitions,
+            a.inject_every_s,
+        )
     )
 
 

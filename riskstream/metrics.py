@@ -81,6 +81,13 @@ class Metrics:
             " (stream.allowed_lateness_ms). Alerts then may differ from the backtest's.",
             registry=r,
         )
+        self.unanswered_idle_releases = Counter(
+            "riskstream_unanswered_idle_releases_total",
+            "Events folded past a quiet partition whose reader had not answered a fetch since they"
+            " arrived, after waiting stream.allowed_lateness_ms for it: in order unless a record"
+            " written before them on that partition was not fetched yet.",
+            registry=r,
+        )
         self.late_events = Counter(
             "riskstream_late_events_total",
             "Events later than the window grace: kept in state, left out of the window.",

@@ -441,9 +441,10 @@ class Pipeline:
     async def _fold(self, dead: list[DeadLetter], found: Found) -> None:
         self._note_ends()
         late_before = self.merge.late
+        unanswered_before = self.merge.unconfirmed
         window_late_before = self.fold.late_events
         t1 = time.perf_counter()
-        for released in self.merge.release():
+        for released in self.merge.release(self._fetch_clock()):
             rec, event = released.item
             if isinstance(event, OrderEvent):
                 self._surveil_order(rec, event, found, dead)
@@ -454,6 +455,9 @@ class Pipeline:
         except Exception as exc:
             log.error("re-marking positions failed: %s", _error(exc))
         self._m.stage.labels("detect").observe(time.perf_counter() - t1)
+        unanswered = self.merge.unconfirmed - unanswered_before
+        if unanswered:
+            self._m.unanswered_idle_releases.inc(unanswered)
         late = self.merge.late - late_before
         if late:
             self._m.out_of_order_events.inc(late)

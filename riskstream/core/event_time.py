@@ -91,6 +91,9 @@ class EventTimeMerge(Generic[P, T]):
         self.paused: set[P] = set()
         self.late = 0
         """Events older than their partition's watermark, or folded after an idle wait."""
+        self.unconfirmed = 0
+        """Events let go past an idle partition whose reader had not answered since they came
+        (:meth:`release`'s bound): in order unless that partition's next record precedes them."""
         self.last_key: tuple[int, int, int, int] | None = None
         """(event time, rank, order, offset) of the last event released: every event with a
         smaller key has been released before it."""
@@ -189,8 +192,13 @@ class EventTimeMerge(Generic[P, T]):
 
     # Output ------------------------------------------------------------------------------
 
-    def release(self) -> list[Released[P, T]]:
-        """Every event that may be folded now, in the fold's order."""
+    def release(self, now_s: float | None = None) -> list[Released[P, T]]:
+        """Every event that may be folded now, in the fold's order. ``now_s`` (the clock of
+        :meth:`at_end`): an idle partition whose reader has not answered since an event arrived
+        holds it back for ``allowed_lateness_s`` at most, as the wait for a fresh answer is
+        bounded like any other wait on a quiet partition (a reader that does not fetch it, a
+        consumer skipping a node while records of other partitions sit unread); None: until
+        the answer comes (a replay, the tests)."""
         out: list[Released[P, T]] = []
         heads: list[tuple[int, int, int, P]] = []
         for partition, source in self._sources.items():
@@ -205,8 +213,11 @@ class EventTimeMerge(Generic[P, T]):
             if bound is not None and ts >= bound:
                 break
             source = self._sources[partition]
-            if idle and _held_by_idle(ts, source.queue[0][4], idle):
-                break
+            arrived_s = source.queue[0][4]
+            if idle and _held_by_idle(ts, arrived_s, idle):
+                if now_s is None or now_s - arrived_s < self.allowed_lateness_s:
+                    break
+                self.unconfirmed += 1
             heapq.heappop(heads)
             _, _, offset, item, _ = source.queue.popleft()
             source.released_to = offset + 1

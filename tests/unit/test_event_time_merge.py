@@ -250,3 +250,17 @@ def test_a_record_fetched_after_an_event_that_arrived_since_goes_before_it() -> 
     m.offer(M1, 1, 25, MARKET_RANK, "q1b", arrived_s=100.42)
     assert [r.item for r in m.release()] == ["o"]
     assert m.late == 0
+
+
+def test_the_wait_for_an_idle_partitions_fresh_answer_is_bounded_by_the_allowed_lateness() -> None:
+    """A reader that does not fetch the partition again must not stop the stream: past the
+    allowed lateness since the event came, it goes, counted."""
+    m = merge()
+    for t in (100.0, 100.3):
+        m.at_end(M0, True, t)
+        m.at_end(M1, True, t)
+    m.offer(T0, 0, 20, ORDER_RANK, "o", arrived_s=100.35)
+    assert m.release(now_s=100.5) == []
+    assert m.unconfirmed == 0
+    assert [r.item for r in m.release(now_s=100.6)] == ["o"]
+    assert m.unconfirmed == 1
