@@ -18,9 +18,11 @@ partition can still bring an earlier one:
   the latest of them asked after the event had reached the worker. A fetch answered before
   the event came may have been read off the broker before a record written ahead of the event
   (a quote, then the order that meets it): only the fetch after the next answer is surely
-  later, a consumer having one fetch in flight per broker. Live traffic on a quiet partition
-  waits that long, no longer. Only a record that reaches the broker more than that after later
-  records of other partitions can then be folded out of order; it is counted (``late``).
+  later, a consumer having one fetch in flight per broker. That answer is waited for
+  ``allowed_lateness_s`` at most (:meth:`EventTimeMerge.release`; counted in ``unconfirmed``
+  when it does not come). Live traffic on a quiet partition waits about that long, no longer.
+  Only a record that reaches the broker more than that after later records of other
+  partitions can then be folded out of order; it is counted (``late``).
 
 A partition that has delivered nothing yet and is not at its end holds everything back: a
 backlog is folded in event-time order however the fetches interleave, whatever the load.

@@ -128,6 +128,8 @@ def expected_positions(history: History) -> dict[str, dict[str, float]]:
 async def test_no_input_is_lost_or_doubled_across_kills(broker: EmbeddedBroker, tmp_path: Path) -> None:
     app_id = f"rs-{uuid.uuid4().hex[:8]}"
     env = worker_env(broker, f"sqlite+aiosqlite:///{tmp_path / 'audit.db'}", app_id)
+    # A fold that stops releasing logs what it waits on before the test gives up on it.
+    env["RISKSTREAM_STREAM__STALL_AFTER_S"] = str(STALL_S / 3)
     seed = int(os.environ.get("CRASH_TEST_SEED") or random.randrange(1 << 30))
     rng = random.Random(seed)
     history = History()
@@ -169,6 +171,7 @@ async def test_no_input_is_lost_or_doubled_across_kills(broker: EmbeddedBroker, 
                     )
                 ]
                 print("the last worker stopped making progress:", *state, sep="\n  ")
+                print(worker.diagnosis(lines=12))
                 break
             await asyncio.sleep(3)
         wrong = [a for a in ACCOUNTS if got_positions[a] != want_positions[a]]
