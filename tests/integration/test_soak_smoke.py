@@ -16,7 +16,19 @@ pytestmark = pytest.mark.integration
 
 def test_a_short_soak_reports_each_interval_with_events_consumed() -> None:
     out = subprocess.run(
-        [sys.executable, "-m", "bench.soak", "--minutes", "0.5", "--interval-s", "10", "--rate", "100"],
+        [
+            sys.executable,
+            "-m",
+            "bench.soak",
+            "--minutes",
+            "0.5",
+            "--interval-s",
+            "10",
+            "--rate",
+            "100",
+            "--inject-every-s",
+            "1",
+        ],
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,
