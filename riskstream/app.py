@@ -289,6 +289,7 @@ def build_runtime(
         linked_fills=LinkedFillPublisher(send, names.linked_fills),
         scoring_in_flight=settings.scorer.batches_in_flight,
         idle_ttl_s=stream.account_idle_ttl_s,
+        reread_after_s=stream.reread_after_s,
     )
     ready = asyncio.Event()
     lock = asyncio.Lock()

@@ -201,7 +201,9 @@ class Metrics:
             "Forward jumps in an input partition's offsets seen by the consumer. outcome=reseek:"
             " the consumer sought back to the missing offset (nothing lost); outcome=skipped: the"
             " broker kept answering past it, so the records are not in the log (an error line says"
-            " which offsets).",
+            " which offsets); outcome=stalled: no record came from the offset the fold expects though"
+            " the reader saw more, so the partition was read again from it (records dropped on"
+            " their way from the client).",
             ["topic", "outcome"],
             registry=r,
         )

@@ -166,6 +166,17 @@ class StreamSettings(_Group):
             "How often consumer lag is measured (end offsets asked of the broker) and the stall checks run."
         ),
     )
+    reread_after_s: float = Field(
+        5.0,
+        gt=0,
+        description=(
+            "A partition whose reader saw records past the offset the fold expects next, none"
+            " of which reached the fold for this long while it was not held, is read again from"
+            " that offset (records dropped between the client and the fold at a rebalance or a"
+            ' seek; riskstream_offset_gaps_total{outcome="stalled"}). A record that was only'
+            " slow then comes twice, and the second copy is passed over."
+        ),
+    )
     stall_after_s: float = Field(
         30.0,
         gt=0,

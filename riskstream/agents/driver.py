@@ -55,9 +55,12 @@ class FoldDriver:
                     await self._restart()
                 await self._pipeline.on_batch(records)
                 ahead = self._pipeline.take_ahead()
+                stalled = self._pipeline.take_stalled()
                 linked_ahead = self._pipeline.take_linked_ahead()
             if ahead:
                 await self._seek_back(ahead)
+            if stalled:
+                await self._read_again(stalled)
             for partition, offset in sorted(linked_ahead.items()):
                 self._m.offset_gaps.labels(self.linked_feed.topic, "reseek").inc()
                 self.linked_feed.seek(partition, offset)
@@ -102,6 +105,30 @@ class FoldDriver:
                 consumer: Any = self._app.consumer
                 if TP(topic, partition) in consumer.assignment():
                     await consumer.seek(TP(topic, partition), offset)
+            elif self.feed is not None:
+                self.feed.seek(partition, offset)
+
+    async def _read_again(self, stalled: dict[tuple[str, int], int]) -> None:
+        """A partition's records stopped reaching the fold though its reader saw more (dropped
+        on their way from the client: :mod:`~riskstream.agents.stalled_reads`): read it again
+        from the record the merge expects. A trade-logs partition is resumed in the client too,
+        in case a pause outlived the merge's decision."""
+        for (topic, partition), offset in sorted(stalled.items()):
+            log.warning(
+                "%s[%d]: no record from offset %d reached the fold for %.0f s though its reader"
+                " saw more; reading it again",
+                topic,
+                partition,
+                offset,
+                self._pipeline.reread_after_s,
+            )
+            self._m.offset_gaps.labels(topic, "stalled").inc()
+            if topic == self._trade_topic:
+                tp = TP(topic, partition)
+                consumer: Any = self._app.consumer
+                if tp in consumer.assignment():
+                    await resume_partitions(self._app, {tp})
+                    await consumer.seek(tp, offset)
             elif self.feed is not None:
                 self.feed.seek(partition, offset)
 

@@ -16,6 +16,7 @@ from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from riskstream.agents.stalled_reads import StalledReads
 from riskstream.agents.state_store import CheckpointedStore
 from riskstream.core.candidates import Candidate
 from riskstream.core.clock import Clock
@@ -134,9 +135,13 @@ class Pipeline:
         linked_fills: LinkedFillPublisher | None = None,
         scoring_in_flight: int = 0,
         idle_ttl_s: float | None = None,
+        reread_after_s: float | None = None,
     ) -> None:
         """``idle_ttl_s``: accounts with no event for that long in event time are held only in
-        their stored form (:meth:`expire_idle`); None keeps every one live."""
+        their stored form (:meth:`expire_idle`); None keeps every one live.
+        ``reread_after_s``: a partition whose reader saw records past the offset the fold
+        expects, none of which came for that long, is read again (:meth:`take_stalled`); None
+        never."""
         self._expiry = IdleExpiry(idle_ttl_s) if idle_ttl_s is not None else None
         self._market_topic = market_topic
         self._trade_topic = trade_topic
@@ -173,6 +178,13 @@ class Pipeline:
         self._shocks_from: dict[int, int] = {}
         self._shocks_written: dict[int, int] = {}
         self.fold = self._new_fold()
+        self.reread_after_s = reread_after_s
+        self._stalled_reads: StalledReads[Source] | None = (
+            StalledReads(reread_after_s) if reread_after_s is not None else None
+        )
+        self.stalled: dict[Source, int] = {}
+        """Partitions whose records stopped coming though their reader saw more, with the offset
+        to read each again from (:mod:`~riskstream.agents.stalled_reads`)."""
         self.ahead: dict[Source, int] = {}
         """Partitions whose reader delivered past the next offset the merge expects, with that
         offset: the reader must be sought back to it (:meth:`take_ahead`), or the partition
@@ -224,6 +236,9 @@ class Pipeline:
         offset. Held events and the old market are dropped (they are read again)."""
         self.merge.clear()
         self.ahead.clear()
+        self.stalled.clear()
+        if self._stalled_reads is not None:
+            self._stalled_reads.clear()
         self.accounts.forget()
         self.owned = set(start.trade_offsets)
         self.fold = self._new_fold()
@@ -251,12 +266,19 @@ class Pipeline:
 
     def take_ahead(self) -> dict[Source, int]:
         """Partitions to seek back, and the offset to seek each to (then forgotten)."""
-        if not self.ahead:
-            return {}
         ahead, self.ahead = self.ahead, {}
-        return {
-            source: offset for source, offset in ahead.items() if self.merge.next_offset(source) == offset
-        }
+        return self._still_expected(ahead)
+
+    def take_stalled(self) -> dict[Source, int]:
+        """Partitions to read again because their records stopped coming, and the offset to
+        read each from (then forgotten)."""
+        stalled, self.stalled = self.stalled, {}
+        return self._still_expected(stalled)
+
+    def _still_expected(self, seeks: dict[Source, int]) -> dict[Source, int]:
+        """The seeks whose offset is still the one the merge expects next."""
+        expects = self.merge.next_offset
+        return {source: offset for source, offset in seeks.items() if expects(source) == offset}
 
     def shock_markers(self) -> dict[int, bytes]:
         """Owned partition -> its shocks marker, where it moved since the last checkpoint."""
@@ -429,6 +451,7 @@ class Pipeline:
         if self._fetched_end is None:
             return
         merge = self.merge
+        behind: list[tuple[Source, int | None, int | None]] = []
         for source in merge.tracked():
             seen = self._fetched_end(source)
             if seen is None:
@@ -437,6 +460,10 @@ class Pipeline:
             end, fetched_s = seen
             expected = merge.next_offset(source)
             merge.at_end(source, expected is not None and expected >= end, fetched_s)
+            if source not in merge.paused:
+                behind.append((source, expected, end))
+        if self._stalled_reads is not None:
+            self.stalled.update(self._stalled_reads.due(behind, self._fetch_clock()))
 
     async def _fold(self, dead: list[DeadLetter], found: Found) -> None:
         self._note_ends()

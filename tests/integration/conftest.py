@@ -92,12 +92,21 @@ class WorkerProcess:
 
     def diagnosis(self, lines: int = 40) -> str:
         """What a failed test shows of the worker: its log's last lines (less the event-time
-        timer's overlap warnings) and its held, late, stalled and lag metrics."""
-        log = [
-            line
-            for line in self.log_path.read_text(errors="replace").splitlines()
-            if "is overlapping" not in line
-        ]
+        timer's overlap warnings, and each repeated message once: a stall report repeats every
+        poll and would push out what led to it) and its held, late, stalled, gap, restart and
+        lag metrics."""
+        seen: set[str] = set()
+        log: list[str] = []
+        for line in reversed(self.log_path.read_text(errors="replace").splitlines()):
+            if "is overlapping" in line:
+                continue
+            # "[date time] [pid] [LEVEL] message": the message without its time stamp.
+            message = line.split("] ", 3)[-1]
+            if message in seen:
+                continue
+            seen.add(message)
+            log.append(line)
+        log.reverse()
         try:
             text = self.metrics()
         except OSError as exc:
@@ -108,6 +117,9 @@ class WorkerProcess:
             "riskstream_out_of_order",
             "riskstream_stalled",
             "riskstream_consumer",
+            "riskstream_offset_gaps",
+            "riskstream_fold_restarts",
+            "riskstream_partition_holds",
         )
         gauges = [line for line in text.splitlines() if line.startswith(wanted)]
         return "\n".join(["worker log:", *log[-lines:], "worker metrics:", *gauges])

@@ -171,7 +171,7 @@ async def test_no_input_is_lost_or_doubled_across_kills(broker: EmbeddedBroker, 
                     )
                 ]
                 print("the last worker stopped making progress:", *state, sep="\n  ")
-                print(worker.diagnosis(lines=12))
+                print(worker.diagnosis(lines=40))
                 break
             await asyncio.sleep(3)
         wrong = [a for a in ACCOUNTS if got_positions[a] != want_positions[a]]
@@ -183,8 +183,12 @@ async def test_no_input_is_lost_or_doubled_across_kills(broker: EmbeddedBroker, 
         texts = [p.read_text(errors="replace") for p in logs]
         assert not any("are not in the log" in text for text in texts)
         reseeks = sum(text.count("seeking back") for text in texts)
+        rereads = sum(text.count("though its reader saw more") for text in texts)
     finally:
         stop.set()
         await asyncio.gather(producing, return_exceptions=True)
         worker.stop()
-    print(f"seed {seed}: {history.produced} events, {KILLS} kills, {reseeks} offset jumps sought back")
+    print(
+        f"seed {seed}: {history.produced} events, {KILLS} kills, {reseeks} offset jumps sought back,"
+        f" {rereads} stalled partitions read again"
+    )

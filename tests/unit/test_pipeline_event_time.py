@@ -68,6 +68,7 @@ def pipeline(
     partitions: int = 1,
     send: SendDouble | None = None,
     bounds: EventTimeBounds | None = None,
+    reread_after_s: float | None = None,
 ) -> tuple[Pipeline, CheckpointedStore[AccountState]]:
     """A pipeline owning trade-logs partitions 0.. and reading market-data partitions 0..,
     restarted from offset 0, as after a first assignment."""
@@ -92,6 +93,7 @@ def pipeline(
         at_end=ends,
         fetch_clock=clock,
         event_time_bounds=bounds,
+        reread_after_s=reread_after_s,
     )
     p.restart(Restart(dict.fromkeys(range(partitions), 0), list(range(partitions))))
     return p, accounts
