@@ -16,6 +16,7 @@ from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from riskstream.agents.missing_offsets import MissingOffsets
 from riskstream.agents.stalled_reads import StalledReads
 from riskstream.agents.state_store import CheckpointedStore
 from riskstream.core.candidates import Candidate
@@ -185,6 +186,9 @@ class Pipeline:
         self.stalled: dict[Source, int] = {}
         """Partitions whose records stopped coming though their reader saw more, with the offset
         to read each again from (:mod:`~riskstream.agents.stalled_reads`)."""
+        self._missing: MissingOffsets[Source] = MissingOffsets()
+        self._deliveries = 0
+        """Calls of :meth:`on_batch` so far (a jump seen again must come in another one)."""
         self.ahead: dict[Source, int] = {}
         """Partitions whose reader delivered past the next offset the merge expects, with that
         offset: the reader must be sought back to it (:meth:`take_ahead`), or the partition
@@ -237,6 +241,7 @@ class Pipeline:
         self.merge.clear()
         self.ahead.clear()
         self.stalled.clear()
+        self._missing.clear()
         if self._stalled_reads is not None:
             self._stalled_reads.clear()
         self.accounts.forget()
@@ -336,6 +341,7 @@ class Pipeline:
         allowed lateness runs out by the clock."""
         dead: list[DeadLetter] = []
         t0 = time.perf_counter()
+        self._deliveries += 1
         arrived_s = self._fetch_clock() if records else 0.0
         market = [r for r in records if r.topic == self._market_topic]
         linked = [r for r in records if r.topic == self.linked_topic]
@@ -411,8 +417,10 @@ class Pipeline:
                 # Not tracked (a partition given away) or one already read.
                 continue
             if rec.offset > expected:
-                self.ahead.setdefault(source, expected)
-                continue
+                if not self._missing.gone(source, expected, self._deliveries):
+                    self.ahead.setdefault(source, expected)
+                    continue
+                self._skip_gone(source, expected, rec.offset)
             try:
                 event = decode(rec.value or b"")
             except DecodeError as exc:
@@ -446,6 +454,22 @@ class Pipeline:
         if watermarks:
             self._m.source_watermarks.labels(records[0].topic).inc(watermarks)
         return watermarks
+
+    def _skip_gone(self, source: Source, expected: int, first_kept: int) -> None:
+        """The broker keeps answering from ``first_kept``: the records before it are gone
+        (:mod:`~riskstream.agents.missing_offsets`), and the partition goes on from there."""
+        topic, partition = source
+        log.warning(
+            "%s[%d]: offsets %d..%d are not in the log (the broker answers from %d); skipped",
+            topic,
+            partition,
+            expected,
+            first_kept - 1,
+            first_kept,
+        )
+        self._m.offset_gaps.labels(topic, "skipped").inc()
+        self.merge.passed(source, first_kept - 1)
+        self.ahead.pop(source, None)
 
     def _note_ends(self) -> None:
         if self._fetched_end is None:

@@ -1,0 +1,55 @@
+"""A jump in a partition's offsets is taken as the log's only when the reader answers past the
+same expected offset in several deliveries (records deleted by retention); a jump seen once (a
+fetch that crossed a seek) is sought back."""
+
+from __future__ import annotations
+
+from riskstream.agents.missing_offsets import MissingOffsets
+from tests.unit.test_pipeline_event_time import MARKET, TRADES, Clock, o, pipeline, q
+
+A = (MARKET, 0)
+
+
+def test_a_jump_seen_in_three_deliveries_is_taken() -> None:
+    missing: MissingOffsets[tuple[str, int]] = MissingOffsets(after=3)
+    assert not missing.gone(A, 0, delivery=1)
+    assert not missing.gone(A, 0, delivery=1), "the same delivery counts once"
+    assert not missing.gone(A, 0, delivery=2)
+    assert missing.gone(A, 0, delivery=3)
+    # Taken: a later jump starts its own count.
+    assert not missing.gone(A, 0, delivery=4)
+
+
+def test_progress_between_jumps_starts_the_count_over() -> None:
+    missing: MissingOffsets[tuple[str, int]] = MissingOffsets(after=3)
+    missing.gone(A, 0, delivery=1)
+    missing.gone(A, 0, delivery=2)
+    assert not missing.gone(A, 7, delivery=3)
+    assert not missing.gone(A, 7, delivery=4)
+    assert missing.gone(A, 7, delivery=5)
+
+
+async def test_market_data_whose_start_was_deleted_goes_on_from_the_first_record_kept() -> None:
+    """Every restart of the fold reads market data from offset 0; retention deleted 0..4, and
+    every fetch answers from 5. Sought back twice, then taken: the quote of offset 5 is folded
+    and the order that waited for the market goes."""
+    p, accounts = pipeline(Clock())
+    await p.on_batch([o(0, 1500)])
+    for _ in range(2):
+        await p.on_batch([q(5, 1000)])
+        assert p.take_ahead() == {A: 0}
+        assert p.merge.next_offset(A) == 0
+    await p.on_batch([q(5, 1000), q(6, 2000)])
+    assert p.take_ahead() == {}
+    assert p.merge.next_offset(A) == 7
+    assert accounts.applied_offset("A", 0) == 0
+    assert p.merge.next_offset((TRADES, 0)) == 1
+
+
+async def test_a_jump_seen_once_is_sought_back_and_nothing_is_skipped() -> None:
+    p, _ = pipeline(Clock())
+    await p.on_batch([q(0, 1000), q(3, 1200)])
+    assert p.take_ahead() == {A: 1}
+    await p.on_batch([q(1, 1100), q(2, 1150), q(3, 1200)])
+    assert p.take_ahead() == {}
+    assert p.merge.next_offset(A) == 4
