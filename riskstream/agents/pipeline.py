@@ -371,8 +371,12 @@ class Pipeline:
             if rec.offset < expected:
                 continue
             if rec.offset > expected:
-                self.linked_ahead.setdefault(rec.partition, expected)
-                continue
+                source = (rec.topic, rec.partition)
+                if not self._missing.gone(source, expected, self._deliveries):
+                    self.linked_ahead.setdefault(rec.partition, expected)
+                    continue
+                self._report_gone(source, expected, rec.offset)
+                self.linked_ahead.pop(rec.partition, None)
             self.linked_next[rec.partition] = rec.offset + 1
             try:
                 fill = decode_linked_fill(rec.value or b"")
@@ -458,6 +462,11 @@ class Pipeline:
     def _skip_gone(self, source: Source, expected: int, first_kept: int) -> None:
         """The broker keeps answering from ``first_kept``: the records before it are gone
         (:mod:`~riskstream.agents.missing_offsets`), and the partition goes on from there."""
+        self._report_gone(source, expected, first_kept)
+        self.merge.passed(source, first_kept - 1)
+        self.ahead.pop(source, None)
+
+    def _report_gone(self, source: Source, expected: int, first_kept: int) -> None:
         topic, partition = source
         log.warning(
             "%s[%d]: offsets %d..%d are not in the log (the broker answers from %d); skipped",
@@ -468,8 +477,6 @@ class Pipeline:
             first_kept,
         )
         self._m.offset_gaps.labels(topic, "skipped").inc()
-        self.merge.passed(source, first_kept - 1)
-        self.ahead.pop(source, None)
 
     def _note_ends(self) -> None:
         if self._fetched_end is None:

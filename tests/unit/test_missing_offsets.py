@@ -5,7 +5,11 @@ fetch that crossed a seek) is sought back."""
 from __future__ import annotations
 
 from riskstream.agents.missing_offsets import MissingOffsets
-from tests.unit.test_pipeline_event_time import MARKET, TRADES, Clock, o, pipeline, q
+from riskstream.agents.pipeline import SourceRecord
+from riskstream.records import Side
+from riskstream.records.codec import dumps
+from riskstream.records.linked_fills import LinkedFill
+from tests.unit.test_pipeline_event_time import LINKED, MARKET, TRADES, Clock, o, pipeline, q
 
 A = (MARKET, 0)
 
@@ -53,3 +57,20 @@ async def test_a_jump_seen_once_is_sought_back_and_nothing_is_skipped() -> None:
     await p.on_batch([q(1, 1100), q(2, 1150), q(3, 1200)])
     assert p.take_ahead() == {}
     assert p.merge.next_offset(A) == 4
+
+
+def linked_fill(offset: int, order_id: str) -> SourceRecord:
+    fill = LinkedFill("OWNER", "A", 0, order_id, "AAPL", Side.BUY, 5.0, 100.0, 0)
+    return SourceRecord(LINKED, 0, offset, b"OWNER", dumps(fill.to_json()))
+
+
+async def test_linked_fills_whose_start_was_deleted_go_on_from_the_first_record_kept() -> None:
+    """The linked accounts' fills are read from offset 0 at every restart too, outside the
+    merge: the same rule keeps their reader from seeking back for ever."""
+    p, _ = pipeline(Clock(), linked=True)
+    for _ in range(2):
+        await p.on_batch([linked_fill(9, "x1")])
+        assert p.take_linked_ahead() == {0: 0}
+    await p.on_batch([linked_fill(9, "x1"), linked_fill(10, "x2")])
+    assert p.take_linked_ahead() == {}
+    assert p.linked_next[0] == 11

@@ -17,12 +17,12 @@ from riskstream.metrics import Metrics
 from riskstream.records import SourceWatermark
 from riskstream.records.codec import dumps
 from riskstream.records.plausibility import EventTimeBounds
-from riskstream.sinks import AlertPublisher, AuditLog, AuditWriter, DeadLetterPublisher
+from riskstream.sinks import AlertPublisher, AuditLog, AuditWriter, DeadLetterPublisher, LinkedFillPublisher
 from tests.factories import MS, T0, order, quote
 from tests.factories import context as factory_context
 from tests.unit.test_state_store import DictTableDouble
 
-MARKET, TRADES = "market-data", "trade-logs"
+MARKET, TRADES, LINKED = "market-data", "trade-logs", "linked-fills"
 
 
 class SendDouble:
@@ -69,6 +69,7 @@ def pipeline(
     send: SendDouble | None = None,
     bounds: EventTimeBounds | None = None,
     reread_after_s: float | None = None,
+    linked: bool = False,
 ) -> tuple[Pipeline, CheckpointedStore[AccountState]]:
     """A pipeline owning trade-logs partitions 0.. and reading market-data partitions 0..,
     restarted from offset 0, as after a first assignment."""
@@ -94,6 +95,7 @@ def pipeline(
         fetch_clock=clock,
         event_time_bounds=bounds,
         reread_after_s=reread_after_s,
+        linked_fills=LinkedFillPublisher(send, LINKED) if linked else None,
     )
     p.restart(Restart(dict.fromkeys(range(partitions), 0), list(range(partitions))))
     return p, accounts
