@@ -184,6 +184,12 @@ async def _wait_worker_ready(metrics_port: int, worker: asyncio.subprocess.Proce
     return False
 
 
+WORKER_READY_S = 90.0
+"""How long a worker may take to own its partitions (a group join on Tansu takes seconds)."""
+RESTART_PAUSE_S = 1.0
+"""Pause before a worker that exited is started again."""
+
+
 def _fetch(url: str) -> str:
     with urllib.request.urlopen(url, timeout=2) as resp:
         return str(resp.read().decode())
@@ -209,28 +215,17 @@ async def _demo(rate: float, duration_s: float | None, seed: int, console: Conso
         )
         for line in await apply_specs(settings.kafka, load_specs(settings.topics)):
             console.print(f"[dim]topic {line}[/]")
-        log = open(workdir / "worker.log", "wb")  # noqa: ASYNC230, SIM115
-        worker = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "riskstream.cli",
-            "worker",
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        worker = DemoWorker(env, workdir / "worker.log", metrics_port, console)
+        await worker.start()
         console.print(
             f"[bold]riskstream demo[/]: broker {broker.bootstrap_servers} (pid {broker.pid}), "
             f"worker pid {worker.pid}, "
             f"metrics http://127.0.0.1:{metrics_port}/metrics, audit {workdir / 'audit.db'}\n"
             "Simulated traffic with injected abuse; alerts appear below. Ctrl-C stops."
         )
-        if not await _wait_worker_ready(metrics_port, worker, timeout_s=90):
+        if not await worker.wait_ready(WORKER_READY_S):
             console.print(f"[red]worker did not start; see {workdir / 'worker.log'}[/]")
-            worker.kill()
-            await worker.wait()
-            log.close()
+            await worker.stop()
             return 0
         console.print("[dim]worker ready; starting simulated traffic[/]")
         stop = asyncio.Event()
@@ -240,6 +235,7 @@ async def _demo(rate: float, duration_s: float | None, seed: int, console: Conso
         shower = asyncio.create_task(
             _show_alerts(settings, console, stop, LatencyDrift(console, broker.pids))
         )
+        supervisor = asyncio.create_task(worker.supervise(stop))
         sim = asyncio.create_task(run_simulation(settings, seed=seed, rate=rate, duration_s=None, stop=stop))
         try:
             await asyncio.wait_for(stop.wait(), timeout=duration_s)
@@ -248,15 +244,74 @@ async def _demo(rate: float, duration_s: float | None, seed: int, console: Conso
         with contextlib.suppress(Exception):
             await sim
         shown = await shower
-        worker.send_signal(signal.SIGTERM)
-        try:
-            await asyncio.wait_for(worker.wait(), timeout=15)
-        except TimeoutError:
-            worker.kill()
-            await worker.wait()
-        log.close()
+        supervisor.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await supervisor
+        await worker.stop()
         console.print(f"[bold]stopped[/]: {shown} alerts shown; logs in {workdir}")
         return shown
+
+
+class DemoWorker:
+    """The demo's worker process, started again when it exits on its own, as a deployment's
+    supervisor would (a worker stops on purpose when its stream stands still or its broker
+    lost its log): without it the demo went on sending traffic and showed no alert, silently."""
+
+    def __init__(self, env: dict[str, str], log_path: Path, metrics_port: int, console: Console) -> None:
+        self._env = env
+        self._log_path = log_path
+        self._metrics_port = metrics_port
+        self._console = console
+        self._proc: asyncio.subprocess.Process | None = None
+        self.restarts = 0
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
+
+    async def start(self) -> None:
+        with open(self._log_path, "ab") as log:  # noqa: ASYNC230
+            self._proc = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "riskstream.cli",
+                "worker",
+                env=self._env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+    async def wait_ready(self, timeout_s: float) -> bool:
+        assert self._proc is not None
+        return await _wait_worker_ready(self._metrics_port, self._proc, timeout_s)
+
+    async def supervise(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            assert self._proc is not None
+            code = await self._proc.wait()
+            if stop.is_set():
+                return
+            self.restarts += 1
+            self._console.print(
+                f"[red]worker exited with code {code}; restarting it (its log: {self._log_path})[/]"
+            )
+            await asyncio.sleep(RESTART_PAUSE_S)
+            await self.start()
+            self._console.print(f"[dim]worker restarted: pid {self.pid}[/]")
+            if await self.wait_ready(WORKER_READY_S):
+                self._console.print("[dim]worker ready again[/]")
+
+    async def stop(self) -> None:
+        proc = self._proc
+        if proc is None or proc.returncode is not None:
+            return
+        proc.send_signal(signal.SIGTERM)
+        try:
+            await asyncio.wait_for(proc.wait(), timeout=15)
+        except TimeoutError:
+            proc.kill()
+            await proc.wait()
 
 
 def run_demo(rate: float, duration_s: float | None, seed: int) -> int:

@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -72,6 +75,49 @@ def test_demo_shows_alerts_and_leaves_nothing_running(tmp_path: Path) -> None:
     pids = [int(p) for p in re.findall(r"pid (\d+)", out)]
     assert len(pids) == 2, out[:2000]
     for pid in pids:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+
+
+def test_the_demo_restarts_a_worker_that_exits_and_alerts_go_on(tmp_path: Path) -> None:
+    """A worker killed under the demo is started again, as a deployment's supervisor would, and
+    alerts show again: the demo does not go on sending traffic with nothing to show."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "riskstream.cli", "demo", "--duration-s", "75", "--rate", "300"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "COLUMNS": "200", "TMPDIR": str(tmp_path)},
+    )
+    lines: list[str] = []
+    assert proc.stdout is not None
+    reader = threading.Thread(target=lambda: lines.extend(proc.stdout or ()), daemon=True)
+    reader.start()
+    try:
+        deadline = time.monotonic() + 120
+        while not any("starting simulated traffic" in line for line in lines):
+            assert time.monotonic() < deadline and proc.poll() is None, "".join(lines)[-3000:]
+            time.sleep(0.2)
+        first = int(re.findall(r"worker pid (\d+)", "".join(lines))[0])
+        time.sleep(10)
+        os.kill(first, signal.SIGKILL)
+        proc.wait(timeout=200)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    reader.join(10)
+    out = "".join(lines)
+    assert proc.returncode == 0, out[-3000:]
+    _, restarted, after = out.partition("worker exited with code -9; restarting it")
+    assert restarted, out[-3000:]
+    second = re.search(r"worker restarted: pid (\d+)", after)
+    assert second is not None, after[-3000:]
+    _, ready, shown_after = after.partition("worker ready again")
+    assert ready, after[-3000:]
+    categories = ("fat_finger", "spoofing", "layering", "wash_trade", "limit_breach", "momentum")
+    assert any(category in shown_after for category in categories), shown_after[-3000:]
+    for pid in (first, int(second.group(1))):
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
 
