@@ -101,12 +101,7 @@ class FoldDriver:
                 offset,
             )
             self._m.offset_gaps.labels(topic, "reseek").inc()
-            if topic == self._trade_topic:
-                consumer: Any = self._app.consumer
-                if TP(topic, partition) in consumer.assignment():
-                    await consumer.seek(TP(topic, partition), offset)
-            elif self.feed is not None:
-                self.feed.seek(partition, offset)
+            await self._seek_reader(topic, partition, offset)
 
     async def _read_again(self, stalled: dict[tuple[str, int], int]) -> None:
         """A partition's records stopped reaching the fold though its reader saw more (dropped
@@ -123,14 +118,20 @@ class FoldDriver:
                 self._pipeline.reread_after_s,
             )
             self._m.offset_gaps.labels(topic, "stalled").inc()
-            if topic == self._trade_topic:
-                tp = TP(topic, partition)
-                consumer: Any = self._app.consumer
-                if tp in consumer.assignment():
+            await self._seek_reader(topic, partition, offset, resume=True)
+
+    async def _seek_reader(self, topic: str, partition: int, offset: int, resume: bool = False) -> None:
+        """Read ``partition`` of ``topic`` from ``offset`` next: the agent's consumer for an owned
+        trade-logs partition (resumed first with ``resume``), the market feed otherwise."""
+        if topic == self._trade_topic:
+            tp = TP(topic, partition)
+            consumer: Any = self._app.consumer
+            if tp in consumer.assignment():
+                if resume:
                     await resume_partitions(self._app, {tp})
-                    await consumer.seek(tp, offset)
-            elif self.feed is not None:
-                self.feed.seek(partition, offset)
+                await consumer.seek(tp, offset)
+        elif self.feed is not None:
+            self.feed.seek(partition, offset)
 
     async def _pause(self) -> None:
         """Carry out the merge's pauses; nothing is decided while Faust rebalances (a new
