@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections import OrderedDict, deque
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, MutableSet, Set
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -112,11 +112,13 @@ class ActivityItem:
         return kept_dumps([ts_ns, self.to_json()])
 
     def to_json(self) -> list[Any]:
+        # The members themselves: StrEnums, written as their values by orjson and json alike,
+        # without the enum's slow ``value`` property on every event.
         return [
-            self.kind.value,
+            self.kind,
             self.order_id,
             self.symbol,
-            self.side.value,
+            self.side,
             self.qty,
             self.price,
             self.placed_ns,
@@ -132,7 +134,7 @@ class ActivityItem:
 def side_key(symbol: str, side: Side) -> str:
     """``symbol|side``: the key of an account's per-side records (fills, spoof marks, aggressive
     orders)."""
-    return f"{symbol}|{side.value}"
+    return f"{symbol}|{side}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -371,7 +373,9 @@ def _encode_activity(ts_ns: int, item: ActivityItem) -> bytes:
 
 @dataclass(slots=True)
 class AccountState:
-    live_orders: OrderedDict[str, LiveOrder] = field(default_factory=OrderedDict)
+    live_orders: dict[str, LiveOrder] = field(default_factory=dict)
+    """order id -> the order, oldest placed first (a plain dict keeps insertion order and is a
+    third of an OrderedDict's size; a replace keeps the order's place)."""
     activity: WindowState[ActivityItem] = field(default_factory=lambda: WindowState(_encode_activity))
     positions: dict[str, float] = field(default_factory=dict)
     """Net quantity per symbol, from fills."""
@@ -401,7 +405,7 @@ class AccountState:
     """:func:`side_key` -> recent marketable orders in that symbol and side, in event-time order,
     oldest first (pruned by the detectors' longest look-back): readers look at one symbol and
     side and stop at the first order too old."""
-    messages: dict[str, deque[int]] = field(default_factory=dict)
+    messages: dict[str, list[int]] = field(default_factory=dict)
     """symbol -> event times of recent order messages (new, replace, cancel)."""
     message_rates: dict[str, MessageRate] = field(default_factory=dict)
     """symbol -> the account's pace of messages before the recent span."""
@@ -409,6 +413,45 @@ class AccountState:
     """symbol -> the open position episode."""
     open_patterns: KeySet = field(default_factory=KeySet)
     """Episode keys of patterns that alert once per episode (stuffing, marking the close)."""
+    _live_by_side: dict[str, dict[str, LiveOrder]] | None = field(default=None, compare=False, repr=False)
+    """:func:`side_key` -> the live orders on that side, in ``live_orders``' order: built on the
+    first :meth:`resting_on`, then kept in step with every change of ``live_orders``. A market
+    maker's hundreds of quotes are not walked on every cancel to find one symbol's side.
+    Memory only, never encoded: an account no detector asks costs a pointer."""
+
+    def resting_on(self, symbol: str, side: Side) -> Iterable[LiveOrder]:
+        """The live orders of ``symbol`` on ``side``, oldest placed first (``live_orders``'
+        order)."""
+        index = self._live_by_side
+        if index is None:
+            index = self._live_by_side = {}
+            for order in self.live_orders.values():
+                index.setdefault(side_key(order.symbol, order.side), {})[order.order_id] = order
+        return index.get(side_key(symbol, side), {}).values()
+
+    def _put_live(self, order: LiveOrder) -> None:
+        old = self.live_orders.get(order.order_id)
+        self.live_orders[order.order_id] = order
+        index = self._live_by_side
+        if index is not None:
+            if old is not None and (old.symbol, old.side) != (order.symbol, order.side):
+                self._unindex(old)
+            index.setdefault(side_key(order.symbol, order.side), {})[order.order_id] = order
+
+    def _drop_live(self, order_id: str) -> LiveOrder | None:
+        old = self.live_orders.pop(order_id, None)
+        if old is not None and self._live_by_side is not None:
+            self._unindex(old)
+        return old
+
+    def _unindex(self, order: LiveOrder) -> None:
+        assert self._live_by_side is not None
+        key = side_key(order.symbol, order.side)
+        orders = self._live_by_side.get(key)
+        if orders is not None:
+            orders.pop(order.order_id, None)
+            if not orders:
+                del self._live_by_side[key]
 
     def size_in(self, symbol: str) -> SizeProfile:
         """The account's order sizes in ``symbol`` (empty before its first order there)."""
@@ -442,11 +485,9 @@ class AccountState:
         ts = event.ts_ns
         kind = event.event
         if kind is OrderEventType.NEW:
-            self.live_orders[event.order_id] = LiveOrder(
-                event.order_id, event.symbol, event.side, event.qty, event.price, ts
-            )
+            self._put_live(LiveOrder(event.order_id, event.symbol, event.side, event.qty, event.price, ts))
             while len(self.live_orders) > window.max_items:
-                self.live_orders.popitem(last=False)
+                self._drop_live(next(iter(self.live_orders)))
 
             item = ActivityItem(
                 Activity.NEW, event.order_id, event.symbol, event.side, event.qty, event.price, ts
@@ -454,12 +495,12 @@ class AccountState:
         elif kind is OrderEventType.REPLACE:
             old = self.live_orders.get(event.order_id)
             placed = old.placed_ns if old else ts
-            self.live_orders[event.order_id] = LiveOrder(
-                event.order_id, event.symbol, event.side, event.qty, event.price, placed
+            self._put_live(
+                LiveOrder(event.order_id, event.symbol, event.side, event.qty, event.price, placed)
             )
             return True
         elif kind is OrderEventType.CANCEL:
-            old = self.live_orders.pop(event.order_id, None)
+            old = self._drop_live(event.order_id)
             placed = old.placed_ns if old else ts
             qty = old.qty if old else event.qty
             price = old.price if old else event.price
@@ -471,10 +512,10 @@ class AccountState:
             if old is not None:
                 remaining = old.qty - event.last_qty
                 if remaining <= 0:
-                    del self.live_orders[event.order_id]
+                    self._drop_live(event.order_id)
                 else:
-                    self.live_orders[event.order_id] = LiveOrder(
-                        old.order_id, old.symbol, old.side, remaining, old.price, old.placed_ns
+                    self._put_live(
+                        LiveOrder(old.order_id, old.symbol, old.side, remaining, old.price, old.placed_ns)
                     )
             self._book_fill(event.symbol, event.side.sign * event.last_qty, event.last_px)
             # An order that trades in this name sets the recent largest there (a desk repeating
@@ -497,7 +538,7 @@ class AccountState:
                 event.counterparty,
             )
         else:
-            self.live_orders.pop(event.order_id, None)
+            self._drop_live(event.order_id)
             return True
         accepted = self.activity.aggregate(window, ts, item)
         if not accepted:
@@ -571,7 +612,7 @@ class AccountState:
         orders, limits, sizing = obj["orders"], obj["limits"], obj["fat_finger"]
         spoofing, momentum = obj["spoofing"], obj["momentum"]
         return cls(
-            live_orders=OrderedDict(
+            live_orders=dict(
                 (row[0], LiveOrder(row[0], row[1], Side(row[2]), row[3], row[4], row[5]))
                 for row in orders["live"]
             ),
@@ -588,7 +629,7 @@ class AccountState:
             spoof_marks=dict(spoofing["marks"]),
             last_fill_ns=dict(spoofing["last_fill_ns"]),
             aggressive=_aggressive_from_json(momentum["aggressive"]),
-            messages={sym: deque(t) for sym, t in obj["stuffing"]["messages"].items()},
+            messages={sym: list(t) for sym, t in obj["stuffing"]["messages"].items()},
             message_rates={
                 sym: MessageRate.from_json(r) for sym, r in obj["stuffing"].get("rates", {}).items()
             },
@@ -599,7 +640,7 @@ class AccountState:
     @classmethod
     def _from_v1(cls, obj: dict[str, Any]) -> AccountState:
         """States checkpointed before the sliced codec: one flat map of short keys."""
-        live = OrderedDict(
+        live = dict(
             (row[0], LiveOrder(row[0], row[1], Side(row[2]), row[3], row[4], row[5])) for row in obj["o"]
         )
         return cls(
@@ -615,7 +656,7 @@ class AccountState:
             avg_cost=dict(obj.get("ac", {})),
             realized_pnl=obj.get("rp", 0.0),
             aggressive=_aggressive_from_json(obj.get("ag", {})),
-            messages={sym: deque(t) for sym, t in obj.get("ms", {}).items()},
+            messages={sym: list(t) for sym, t in obj.get("ms", {}).items()},
             ramps={sym: RampEpisode.from_json(r) for sym, r in obj.get("rm", {}).items()},
             open_patterns=KeySet(obj.get("op", [])),
         )

@@ -15,6 +15,10 @@ from typing import Any, Generic, TypeVar
 from riskstream.records.codec import NS_PER_S as NS_PER_S
 
 T = TypeVar("T")
+Entry = tuple[int, T, bytes]
+
+SMALL_WINDOW_ITEMS = 32
+"""Up to this many items a window is a list, beyond it a deque (see ``WindowState._items``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,10 +46,13 @@ class WindowState(Generic[T]):
         watermark_ns: int = 0,
     ) -> None:
         self._encode = encode
-        self._items: deque[tuple[int, T, bytes]] = deque((ts, it, encode(ts, it)) for ts, it in items)
+        self._items: list[Entry[T]] | deque[Entry[T]] = [(ts, it, encode(ts, it)) for ts, it in items]
         """``(event time, item, the item's JSON)``: the JSON is made once when the item enters,
         so a checkpoint joins bytes instead of re-encoding every item of every window every
-        time. One deque for both (an empty deque block is about 600 bytes, per account)."""
+        time. A list while the window is small, a deque past :data:`SMALL_WINDOW_ITEMS`: a
+        deque's first block is about 700 bytes, most of a quiet account's resident state, and
+        dropping the oldest of a few items from a list's front costs nothing."""
+        self._grow()
         self.watermark_ns = watermark_ns
         self._key_of: Callable[[T], Hashable] | None = None
         self._by_key: dict[Hashable, deque[tuple[int, T, bytes]]] | None = None
@@ -60,6 +67,8 @@ class WindowState(Generic[T]):
         items = self._items
         entry = (ts_ns, item, self._encode(ts_ns, item))
         _insert_sorted(items, entry)
+        if len(items) > SMALL_WINDOW_ITEMS and isinstance(items, list):
+            self._grow()
         if self._by_key is not None:
             assert self._key_of is not None
             indexed = self._by_key.get(self._key_of(item))
@@ -70,12 +79,16 @@ class WindowState(Generic[T]):
         self._evict(spec)
         return True
 
+    def _grow(self) -> None:
+        if len(self._items) > SMALL_WINDOW_ITEMS and isinstance(self._items, list):
+            self._items = deque(self._items)
+
     def _evict(self, spec: SlidingWindow) -> None:
         cutoff = self.watermark_ns - spec.size_ns - spec.grace_ns
         items = self._items
         by_key = self._by_key
         while items and (items[0][0] < cutoff or len(items) > spec.max_items):
-            entry = items.popleft()
+            entry = items.popleft() if isinstance(items, deque) else items.pop(0)
             if by_key is not None:
                 assert self._key_of is not None
                 key = self._key_of(entry[1])
@@ -163,7 +176,7 @@ class WindowState(Generic[T]):
         return cls(encode, items, int(obj["w"]))
 
 
-def _insert_sorted(items: deque[tuple[int, T, bytes]], entry: tuple[int, T, bytes]) -> None:
+def _insert_sorted(items: list[Entry[T]] | deque[Entry[T]], entry: Entry[T]) -> None:
     """Append, or for an event out of order (within grace, rare) insert it after every item of
     the same or an earlier time, so items stay sorted by event time and reads can stop at the
     first item older than what they need."""
@@ -178,7 +191,7 @@ def _insert_sorted(items: deque[tuple[int, T, bytes]], entry: tuple[int, T, byte
 
 
 def _recent(
-    items: deque[tuple[int, T, bytes]], spec: SlidingWindow, span_ns: int, end_ns: int
+    items: list[Entry[T]] | deque[Entry[T]], spec: SlidingWindow, span_ns: int, end_ns: int
 ) -> list[tuple[int, T]]:
     start = end_ns - min(span_ns, spec.size_ns)
     out: list[tuple[int, T]] = []

@@ -111,16 +111,21 @@ def decode_trade_input(raw: bytes) -> OrderEvent | SourceWatermark:
     return watermark_from(obj) or order_event_from(obj)
 
 
+_EVENT_TYPES: dict[str, OrderEventType] = {e.value: e for e in OrderEventType}
+_SIDES: dict[str, Side] = {s.value: s for s in Side}
+"""Members by value: a dict lookup is a tenth of the enum's constructor, on every message."""
+
+
 def order_event_from(obj: Mapping[str, Any]) -> OrderEvent:
-    try:
-        event = OrderEventType(str(obj.get("event")))
-    except ValueError:
-        choices = ", ".join(e.value for e in OrderEventType)
-        raise DecodeError(f"event must be one of {choices}, got {obj.get('event')!r}") from None
-    try:
-        side = Side(str(obj.get("side")))
-    except ValueError:
-        raise DecodeError(f"side must be 'buy' or 'sell', got {obj.get('side')!r}") from None
+    raw_event = obj.get("event")
+    event = _EVENT_TYPES.get(raw_event) if isinstance(raw_event, str) else None
+    if event is None:
+        choices = ", ".join(_EVENT_TYPES)
+        raise DecodeError(f"event must be one of {choices}, got {raw_event!r}")
+    raw_side = obj.get("side")
+    side = _SIDES.get(raw_side) if isinstance(raw_side, str) else None
+    if side is None:
+        raise DecodeError(f"side must be 'buy' or 'sell', got {raw_side!r}")
     last_qty = opt_number(obj, "last_qty", QUANTITY)
     last_px = opt_number(obj, "last_px", PRICE)
     if event is OrderEventType.FILL and (last_qty is None or last_px is None):

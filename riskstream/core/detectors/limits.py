@@ -32,68 +32,51 @@ def _unrealized(state: AccountState, ctx: DetectionContext) -> float:
 
 
 def detect_limit_breach(event: OrderEvent, state: AccountState, ctx: DetectionContext) -> list[Candidate]:
+    kind = event.event
+    if kind is OrderEventType.FILL:
+        return _fill_breaches(event, state, ctx)
+    if kind is not OrderEventType.NEW and kind is not OrderEventType.REPLACE:
+        return []
+    limit = ctx.limits.for_account(event.account).max_order_qty
+    if event.qty <= limit:
+        return []
+    return [
+        Candidate(
+            category=Category.LIMIT_BREACH,
+            entity=AlertEntity(event.account, event.symbol),
+            window=WindowBounds(event.ts_ns, event.ts_ns),
+            evidence=Evidence(
+                {"qty": event.qty, "limit": limit, "utilisation": event.qty / limit},
+                (event.order_id,),
+                f"order {event.order_id} for {event.qty:g} exceeds the order-size limit {limit:g}",
+            ),
+            strength=event.qty / limit,
+            discriminator=f"order_qty:{kind.value}",
+        )
+    ]
+
+
+def _fill_breaches(event: OrderEvent, state: AccountState, ctx: DetectionContext) -> list[Candidate]:
+    """Position, loss and gross exposure after a fill, in that order."""
     limits = ctx.limits.for_account(event.account)
-    entity = AlertEntity(event.account, event.symbol)
-    where = WindowBounds(event.ts_ns, event.ts_ns)
     out: list[Candidate] = []
-
-    def crossing(key: str, value: float, limit: float, summary: str, features: dict[str, float]) -> None:
-        if abs(value) <= limit:
-            state.open_breaches.discard(key)
-            return
-        if key in state.open_breaches:
-            return
-        state.open_breaches.add(key)
-        out.append(
-            Candidate(
-                category=Category.LIMIT_BREACH,
-                entity=entity,
-                window=where,
-                evidence=Evidence(
-                    {**features, "limit": limit, "utilisation": abs(value) / limit},
-                    (event.order_id,),
-                    summary,
-                ),
-                strength=abs(value) / limit,
-                discriminator=key,
-            )
-        )
-
-    resized = event.event in (OrderEventType.NEW, OrderEventType.REPLACE)
-    if resized and event.qty > limits.max_order_qty:
-        out.append(
-            Candidate(
-                category=Category.LIMIT_BREACH,
-                entity=entity,
-                window=where,
-                evidence=Evidence(
-                    {
-                        "qty": event.qty,
-                        "limit": limits.max_order_qty,
-                        "utilisation": event.qty / limits.max_order_qty,
-                    },
-                    (event.order_id,),
-                    f"order {event.order_id} for {event.qty:g} exceeds the order-size limit "
-                    f"{limits.max_order_qty:g}",
-                ),
-                strength=event.qty / limits.max_order_qty,
-                discriminator=f"order_qty:{event.event.value}",
-            )
-        )
-    if event.event is not OrderEventType.FILL:
-        return out
     position = state.positions.get(event.symbol, 0.0)
-    crossing(
+    _crossing(
+        out,
+        event,
+        state,
         f"position:{event.symbol}",
         position,
         limits.max_position_qty,
         f"net position {position:g} in {event.symbol} exceeds the limit {limits.max_position_qty:g}",
         {"position": position},
     )
-    loss = _loss_breach(event.account, event.symbol, state, ctx, event.ts_ns, (event.order_id,))
-    out.extend(loss)
+    out.extend(_loss_breach(event.account, event.symbol, state, ctx, event.ts_ns, (event.order_id,)))
     gross = sum(abs(qty) * _mark(sym, state, ctx) for sym, qty in state.positions.items())
-    crossing(
+    _crossing(
+        out,
+        event,
+        state,
         "gross_notional",
         gross,
         limits.max_gross_notional,
@@ -101,6 +84,39 @@ def detect_limit_breach(event: OrderEvent, state: AccountState, ctx: DetectionCo
         {"gross_notional": round(gross, 2)},
     )
     return out
+
+
+def _crossing(
+    out: list[Candidate],
+    event: OrderEvent,
+    state: AccountState,
+    key: str,
+    value: float,
+    limit: float,
+    summary: str,
+    features: dict[str, float],
+) -> None:
+    """A limit alerts when it is first crossed; back inside it, it may alert again."""
+    if abs(value) <= limit:
+        state.open_breaches.discard(key)
+        return
+    if key in state.open_breaches:
+        return
+    state.open_breaches.add(key)
+    out.append(
+        Candidate(
+            category=Category.LIMIT_BREACH,
+            entity=AlertEntity(event.account, event.symbol),
+            window=WindowBounds(event.ts_ns, event.ts_ns),
+            evidence=Evidence(
+                {**features, "limit": limit, "utilisation": abs(value) / limit},
+                (event.order_id,),
+                summary,
+            ),
+            strength=abs(value) / limit,
+            discriminator=key,
+        )
+    )
 
 
 def _loss_breach(

@@ -49,11 +49,10 @@ def _stacked(item: ActivityItem, state: AccountState, min_levels: int) -> bool:
     """The cancelled order was one of a stack: the account still has orders on that side at
     other prices (a market maker's one quote per side is not a stack)."""
     prices = {item.price}
-    for order in state.live_orders.values():
-        if order.symbol == item.symbol and order.side is item.side:
-            prices.add(order.price)
-            if len(prices) >= min_levels:
-                return True
+    for order in state.resting_on(item.symbol, item.side):
+        prices.add(order.price)
+        if len(prices) >= min_levels:
+            return True
     return False
 
 
@@ -101,7 +100,7 @@ def _two_sided(
     near_cancels = [(ts, it) for ts, it in window if it.kind is Activity.CANCEL and it.side is near]
     if peak_stack(near_cancels, min_levels)[1] >= 0.5 * far_stack_qty:
         return True
-    resting = [o for o in state.live_orders.values() if o.symbol == symbol and o.side is near]
+    resting = list(state.resting_on(symbol, near))
     return (
         len({o.price for o in resting}) >= min_levels and sum(o.qty for o in resting) >= 0.5 * far_stack_qty
     )
@@ -136,10 +135,7 @@ def _pattern_can_complete(
 def _still_resting(state: AccountState, symbol: str, far: Side, last_near_fill_ns: int) -> bool:
     """A far-side order that was resting at the last near-side fill and still is: the pattern
     has not completed (a market maker's quotes, mostly)."""
-    return any(
-        o.symbol == symbol and o.side is far and o.placed_ns <= last_near_fill_ns
-        for o in state.live_orders.values()
-    )
+    return any(o.placed_ns <= last_near_fill_ns for o in state.resting_on(symbol, far))
 
 
 def _sides_still_resting(
