@@ -172,6 +172,13 @@ BASE_ORDER = {
 BAD_ORDERS = [
     {"event": "amend"},
     {"side": "long"},
+    # Values that are not strings, unhashable ones included (a lookup by value must not raise).
+    {"event": ["new"]},
+    {"event": {"new": 1}},
+    {"event": 1},
+    {"side": ["buy"]},
+    {"side": None},
+    {"event": "NEW"},
     {"qty": 0},
     {"qty": "5"},
     {"price": -1},
