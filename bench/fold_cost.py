@@ -140,7 +140,8 @@ async def fold_once(records: list[SourceRecord], partitions: int, batch: int) ->
     # The worker's collector settings (riskstream.cli, riskstream.app): a full collection's
     # share of the cost is part of what each event costs.
     gc.collect()
-    gc.set_threshold(settings.stream.gc_young_objects, *gc.get_threshold()[1:])
+    threshold = gc.get_threshold()
+    gc.set_threshold(settings.stream.gc_young_objects, *threshold[1:])
     gc.freeze()
     started = time.process_time()
     for i in range(0, len(records), batch):
@@ -151,6 +152,7 @@ async def fold_once(records: list[SourceRecord], partitions: int, batch: int) ->
     await pipeline.drain()
     cpu_s = time.process_time() - started
     gc.unfreeze()
+    gc.set_threshold(*threshold)
     await engine.dispose()
     digest = hashlib.sha256()
     alerts = 0
