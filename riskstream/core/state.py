@@ -414,9 +414,10 @@ class AccountState:
     open_patterns: KeySet = field(default_factory=KeySet)
     """Episode keys of patterns that alert once per episode (stuffing, marking the close)."""
     _live_by_side: dict[str, dict[str, LiveOrder]] | None = field(default=None, compare=False, repr=False)
-    """:func:`side_key` -> the live orders on that side: built on the first :meth:`resting_on`, then kept in step with every change of ``live_orders``. A market
-    maker's hundreds of quotes are not walked on every cancel to find one symbol's side.
-    Memory only, never encoded: an account no detector asks costs a pointer."""
+    """:func:`side_key` -> the live orders on that side: built on the first :meth:`resting_on`,
+    then kept in step with every change of ``live_orders``. A market maker's hundreds of quotes
+    are not walked on every cancel to find one symbol's side. Memory only, never encoded: an
+    account no detector asks costs a pointer."""
 
     def resting_on(self, symbol: str, side: Side) -> Iterable[LiveOrder]:
         """The live orders of ``symbol`` on ``side``, in the order they came to that side."""
