@@ -367,6 +367,10 @@ MAX_EPISODE_ORDER_IDS = 50
 """Order ids an episode keeps as evidence (the first ones); the count is a feature."""
 
 
+def _index(index: dict[str, dict[str, LiveOrder]], order: LiveOrder) -> None:
+    index.setdefault(side_key(order.symbol, order.side), {})[order.order_id] = order
+
+
 def _encode_activity(ts_ns: int, item: ActivityItem) -> bytes:
     return item.encode(ts_ns)
 
@@ -425,7 +429,7 @@ class AccountState:
         if index is None:
             index = self._live_by_side = {}
             for order in self.live_orders.values():
-                index.setdefault(side_key(order.symbol, order.side), {})[order.order_id] = order
+                _index(index, order)
         return index.get(side_key(symbol, side), {}).values()
 
     def _put_live(self, order: LiveOrder) -> None:
@@ -435,7 +439,7 @@ class AccountState:
         if index is not None:
             if old is not None and (old.symbol, old.side) != (order.symbol, order.side):
                 self._unindex(old)
-            index.setdefault(side_key(order.symbol, order.side), {})[order.order_id] = order
+            _index(index, order)
 
     def _drop_live(self, order_id: str) -> LiveOrder | None:
         old = self.live_orders.pop(order_id, None)
