@@ -39,6 +39,7 @@ from riskstream.records import (
     decode_market_input,
     decode_trade_input,
 )
+from riskstream.records.immutable import immutable
 from riskstream.records.linked_fills import LinkedFill, decode_linked_fill
 from riskstream.records.market_data import MarketEvent
 from riskstream.records.plausibility import EventTimeBounds
@@ -47,7 +48,7 @@ from riskstream.sinks import AlertPublisher, AuditWriter, DeadLetterPublisher, L
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True, slots=True)
+@immutable
 class SourceRecord:
     topic: str
     partition: int

@@ -40,6 +40,8 @@ from collections.abc import Hashable, Iterable
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
+from riskstream.records.immutable import immutable
+
 P = TypeVar("P", bound=Hashable)
 T = TypeVar("T")
 
@@ -49,7 +51,7 @@ ORDER_RANK = 1
 own instant)."""
 
 
-@dataclass(frozen=True, slots=True)
+@immutable
 class Released(Generic[P, T]):
     partition: P
     offset: int

@@ -19,6 +19,7 @@ import orjson
 
 from riskstream.core.windows import NS_PER_S, SlidingWindow, WindowState
 from riskstream.records import OrderEvent, OrderEventType, Print, Quote, Side
+from riskstream.records.immutable import immutable
 from riskstream.records.market_data import MarketEvent
 
 
@@ -28,7 +29,7 @@ class Activity(StrEnum):
     FILL = "fill"
 
 
-@dataclass(frozen=True, slots=True)
+@immutable
 class LiveOrder:
     order_id: str
     symbol: str
@@ -91,7 +92,7 @@ class KeySet(MutableSet[str]):
         return f"KeySet({sorted(self)!r})"
 
 
-@dataclass(frozen=True, slots=True)
+@immutable
 class ActivityItem:
     """One order action kept in the account's window."""
 
@@ -137,7 +138,7 @@ def side_key(symbol: str, side: Side) -> str:
     return f"{symbol}|{side}"
 
 
-@dataclass(frozen=True, slots=True)
+@immutable
 class AggressiveOrder:
     """A marketable order (buy at or above the ask, sell at or below the bid) and the market it
     met: the raw material of momentum ignition and marking the close."""

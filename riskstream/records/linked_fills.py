@@ -9,7 +9,6 @@ meet in one place whichever workers own the two accounts.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from riskstream.records.codec import (
@@ -22,10 +21,11 @@ from riskstream.records.codec import (
     req_number,
     req_str,
 )
+from riskstream.records.immutable import immutable
 from riskstream.records.trade_logs import Side
 
 
-@dataclass(frozen=True, slots=True)
+@immutable
 class LinkedFill:
     owner: str
     """Beneficial owner of the account (the limits file's ``[owners]``): the message key."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from riskstream.records.codec import (
@@ -17,10 +16,11 @@ from riskstream.records.codec import (
     req_number,
     req_str,
 )
+from riskstream.records.immutable import immutable
 from riskstream.records.watermark import SourceWatermark, watermark_from
 
 
-@dataclass(frozen=True, slots=True)
+@immutable
 class Quote:
     """Top of book on one venue."""
 
@@ -56,7 +56,7 @@ class Quote:
         }
 
 
-@dataclass(frozen=True, slots=True)
+@immutable
 class Print:
     """A trade printed on the tape (anyone's, not only the firm's)."""
 

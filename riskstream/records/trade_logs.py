@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
@@ -19,6 +18,7 @@ from riskstream.records.codec import (
     req_number,
     req_str,
 )
+from riskstream.records.immutable import immutable
 from riskstream.records.watermark import SourceWatermark, watermark_from
 
 MAX_TEXT_LEN = 256
@@ -45,7 +45,7 @@ class Side(StrEnum):
         return Side.SELL if self is Side.BUY else Side.BUY
 
 
-@dataclass(frozen=True, slots=True)
+@immutable
 class OrderEvent:
     """One step in an order's life: new, replace, cancel, fill or reject."""
 

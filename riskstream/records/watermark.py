@@ -18,15 +18,15 @@ Watermark records carry no key (they are sent to a partition, not hashed to one)
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from riskstream.records.codec import DecodeError, format_ts, parse_ts
+from riskstream.records.immutable import immutable
 
 WATERMARK_FIELD = "watermark"
 
 
-@dataclass(frozen=True, slots=True)
+@immutable
 class SourceWatermark:
     ts_ns: int
     """No later record of the partition has an earlier event time (epoch ns UTC)."""
