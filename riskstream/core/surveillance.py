@@ -6,7 +6,7 @@ event that completes a pattern rather than at window close.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from riskstream.core.candidates import Candidate
@@ -27,21 +27,64 @@ from riskstream.core.detectors import (
 )
 from riskstream.core.evidence import with_market_terms
 from riskstream.core.state import AccountState, SymbolState
-from riskstream.records import OrderEvent, Print
+from riskstream.records import OrderEvent, OrderEventType, Print
 from riskstream.records.market_data import MarketEvent
 
-PRE_APPLY = (detect_fat_finger,)
-"""Detectors that compare the event with the state as it was before the event."""
-POST_APPLY = (
-    detect_limit_breach,
-    detect_spoofing,
-    detect_wash_trade,
-    detect_momentum_ignition,
-    detect_ramping,
-    detect_marking_the_close,
-    detect_quote_stuffing,
+Detector = Callable[[OrderEvent, AccountState, DetectionContext], list[Candidate]]
+Tracker = Callable[[OrderEvent, AccountState, DetectionContext, float], None]
+
+
+def _track_aggression(event: OrderEvent, state: AccountState, ctx: DetectionContext, _alpha: float) -> None:
+    track_aggression(event, state, ctx)
+
+
+_NEW, _REPLACE, _CANCEL, _FILL = (
+    OrderEventType.NEW,
+    OrderEventType.REPLACE,
+    OrderEventType.CANCEL,
+    OrderEventType.FILL,
 )
-"""Detectors that need the event already folded into the state."""
+
+PRE_APPLY: tuple[tuple[Detector, frozenset[OrderEventType]], ...] = (
+    (detect_fat_finger, frozenset({_NEW, _REPLACE})),
+)
+"""Detectors that compare the event with the state as it was before the event, each with the
+kinds of order event it reads (it returns nothing and changes nothing on any other)."""
+POST_APPLY: tuple[tuple[Detector, frozenset[OrderEventType]], ...] = (
+    (detect_limit_breach, frozenset({_NEW, _REPLACE, _FILL})),
+    (detect_spoofing, frozenset({_CANCEL, _FILL})),
+    (detect_wash_trade, frozenset({_FILL})),
+    (detect_momentum_ignition, frozenset({_FILL})),
+    (detect_ramping, frozenset({_FILL})),
+    (detect_marking_the_close, frozenset({_NEW, _FILL})),
+    (detect_quote_stuffing, frozenset({_NEW, _REPLACE, _CANCEL})),
+)
+"""Detectors that need the event already folded into the state, in the order they run (a
+pattern detector flags the orders it used, which the next ones then pass over)."""
+TRACKERS: tuple[tuple[Tracker, frozenset[OrderEventType]], ...] = (
+    (record_order_size, frozenset({_NEW})),
+    (_track_aggression, frozenset({_NEW})),
+)
+"""What the account keeps of an event for later patterns, between the two kinds of detector."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    pre: tuple[Detector, ...]
+    trackers: tuple[Tracker, ...]
+    post: tuple[Detector, ...]
+
+
+_PLANS = {
+    kind: _Plan(
+        tuple(d for d, kinds in PRE_APPLY if kind in kinds),
+        tuple(t for t, kinds in TRACKERS if kind in kinds),
+        tuple(d for d, kinds in POST_APPLY if kind in kinds),
+    )
+    for kind in OrderEventType
+}
+"""Per kind of event, the detectors and trackers that read it: every event used to call all
+ten, most of them to return at once (a cancel is read by two)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,14 +103,15 @@ def surveil_account(
     found: list[Candidate] = []
     late = 0
     for event in events:
-        for pre in PRE_APPLY:
-            found.extend(pre(event, state, ctx))
-        record_order_size(event, state, ctx, size_alpha)
-        track_aggression(event, state, ctx)
+        plan = _PLANS[event.event]
+        for pre in plan.pre:
+            found += pre(event, state, ctx)
+        for track in plan.trackers:
+            track(event, state, ctx, size_alpha)
         if not state.apply(event, ctx.window, size_alpha):
             late += 1
-        for post in POST_APPLY:
-            found.extend(post(event, state, ctx))
+        for post in plan.post:
+            found += post(event, state, ctx)
     return AccountBatchResult([with_market_terms(c, ctx) for c in found], late)
 
 
