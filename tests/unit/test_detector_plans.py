@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 
+from riskstream.core.detectors.fat_finger import _outsized, _size_multiple
 from riskstream.core.fold import EventTimeDetector
 from riskstream.core.state import AccountState
 from riskstream.core.surveillance import POST_APPLY, PRE_APPLY, TRACKERS
@@ -52,3 +53,21 @@ def test_what_a_detector_skips_it_would_not_have_read() -> None:
             assert state.to_bytes() == before, event
         detector.feed(event)
     assert checked > 50_000
+
+
+def test_the_fat_finger_gate_reads_the_size_multiple_it_judges() -> None:
+    """The fat-finger detector returns early when neither price nor size can alert; its size
+    gate must be the very multiple the full judgement compares (own sizes or displayed depth)."""
+    settings = Settings()
+    detector = EventTimeDetector(detection_context(settings, {}), settings.windows.size_ewma_alpha)
+    compared = 0
+    for event in itertools.islice(MarketSimulator(11, START_NS, 400.0).events(), 30_000):
+        if isinstance(event, OrderEvent) and event.event is OrderEventType.NEW:
+            state = detector.accounts.get(event.account) or AccountState()
+            for scale in (1.0, 10.0, 1000.0):
+                probe = dataclasses.replace(event, qty=event.qty * scale)
+                judged = _outsized(probe, state, detector.ctx)
+                assert _size_multiple(probe, state, detector.ctx) == (judged[0] if judged else None)
+                compared += judged is not None
+        detector.feed(event)
+    assert compared > 1_000

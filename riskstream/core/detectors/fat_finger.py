@@ -40,22 +40,27 @@ def detect_fat_finger(event: OrderEvent, state: AccountState, ctx: DetectionCont
     if event.event not in (OrderEventType.NEW, OrderEventType.REPLACE):
         return []
     p = ctx.params
-    features: dict[str, float] = {}
-    strengths: list[float] = []
-    reasons: list[str] = []
     market = ctx.market.get(event.symbol)
     mid = market.mid if market is not None else None
     touch = None if market is None else market.ask if event.side is Side.BUY else market.bid
     if touch is None and market is not None:
         touch = market.last_px  # no quote yet: the last print stands in for both touches
-    if event.price is not None and touch is not None and mid is not None and mid > 0:
-        # How far past the opposite touch the order would trade, as a share of the price.
-        through = (event.price - touch if event.side is Side.BUY else touch - event.price) / mid
+    through = _through_touch(event, touch, mid)
+    exempt = _resting_far(event, market, p.fat_finger_price_band) or _closes_out(event, state)
+    if (through is None or through <= p.fat_finger_price_band) and (
+        exempt or (_size_multiple(event, state, ctx) or 0.0) <= p.fat_finger_size_multiple
+    ):
+        # Neither test can pass: the evidence below (formatted numbers and text, most of this
+        # detector's cost) is built only for an order that alerts.
+        return []
+    features: dict[str, float] = {}
+    strengths: list[float] = []
+    reasons: list[str] = []
+    if through is not None and event.price is not None and touch is not None and mid is not None:
         features.update(limit_price=event.price, mid=mid, far_touch=touch, through_touch=round(through, 6))
         if through > p.fat_finger_price_band:
             strengths.append(through / p.fat_finger_price_band)
             reasons.append(f"limit {event.price:g} would trade {through:.1%} through the touch {touch:g}")
-    exempt = _resting_far(event, market, p.fat_finger_price_band) or _closes_out(event, state)
     outsized = None if exempt else _outsized(event, state, ctx)
     if outsized is not None:
         multiple, peak_multiple, reason, seen = outsized
@@ -101,6 +106,27 @@ def record_order_size(event: OrderEvent, state: AccountState, ctx: DetectionCont
     if _resting_far(event, ctx.market.get(event.symbol), ctx.params.fat_finger_price_band):
         return
     state.sizes.setdefault(event.symbol, SizeProfile()).observe(event.qty, alpha)
+
+
+def _through_touch(event: OrderEvent, touch: float | None, mid: float | None) -> float | None:
+    """How far past the opposite touch the order would trade, as a share of the price."""
+    if event.price is None or touch is None or mid is None or mid <= 0:
+        return None
+    return (event.price - touch if event.side is Side.BUY else touch - event.price) / mid
+
+
+def _size_multiple(event: OrderEvent, state: AccountState, ctx: DetectionContext) -> float | None:
+    """The order's size multiple as :func:`_outsized` judges it (None while neither yardstick is
+    known): an order at or below ``fat_finger_size_multiple`` of it is not outsized."""
+    p = ctx.params
+    size = state.size_in(event.symbol)
+    if size.orders_seen >= p.fat_finger_min_history and size.usual_qty > 0:
+        return event.qty / size.usual_qty
+    market = ctx.market.get(event.symbol)
+    touch = market.typical_touch() if market is not None else None
+    if not touch:
+        return None
+    return event.qty / touch / p.fat_finger_depth_multiple * p.fat_finger_size_multiple
 
 
 def _notional_multiple(event: OrderEvent, state: AccountState, mid: float | None) -> float | None:
