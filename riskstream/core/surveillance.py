@@ -6,6 +6,8 @@ event that completes a pattern rather than at window close.
 
 from __future__ import annotations
 
+import math
+from bisect import bisect_left, bisect_right, insort
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -151,8 +153,7 @@ class Holders:
     every quote of its symbols, so the breach can clear."""
 
     def __init__(self) -> None:
-        self._triggers: dict[str, dict[str, tuple[int, float]]] = {}
-        """symbol -> account -> (position sign, trigger mid); sign 0: re-mark on every quote."""
+        self._triggers: dict[str, _SymbolTriggers] = {}
         self._symbols_of: dict[str, set[str]] = {}
 
     def update(self, account: str, state: AccountState, ctx: DetectionContext) -> None:
@@ -164,23 +165,75 @@ class Holders:
         for symbol, qty in state.positions.items():
             market = ctx.market.get(symbol)
             mid = market.mid if market is not None else None
+            triggers = self._triggers.get(symbol)
+            if triggers is None:
+                triggers = self._triggers[symbol] = _SymbolTriggers()
             if share <= 0 or mid is None or qty == 0:
-                trigger = (0, 0.0)
+                triggers.put(account, 0, 0.0)
             else:
                 sign = 1 if qty > 0 else -1
-                trigger = (sign, mid - sign * share / abs(qty))
-            self._triggers.setdefault(symbol, {})[account] = trigger
+                triggers.put(account, sign, mid - sign * share / abs(qty))
         self._symbols_of[account] = set(state.positions)
 
     def due(self, symbol: str, mid: float) -> list[str]:
         """Holders of ``symbol`` the mid has crossed the trigger of, in a stable order."""
-        return sorted(
-            account
-            for account, (sign, trigger) in self._triggers.get(symbol, {}).items()
-            if sign == 0 or (mid <= trigger if sign > 0 else mid >= trigger)
-        )
+        triggers = self._triggers.get(symbol)
+        return triggers.due(mid) if triggers is not None else []
 
     def forget(self, accounts: Iterable[str]) -> None:
         for account in accounts:
             for symbol in self._symbols_of.pop(account, set()):
-                self._triggers[symbol].pop(account, None)
+                self._triggers[symbol].drop(account)
+
+
+class _SymbolTriggers:
+    """One symbol's re-mark triggers, sorted, so a quote finds the holders it crossed in
+    O(log n) rather than comparing its mid with every holder's trigger (a quote of a widely
+    held symbol, on every market timestamp)."""
+
+    __slots__ = ("_always", "_falling", "_of", "_rising")
+
+    def __init__(self) -> None:
+        self._of: dict[str, tuple[int, float]] = {}
+        """account -> (position sign, trigger mid); sign 0: re-mark on every quote."""
+        self._always: set[str] = set()
+        self._falling: list[tuple[float, str]] = []
+        """Long holders, (trigger, account) sorted: due once the mid is at or below a trigger."""
+        self._rising: list[tuple[float, str]] = []
+        """Short holders: due once the mid is at or above a trigger."""
+
+    def put(self, account: str, sign: int, trigger: float) -> None:
+        self.drop(account)
+        self._of[account] = (sign, trigger)
+        if sign == 0:
+            self._always.add(account)
+        elif not math.isnan(trigger):  # a NaN trigger is never crossed
+            insort(self._falling if sign > 0 else self._rising, (trigger, account))
+
+    def drop(self, account: str) -> None:
+        old = self._of.pop(account, None)
+        if old is None:
+            return
+        sign, trigger = old
+        if sign == 0:
+            self._always.discard(account)
+        elif not math.isnan(trigger):
+            side = self._falling if sign > 0 else self._rising
+            del side[bisect_left(side, (trigger, account))]
+
+    def due(self, mid: float) -> list[str]:
+        if not self._of:
+            return []
+        due = list(self._always)
+        if math.isnan(mid):  # crosses no trigger
+            return sorted(due)
+        falling = self._falling
+        due += (a for _, a in falling[bisect_left(falling, mid, key=_trigger) :])
+        rising = self._rising
+        due += (a for _, a in rising[: bisect_right(rising, mid, key=_trigger)])
+        due.sort()
+        return due
+
+
+def _trigger(entry: tuple[float, str]) -> float:
+    return entry[0]
