@@ -384,6 +384,21 @@ async def committed_offsets(app: faust.App, tps: Iterable[TP], timeout_s: float)
     return result
 
 
+async def log_start_offsets(app: faust.App, tps: Iterable[TP], timeout_s: float) -> dict[TP, int]:
+    """The first offset each of ``tps`` still holds, asked of the broker (ListOffsets earliest:
+    it moves when retention deletes the start of the log); any topic, assigned or not."""
+    thread: Any = app.consumer._thread  # type: ignore[attr-defined]
+    kafka = thread._ensure_consumer()
+    partitions = [TopicPartition(tp.topic, tp.partition) for tp in tps]
+
+    async def ask() -> dict[TP, int]:
+        starts = await asyncio.wait_for(kafka.beginning_offsets(partitions), timeout_s)
+        return {TP(tp.topic, tp.partition): int(offset) for tp, offset in starts.items()}
+
+    result: dict[TP, int] = await asyncio.wait_for(thread.call_thread(ask), timeout_s * 2)
+    return result
+
+
 def kafka_producer(app: faust.App) -> Any:
     """The aiokafka producer under Faust's, for writes that hand it whole batches
     (:mod:`riskstream.agents.state_table`)."""

@@ -200,10 +200,11 @@ class Metrics:
             "riskstream_offset_gaps_total",
             "Forward jumps in an input partition's offsets seen by the consumer. outcome=reseek:"
             " the consumer sought back to the missing offset (nothing lost); outcome=skipped: the"
-            " broker kept answering past it, so the records are not in the log (an error line says"
-            " which offsets); outcome=stalled: no record came from the offset the fold expects though"
-            " the reader saw more, so the partition was read again from it (records dropped on"
-            " their way from the client).",
+            " broker kept answering past it and its log starts past it, so the records are not in"
+            " the log (a warning says which offsets); outcome=in_log: the broker kept answering"
+            " past it but its log still holds it, so it was read again; outcome=stalled: no record"
+            " came from the offset the fold expects though the reader saw more, so the partition"
+            " was read again from it (records dropped on their way from the client).",
             ["topic", "outcome"],
             registry=r,
         )

@@ -14,10 +14,11 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import faust
+from aiokafka.errors import KafkaError
 from faust.types import TP
 
 from riskstream.agents.pipeline import Pipeline, Restart, SourceRecord
-from riskstream.faust_compat import committed_offsets, pause_partitions, resume_partitions
+from riskstream.faust_compat import committed_offsets, log_start_offsets, pause_partitions, resume_partitions
 from riskstream.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -57,6 +58,9 @@ class FoldDriver:
                 ahead = self._pipeline.take_ahead()
                 stalled = self._pipeline.take_stalled()
                 linked_ahead = self._pipeline.take_linked_ahead()
+                suspected = self._pipeline.take_suspected()
+            if suspected:
+                await self._ask_log_starts(suspected)
             if ahead:
                 await self._seek_back(ahead)
             if stalled:
@@ -102,6 +106,36 @@ class FoldDriver:
             )
             self._m.offset_gaps.labels(topic, "reseek").inc()
             await self._seek_reader(topic, partition, offset)
+
+    async def _ask_log_starts(self, suspected: dict[tuple[str, int], int]) -> None:
+        """Partitions whose reader kept answering past the offset the fold expects: the records
+        are gone only if the broker's log now starts past that offset (retention); otherwise
+        they are read again, as any jump is."""
+        tps = [TP(topic, partition) for topic, partition in sorted(suspected)]
+        try:
+            starts = await log_start_offsets(self._app, tps, COMMITTED_TIMEOUT_S)
+        except (TimeoutError, KafkaError) as exc:
+            log.warning("could not ask the broker where %s start (%r); reading them again", tps, exc)
+            return
+        gone: dict[tuple[str, int], tuple[int, int]] = {}
+        for (topic, partition), expected in sorted(suspected.items()):
+            start = starts.get(TP(topic, partition))
+            if start is not None and start > expected:
+                gone[(topic, partition)] = (expected, start)
+                continue
+            log.warning(
+                "%s[%d]: records past offset %d kept coming, but the log starts at %s: offset %d"
+                " is in it; reading it again",
+                topic,
+                partition,
+                expected,
+                start,
+                expected,
+            )
+            self._m.offset_gaps.labels(topic, "in_log").inc()
+        if gone:
+            async with self._lock:
+                self._pipeline.log_starts_are(gone)
 
     async def _read_again(self, stalled: dict[tuple[str, int], int]) -> None:
         """A partition's records stopped reaching the fold though its reader saw more (dropped

@@ -12,7 +12,7 @@ import asyncio
 import logging
 import time
 from collections import OrderedDict, deque
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -188,6 +188,12 @@ class Pipeline:
         """Partitions whose records stopped coming though their reader saw more, with the offset
         to read each again from (:mod:`~riskstream.agents.stalled_reads`)."""
         self._missing: MissingOffsets[Source] = MissingOffsets()
+        self.suspected: dict[Source, int] = {}
+        """Partitions whose reader kept answering past the offset the merge expects, with that
+        offset: the driver asks the broker where their log starts (:meth:`take_suspected`)."""
+        self._log_starts: dict[Source, tuple[int, int]] = {}
+        """(offset expected, the log's first offset) where the broker's log starts past the
+        offset expected: the records between are gone (retention), the partition goes on."""
         self._deliveries = 0
         """Calls of :meth:`on_batch` so far (a jump seen again must come in another one)."""
         self.ahead: dict[Source, int] = {}
@@ -243,6 +249,8 @@ class Pipeline:
         self.ahead.clear()
         self.stalled.clear()
         self._missing.clear()
+        self.suspected.clear()
+        self._log_starts.clear()
         if self._stalled_reads is not None:
             self._stalled_reads.clear()
         self.accounts.forget()
@@ -373,11 +381,16 @@ class Pipeline:
                 continue
             if rec.offset > expected:
                 source = (rec.topic, rec.partition)
-                if not self._missing.gone(source, expected, self._deliveries):
+                first_kept = self._first_kept(source, expected, rec.offset)
+                if first_kept is None:
                     self.linked_ahead.setdefault(rec.partition, expected)
                     continue
-                self._report_gone(source, expected, rec.offset)
+                self._report_gone(source, expected, first_kept)
+                self.linked_next[rec.partition] = first_kept
                 self.linked_ahead.pop(rec.partition, None)
+                if first_kept < rec.offset:
+                    self.linked_ahead[rec.partition] = first_kept
+                    continue
             self.linked_next[rec.partition] = rec.offset + 1
             try:
                 fill = decode_linked_fill(rec.value or b"")
@@ -422,10 +435,12 @@ class Pipeline:
                 # Not tracked (a partition given away) or one already read.
                 continue
             if rec.offset > expected:
-                if not self._missing.gone(source, expected, self._deliveries):
-                    self.ahead.setdefault(source, expected)
+                first_kept = self._first_kept(source, expected, rec.offset)
+                if first_kept is not None:
+                    self._skip_gone(source, expected, first_kept)
+                if first_kept is None or first_kept < rec.offset:
+                    self.ahead.setdefault(source, expected if first_kept is None else first_kept)
                     continue
-                self._skip_gone(source, expected, rec.offset)
             try:
                 event = decode(rec.value or b"")
             except DecodeError as exc:
@@ -459,6 +474,33 @@ class Pipeline:
         if watermarks:
             self._m.source_watermarks.labels(records[0].topic).inc(watermarks)
         return watermarks
+
+    def _first_kept(self, source: Source, expected: int, offset: int) -> int | None:
+        """A record of ``source`` at ``offset`` came past the offset expected: the first offset
+        still in the log where the broker said its log starts past ``expected`` (the records
+        before it are gone), else None (sought back). A jump seen in several deliveries is
+        suspected (:attr:`suspected`), not taken: records a reader fetched before a seek back
+        are still delivered after it, for as many deliveries as they fill (a restart on a
+        backlog), and only the broker's log start tells a deleted record from a skipped one."""
+        confirmed = self._log_starts.get(source)
+        if confirmed is not None and confirmed[0] == expected:
+            del self._log_starts[source]
+            return min(confirmed[1], offset)
+        if self._missing.gone(source, expected, self._deliveries):
+            self.suspected[source] = expected
+        return None
+
+    def take_suspected(self) -> dict[Source, int]:
+        """Partitions to ask the broker's log start of, each with the offset expected (then
+        forgotten)."""
+        suspected, self.suspected = self.suspected, {}
+        return suspected
+
+    def log_starts_are(self, starts: Mapping[Source, tuple[int, int]]) -> None:
+        """The broker's answer for suspected partitions whose log starts past the offset
+        expected: ``(offset expected, first offset in the log)``; the next record read past
+        that offset skips the records between."""
+        self._log_starts.update(starts)
 
     def _skip_gone(self, source: Source, expected: int, first_kept: int) -> None:
         """The broker keeps answering from ``first_kept``: the records before it are gone
