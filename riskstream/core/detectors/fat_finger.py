@@ -126,6 +126,8 @@ def _size_multiple(event: OrderEvent, state: AccountState, ctx: DetectionContext
     touch = market.typical_touch() if market is not None else None
     if not touch:
         return None
+    # Scaled so that the same size and peak thresholds apply: depth_multiple touches is as
+    # outsized as size_multiple times the account's usual size.
     return event.qty / touch / p.fat_finger_depth_multiple * p.fat_finger_size_multiple
 
 
@@ -167,9 +169,11 @@ def _outsized(
     displayed depth (a yardstick in that market, not the account's orders in other names of
     other prices and lots). None while neither is known."""
     p = ctx.params
+    multiple = _size_multiple(event, state, ctx)
+    if multiple is None:
+        return None
     size = state.size_in(event.symbol)
     if size.orders_seen >= p.fat_finger_min_history and size.usual_qty > 0:
-        multiple = event.qty / size.usual_qty
         peak = event.qty / size.large_qty if size.large_qty > 0 else multiple
         sigma = size.log_sigma()
         own_sigmas = math.log(multiple) / sigma if sigma > 0 and multiple > 0 else float("inf")
@@ -189,10 +193,7 @@ def _outsized(
     touch = market.typical_touch() if market is not None else None
     if not touch:
         return None
-    # Scaled so that the same size and peak thresholds apply: depth_multiple touches is as
-    # outsized as size_multiple times the account's usual size.
     depth = event.qty / touch
-    multiple = depth / p.fat_finger_depth_multiple * p.fat_finger_size_multiple
     seen = {"qty": event.qty, "typical_touch_qty": round(touch, 2), "touch_multiple": round(depth, 4)}
     reason = (
         f"size {event.qty:g} is {depth:.0f}x the displayed depth {touch:.4g} of {event.symbol}"
