@@ -18,9 +18,11 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import tempfile
 import time
 from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import faust
@@ -175,6 +177,11 @@ def build_runtime(
             )
             exits.append(asyncio.get_running_loop().create_task(crash(RuntimeError(reason), "log restarted")))
 
+    # Faust makes its data directory at start (empty: the tables' stores are in memory and in
+    # the state file); beside the state file, not in the directory the worker was started from.
+    state_dir = settings.stream.state_dir or Path(tempfile.gettempdir())
+    state_dir.mkdir(parents=True, exist_ok=True)
+    faust_datadir = state_dir / f"{settings.app_id}-faust"
     app = RiskstreamApp(
         settings.app_id,
         fetch_max_wait_ms=settings.kafka.fetch_max_wait_ms,
@@ -183,6 +190,7 @@ def build_runtime(
         broker=[f"kafka://{h.strip()}" for h in settings.kafka.bootstrap_servers.split(",")],
         broker_credentials=broker_credentials(settings.kafka),
         store="memory://",
+        datadir=str(faust_datadir),
         # Tansu reports end offsets low by up to a batch; standbys then crash on rebalance.
         table_standby_replicas=0,
         topic_replication_factor=1,
@@ -222,7 +230,7 @@ def build_runtime(
         schema=table_schema,
         extra_topic_configs=changelog_configs,
         store=register_store(),
-        options={"dir": settings.stream.state_dir},
+        options={"dir": state_dir},
     )
 
     def oversize(key: str, size: int) -> None:

@@ -265,7 +265,8 @@ class StreamSettings(_Group):
             " cache of the state changelog: emptied at each start, refilled from the changelog,"
             " removed at stop (a killed worker's by the next start); they need no backup and no"
             " persistent volume, and take up to about three times the stored states' size."
-            " Unset: the system's temporary directory."
+            " Faust's own data directory (empty: its tables live in memory) goes here too, as"
+            " `<app_id>-faust`. Unset: the system's temporary directory."
         ),
     )
     max_state_record_bytes: int = Field(
